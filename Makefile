@@ -1,0 +1,50 @@
+# One entry point per workflow; .ci/run calls `make test` and `make lint`.
+# Every target sets up what it needs: a virtual environment in .venv, the
+# Python dependencies (pip's cache is kept) and a release build of the
+# extension.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+export VIRTUAL_ENV := $(abspath $(VENV))
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: help run test test-rust test-py lint fmt dev bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip "maturin>=1.9.4,<2"
+
+dev: $(PY)  ## build the extension (release) and install csipose with every extra into .venv
+	maturin develop --release --extras train,test
+
+run: dev  ## the main job: the built-in demo
+	csipose demo
+
+test: dev test-rust test-py  ## run every test: cargo test + pytest
+
+test-rust:
+	cargo test -p csipose-core
+
+test-py: dev
+	$(PY) -m pytest
+
+lint: dev  ## cargo fmt, clippy, ruff, and the _native.pyi check
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	$(VENV)/bin/ruff check python tests benches
+	$(PY) -m mypy.stubtest csipose._native
+
+fmt: dev  ## format Rust and Python sources
+	cargo fmt --all
+	$(VENV)/bin/ruff format python tests benches
+	$(VENV)/bin/ruff check --fix python tests benches
+
+bench: dev  ## run every benchmark in benches/ (long; not part of the tests)
+	for b in benches/bench_*.py; do $(PY) $$b || exit 1; done
+
+clean:  ## remove build outputs and the virtual environment
+	rm -rf target $(VENV) python/csipose/*.so

@@ -1,0 +1,11 @@
+//! csipose-core: the pure-Rust kernels behind csipose.
+//!
+//! No Python here. Every entry point validates its input and returns [`Error`]
+//! instead of panicking; the binding crate (`rust/py`) maps errors to Python
+//! exceptions and releases the GIL around the calls.
+
+pub mod error;
+pub mod metrics;
+pub mod threads;
+
+pub use error::{Error, Result};

@@ -1,0 +1,46 @@
+//! `csipose._native`: the PyO3 layer over csipose-core.
+//!
+//! Only argument checks, GIL release and error mapping live here; users
+//! import `csipose`, never this module.
+
+use pyo3::prelude::*;
+
+mod errors;
+mod metrics;
+
+use errors::to_py;
+
+/// Set the number of threads csipose kernels use (0 = one per CPU, or RAYON_NUM_THREADS).
+#[pyfunction]
+fn set_num_threads(n: usize) -> PyResult<()> {
+    csipose_core::threads::set_num_threads(n).map_err(to_py)
+}
+
+/// The number of threads csipose kernels use.
+#[pyfunction]
+fn get_num_threads() -> PyResult<usize> {
+    csipose_core::threads::num_threads().map_err(to_py)
+}
+
+/// The instruction set the kernels run with: "avx512", "avx2" or "base".
+#[pyfunction]
+fn simd_level() -> &'static str {
+    use csipose_core::metrics::simd::{Isa, isa};
+    match isa() {
+        Isa::Avx512 => "avx512",
+        Isa::Avx2 => "avx2",
+        Isa::Base => "base",
+    }
+}
+
+#[pymodule]
+#[pyo3(name = "_native")]
+fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    errors::register(m)?;
+    m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(simd_level, m)?)?;
+    metrics::register(m)?;
+    Ok(())
+}
