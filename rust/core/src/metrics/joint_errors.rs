@@ -1,0 +1,619 @@
+//! One pass over a pose batch: per-joint distances, the PCK counts at any
+//! number of thresholds, and the MPJPE sums.
+//!
+//! PCK and MPJPE share this kernel so a report reads its inputs once. The fast
+//! path (no root, scalar normalisers) works on squared distances in flat,
+//! vectorisable loops and decides `sqrt(q) / s <= t` without a division per
+//! joint: for each sample it brackets the boundary in `q` and only joints
+//! inside that 1e-12-wide bracket take the exact float64 test.
+
+use std::ops::Range;
+
+use super::batch::{PoseBatch, first_nonfinite_gt, first_nonfinite_gt_rows};
+use super::samples_per_chunk;
+use super::simd::{drop_full_mask, masked_sum, multiversion, squared_distances};
+use crate::threads::map_chunks_out;
+use crate::{Error, Result};
+
+/// How a PCK normalises a joint's distance (section 3 of the metrics reference).
+#[derive(Debug, Clone, Copy)]
+pub enum PckNorm<'a> {
+    /// WiFlow `utils/metrics.py`: scale = max(|gt[a] - gt[b]|, floor) per
+    /// sample; correct when d / scale <= t. With a mask, a sample whose `a` or
+    /// `b` is not visible has no scale and is skipped.
+    Torso { a: usize, b: usize, floor: f64 },
+    /// scale = the longest side of the bounding box of the sample's visible
+    /// ground-truth joints; correct when d / scale <= t; a zero box is skipped.
+    BBox,
+    /// mmpose `keypoint_pck_accuracy`: per-axis factors `[n, d]` (default: the
+    /// longest bounding-box side on every axis); a sample with a zero factor is
+    /// skipped, negative factors become 1e6; correct when |(p - g) / f| < t.
+    MmPose { factors: Option<&'a [f64]> },
+    /// correct when d <= t, in the data's units.
+    Absolute,
+}
+
+/// What one pass measured. Counts are over (sample, joint) entries whose
+/// ground truth is visible.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JointErrors {
+    /// `correct[t * k + j]`: entries of joint `j` within threshold `t` (thresholds in the order given).
+    pub correct: Vec<u64>,
+    /// `scored[j]`: entries of joint `j` the PCK scored.
+    pub scored: Vec<u64>,
+    /// Samples the PCK skipped for want of a normaliser.
+    pub pck_skipped: u64,
+    /// Sum of the Euclidean distances of the entries the MPJPE scored.
+    pub dist_sum: f64,
+    /// Entries the MPJPE scored.
+    pub dist_count: u64,
+    /// Samples skipped because the root joint is not visible (root-relative only).
+    pub root_skipped: u64,
+}
+
+enum Scale {
+    Skip,
+    Scalar(f64),
+    PerAxis([f64; 3]),
+}
+
+/// Longest side of the bounding box of the visible joints; 0 when none is visible.
+#[inline(always)]
+fn bbox_side(g: &[f32], vis: Option<&[bool]>, d: usize) -> f64 {
+    let mut lo = [f64::INFINITY; 3];
+    let mut hi = [f64::NEG_INFINITY; 3];
+    for (j, p) in g.chunks_exact(d).enumerate() {
+        if vis.is_none_or(|v| v[j]) {
+            for c in 0..d {
+                lo[c] = lo[c].min(f64::from(p[c]));
+                hi[c] = hi[c].max(f64::from(p[c]));
+            }
+        }
+    }
+    (0..d).map(|c| hi[c] - lo[c]).fold(0.0, f64::max)
+}
+
+#[inline(always)]
+fn sample_scale(norm: &PckNorm<'_>, i: usize, g: &[f32], vis: Option<&[bool]>, d: usize) -> Scale {
+    match *norm {
+        PckNorm::Torso { a, b, floor } => {
+            if vis.is_some_and(|v| !v[a] || !v[b]) {
+                return Scale::Skip;
+            }
+            let mut q = [0.0];
+            squared_distances(&g[a * d..(a + 1) * d], &g[b * d..(b + 1) * d], d, &mut q);
+            Scale::Scalar(q[0].sqrt().max(floor))
+        }
+        PckNorm::BBox => match bbox_side(g, vis, d) {
+            s if s > 0.0 => Scale::Scalar(s),
+            _ => Scale::Skip,
+        },
+        PckNorm::MmPose { factors } => {
+            let mut f = [1.0; 3];
+            match factors {
+                Some(fs) => f[..d].copy_from_slice(&fs[i * d..(i + 1) * d]),
+                None => f[..d].fill(bbox_side(g, vis, d)),
+            }
+            if f[..d].contains(&0.0) {
+                return Scale::Skip;
+            }
+            for x in &mut f[..d] {
+                if *x < 0.0 {
+                    *x = 1e6;
+                }
+            }
+            Scale::PerAxis(f)
+        }
+        PckNorm::Absolute => Scale::Scalar(1.0),
+    }
+}
+
+/// Sorted thresholds, the comparison and the options of one call.
+struct Plan<'a> {
+    batch: &'a PoseBatch<'a>,
+    norm: Option<&'a PckNorm<'a>>,
+    sorted: &'a [f64],
+    strict: bool,
+    root: Option<usize>,
+}
+
+#[derive(Default)]
+struct Partial {
+    /// `correct[t * k + j]` with thresholds in sorted order.
+    correct: Vec<u64>,
+    scored: Vec<u64>,
+    /// Samples scored on every joint (no mask), added to `scored` at the end.
+    scored_samples: u64,
+    pck_skipped: u64,
+    dist_sum: f64,
+    dist_count: u64,
+    root_skipped: u64,
+    first_bad_gt: Option<usize>,
+}
+
+impl Partial {
+    fn new(k: usize, t: usize) -> Self {
+        Self {
+            correct: vec![0; t * k],
+            scored: vec![0; k],
+            ..Self::default()
+        }
+    }
+}
+
+/// Measure every visible (sample, joint) entry of `batch` in one pass.
+///
+/// * `norm`, `thresholds`: the PCK to count (none when `norm` is `None`).
+/// * `root`: measure distances root-relative, after subtracting joint `root`
+///   of the prediction and of the ground truth in each sample.
+/// * `per_sample`: `[n]` output for each sample's mean distance (NaN when the
+///   sample has nothing visible).
+pub fn joint_errors(
+    batch: &PoseBatch<'_>,
+    norm: Option<&PckNorm<'_>>,
+    thresholds: &[f64],
+    root: Option<usize>,
+    per_sample: Option<&mut [f64]>,
+) -> Result<JointErrors> {
+    let (n, k, d) = (batch.n(), batch.k(), batch.d());
+    if thresholds.iter().any(|t| t.is_nan()) {
+        return Err(Error::Value("PCK thresholds must not be NaN".into()));
+    }
+    if let Some(r) = root.filter(|&r| r >= k) {
+        return Err(Error::Value(format!(
+            "root joint {r} is out of range for {k} joints"
+        )));
+    }
+    match norm {
+        Some(PckNorm::Torso { a, b, floor }) => {
+            if *a >= k || *b >= k {
+                return Err(Error::Value(format!(
+                    "torso joints ({a}, {b}) are out of range for {k} joints"
+                )));
+            }
+            if floor.is_nan() || *floor < 0.0 {
+                return Err(Error::Value(format!(
+                    "torso floor must be >= 0, got {floor}"
+                )));
+            }
+        }
+        Some(PckNorm::MmPose { factors: Some(f) }) if f.len() != n * d => {
+            return Err(Error::Shape(format!(
+                "norm factors hold {} values, expected [{n}, {d}]",
+                f.len()
+            )));
+        }
+        _ => {}
+    }
+    let t = if norm.is_some() { thresholds.len() } else { 0 };
+    let mut order: Vec<usize> = (0..t).collect();
+    order.sort_by(|&x, &y| thresholds[x].total_cmp(&thresholds[y]));
+    let sorted: Vec<f64> = order.iter().map(|&i| thresholds[i]).collect();
+    let strict = matches!(norm, Some(PckNorm::MmPose { .. }));
+    let plan = Plan {
+        batch,
+        norm,
+        sorted: &sorted,
+        strict,
+        root,
+    };
+    let fast = root.is_none() && !strict;
+
+    let (out, width) = match per_sample {
+        Some(o) => (o, 1),
+        None => (&mut [][..], 0),
+    };
+    let parts = map_chunks_out(n, samples_per_chunk(k), width, out, |range, out| {
+        if fast {
+            fast_chunk_dispatch(&plan, range, out)
+        } else {
+            exact_chunk(&plan, range, out)
+        }
+    })?;
+
+    let mut total = Partial::new(k, t);
+    for p in parts {
+        total
+            .correct
+            .iter_mut()
+            .zip(&p.correct)
+            .for_each(|(a, b)| *a += b);
+        total
+            .scored
+            .iter_mut()
+            .zip(&p.scored)
+            .for_each(|(a, b)| *a += b + p.scored_samples);
+        total.pck_skipped += p.pck_skipped;
+        total.dist_sum += p.dist_sum;
+        total.dist_count += p.dist_count;
+        total.root_skipped += p.root_skipped;
+        total.first_bad_gt = total.first_bad_gt.or(p.first_bad_gt);
+    }
+    batch.check_gt_finite(total.first_bad_gt)?;
+    let mut correct = vec![0; t * k];
+    for (s, &ti) in order.iter().enumerate() {
+        correct[ti * k..(ti + 1) * k].copy_from_slice(&total.correct[s * k..(s + 1) * k]);
+    }
+    Ok(JointErrors {
+        correct,
+        scored: total.scored,
+        pck_skipped: total.pck_skipped,
+        dist_sum: total.dist_sum,
+        dist_count: total.dist_count,
+        root_skipped: total.root_skipped,
+    })
+}
+
+/// Whether a normalised distance passes threshold `t` (NaN never does).
+fn passes(x: f64, t: f64, strict: bool) -> bool {
+    if strict { x < t } else { x <= t }
+}
+
+/// Bounds (lo, hi) on the squared distance q for `sqrt(q) / s <= t`: q <= lo
+/// surely passes, q > hi surely fails, and only lo < q <= hi needs the exact
+/// test. The 1e-12 margin dwarfs the four roundings (about 4.4e-16) of the
+/// exact test and of t * s squared.
+#[inline(always)]
+fn bounds(t: f64, s: f64) -> (f64, f64) {
+    if t < 0.0 {
+        return (f64::NEG_INFINITY, f64::NEG_INFINITY);
+    }
+    let b = (t * s) * (t * s);
+    if b > 1e-250 {
+        (b * (1.0 - 1e-12), b * (1.0 + 1e-12))
+    } else {
+        // Near underflow the relative bound does not hold: test every joint exactly.
+        (f64::NEG_INFINITY, f64::INFINITY)
+    }
+}
+
+/// Add one sample's passes at every sorted threshold for a scalar scale `s`.
+#[inline(always)]
+fn count_scalar(
+    q: &[f64],
+    dist: &[f64],
+    vis: Option<&[bool]>,
+    s: f64,
+    sorted: &[f64],
+    correct: &mut [u64],
+) {
+    let k = q.len();
+    for (ti, &t) in sorted.iter().enumerate() {
+        let c = &mut correct[ti * k..(ti + 1) * k];
+        let (lo, hi) = bounds(t, s);
+        let mut unsure = false;
+        match vis {
+            None => {
+                for (cj, &qj) in c.iter_mut().zip(q) {
+                    *cj += u64::from(qj <= lo);
+                    unsure |= (qj > lo) & (qj <= hi);
+                }
+            }
+            Some(v) => {
+                for ((cj, &qj), &vj) in c.iter_mut().zip(q).zip(v) {
+                    *cj += u64::from(vj & (qj <= lo));
+                    unsure |= vj & (qj > lo) & (qj <= hi);
+                }
+            }
+        }
+        if unsure {
+            for j in 0..k {
+                let seen = vis.is_none_or(|v| v[j]);
+                if seen && q[j] > lo && q[j] <= hi && dist[j] / s <= t {
+                    c[j] += 1;
+                }
+            }
+        }
+    }
+}
+
+multiversion! {
+    fn fast_chunk_dispatch<'a>(plan: &Plan<'a>, range: Range<usize>, out: &mut [f64]) -> Partial;
+    wide = fast_chunk(plan, range, out);
+    base = fast_chunk(plan, range, out);
+}
+
+/// Samples measured together in the fast path: their distances stay in L1.
+const BLOCK_ENTRIES: usize = 1024;
+
+/// No root, scalar normalisers: flat loops over blocks of samples.
+#[inline(always)]
+fn fast_chunk(plan: &Plan<'_>, range: Range<usize>, out: &mut [f64]) -> Partial {
+    let k = plan.batch.k();
+    let mut acc = Partial::new(k, plan.sorted.len());
+    let block = (BLOCK_ENTRIES / k).max(1);
+    let mut q = vec![0.0; block * k];
+    let mut dist = vec![0.0; block * k];
+    for start in range.clone().step_by(block) {
+        let rows = start..range.end.min(start + block);
+        let out = out
+            .get_mut(rows.start - range.start..rows.end - range.start)
+            .unwrap_or_default();
+        fast_block(plan, rows, out, &mut q, &mut dist, &mut acc);
+    }
+    acc
+}
+
+#[inline(always)]
+fn fast_block(
+    plan: &Plan<'_>,
+    range: Range<usize>,
+    out: &mut [f64],
+    q: &mut [f64],
+    dist: &mut [f64],
+    acc: &mut Partial,
+) {
+    let (k, d) = (plan.batch.k(), plan.batch.d());
+    let m = range.len() * k;
+    let (q, dist) = (&mut q[..m], &mut dist[..m]);
+    let (p, g, vis) = plan.batch.rows(range.clone());
+    let vis = drop_full_mask(vis);
+    squared_distances(p, g, d, q);
+    dist.iter_mut()
+        .zip(q.iter())
+        .for_each(|(x, qe)| *x = qe.sqrt());
+    let row_vis = |row: usize| vis.map(|v| &v[row * k..(row + 1) * k]);
+
+    let before = acc.dist_sum;
+    if out.is_empty() {
+        let (s, c) = masked_sum(dist, vis);
+        acc.dist_sum += s;
+        acc.dist_count += c;
+    } else {
+        for (row, o) in out.iter_mut().enumerate() {
+            let (s, c) = masked_sum(&dist[row * k..(row + 1) * k], row_vis(row));
+            acc.dist_sum += s;
+            acc.dist_count += c;
+            *o = if c > 0 { s / c as f64 } else { f64::NAN };
+        }
+    }
+    // A finite sum of the visible distances proves the visible ground truth is
+    // finite (a NaN or infinite coordinate there makes its distance NaN or
+    // infinite), so the exact scan runs only after a non-finite sum.
+    if !(acc.dist_sum - before).is_finite() && acc.first_bad_gt.is_none() {
+        acc.first_bad_gt = first_nonfinite_gt_rows(range.start, g, vis, k, d);
+    }
+
+    let Some(norm) = plan.norm else { return };
+    for (row, i) in range.enumerate() {
+        let vi = row_vis(row);
+        let rows = row * k..(row + 1) * k;
+        let s = match sample_scale(norm, i, &g[row * k * d..(row + 1) * k * d], vi, d) {
+            Scale::Scalar(s) => s,
+            _ => {
+                acc.pck_skipped += 1;
+                continue;
+            }
+        };
+        match vi {
+            None => acc.scored_samples += 1,
+            Some(v) => acc
+                .scored
+                .iter_mut()
+                .zip(v)
+                .for_each(|(x, &b)| *x += u64::from(b)),
+        }
+        count_scalar(
+            &q[rows.clone()],
+            &dist[rows],
+            vi,
+            s,
+            plan.sorted,
+            &mut acc.correct,
+        );
+    }
+}
+
+/// Root-relative distances or per-axis normalisers: the exact test per joint.
+fn exact_chunk(plan: &Plan<'_>, range: Range<usize>, out: &mut [f64]) -> Partial {
+    let (k, d) = (plan.batch.k(), plan.batch.d());
+    let mut acc = Partial::new(k, plan.sorted.len());
+    for (row, i) in range.enumerate() {
+        let (p, g, vis) = plan.batch.sample(i);
+        if acc.first_bad_gt.is_none() {
+            acc.first_bad_gt = first_nonfinite_gt(i, g, vis, d);
+        }
+        let mut mean = f64::NAN;
+        let origin = match plan.root {
+            Some(r) if vis.is_some_and(|v| !v[r]) => {
+                acc.root_skipped += 1;
+                if let Some(o) = out.get_mut(row) {
+                    *o = mean;
+                }
+                continue;
+            }
+            Some(r) => Some((&p[r * d..(r + 1) * d], &g[r * d..(r + 1) * d])),
+            None => None,
+        };
+        let scale = match plan.norm {
+            Some(nm) => sample_scale(nm, i, g, vis, d),
+            None => Scale::Skip,
+        };
+        if plan.norm.is_some() && matches!(scale, Scale::Skip) {
+            acc.pck_skipped += 1;
+        }
+        let (mut sum, mut count) = (0.0, 0u64);
+        for (j, (pj, gj)) in p.chunks_exact(d).zip(g.chunks_exact(d)).enumerate() {
+            if vis.is_some_and(|v| !v[j]) {
+                continue;
+            }
+            let mut delta = [0.0f64; 3];
+            for c in 0..d {
+                delta[c] = match origin {
+                    None => f64::from(pj[c]) - f64::from(gj[c]),
+                    Some((pr, gr)) => {
+                        (f64::from(pj[c]) - f64::from(pr[c]))
+                            - (f64::from(gj[c]) - f64::from(gr[c]))
+                    }
+                };
+            }
+            let dd = delta[..d].iter().map(|x| x * x).sum::<f64>().sqrt();
+            sum += dd;
+            count += 1;
+            let normalised = match scale {
+                Scale::Skip => continue,
+                Scale::Scalar(s) => dd / s,
+                Scale::PerAxis(f) => (0..d)
+                    .map(|c| {
+                        let x = delta[c] / f[c];
+                        x * x
+                    })
+                    .sum::<f64>()
+                    .sqrt(),
+            };
+            acc.scored[j] += 1;
+            for (ti, &t) in plan.sorted.iter().enumerate() {
+                acc.correct[ti * k + j] += u64::from(passes(normalised, t, plan.strict));
+            }
+        }
+        acc.dist_sum += sum;
+        acc.dist_count += count;
+        if count > 0 {
+            mean = sum / count as f64;
+        }
+        if let Some(o) = out.get_mut(row) {
+            *o = mean;
+        }
+    }
+    acc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(
+        pred: &[f32],
+        gt: &[f32],
+        vis: Option<&[bool]>,
+        shape: [usize; 3],
+        norm: PckNorm<'_>,
+        t: &[f64],
+    ) -> Result<JointErrors> {
+        joint_errors(
+            &PoseBatch::new(pred, gt, vis, shape)?,
+            Some(&norm),
+            t,
+            None,
+            None,
+        )
+    }
+
+    #[test]
+    fn torso_boundary_is_inclusive_and_clamped() {
+        // Torso joints 0 and 1 are 1.0 apart; joint 2 is off by exactly 0.5.
+        let gt = [0.0, 0.0, 1.0, 0.0, 5.0, 5.0];
+        let pred = [0.0, 0.0, 1.0, 0.0, 5.5, 5.0];
+        let torso = PckNorm::Torso {
+            a: 0,
+            b: 1,
+            floor: 0.01,
+        };
+        let r = run(&pred, &gt, None, [1, 3, 2], torso, &[0.5, 0.4999]).unwrap();
+        assert_eq!(r.correct, vec![1, 1, 1, 1, 1, 0]);
+        // A zero torso is clamped to 0.01: an error of 0.0009 passes at t = 0.1.
+        let gt = [0.0, 0.0, 0.0, 0.0, 1.0, 1.0];
+        let pred = [0.0, 0.0, 0.0, 0.0, 1.0009, 1.0];
+        let r = run(&pred, &gt, None, [1, 3, 2], torso, &[0.1, 0.05]).unwrap();
+        assert_eq!(r.correct, vec![1, 1, 1, 1, 1, 0]);
+    }
+
+    #[test]
+    fn bracket_decides_as_the_exact_test() {
+        // Distances sweep across the boundary of t * s in steps of one ulp.
+        let s: f64 = 0.37;
+        let t: f64 = 0.23;
+        let mut x = t * s * (1.0 - 1e-13);
+        for _ in 0..2000 {
+            let q = x * x;
+            let exact = q.sqrt() / s <= t;
+            let (lo, hi) = bounds(t, s);
+            let fast = q <= lo || (q <= hi && q.sqrt() / s <= t);
+            assert_eq!(fast, exact, "x = {x}");
+            assert!(q <= lo || q > hi || (lo < q && q <= hi));
+            x = f64::from_bits(x.to_bits() + 1);
+        }
+        assert_eq!(bounds(-0.5, 1.0), (f64::NEG_INFINITY, f64::NEG_INFINITY));
+    }
+
+    #[test]
+    fn mmpose_is_strict() {
+        let gt = [0.0, 0.0, 2.0, 0.0];
+        let pred = [1.0, 0.0, 2.0, 0.0];
+        let r = run(
+            &pred,
+            &gt,
+            None,
+            [1, 2, 2],
+            PckNorm::MmPose { factors: None },
+            &[0.5],
+        )
+        .unwrap();
+        assert_eq!(r.correct, vec![0, 1]);
+    }
+
+    #[test]
+    fn nan_predictions_are_wrong_and_nan_gt_is_an_error() {
+        let gt = [0.0, 0.0, 1.0, 1.0];
+        let pred = [f32::NAN, 0.0, 1.0, 1.0];
+        let r = run(&pred, &gt, None, [1, 2, 2], PckNorm::Absolute, &[10.0]).unwrap();
+        assert_eq!(r.correct, vec![0, 1]);
+        assert!(r.dist_sum.is_nan());
+        let gt = [0.0, 0.0, f32::INFINITY, 1.0];
+        assert!(run(&pred, &gt, None, [1, 2, 2], PckNorm::Absolute, &[1.0]).is_err());
+        let vis = [true, false];
+        assert!(run(&pred, &gt, Some(&vis), [1, 2, 2], PckNorm::Absolute, &[1.0]).is_ok());
+    }
+
+    #[test]
+    fn root_relative_distances_ignore_a_global_offset() {
+        let gt = [0.0, 0.0, 0.0, 1.0, 1.0, 1.0];
+        let pred = [5.0, 5.0, 5.0, 6.0, 6.0, 6.0];
+        let b = PoseBatch::new(&pred, &gt, None, [1, 2, 3]).unwrap();
+        let r = joint_errors(&b, None, &[], Some(0), None).unwrap();
+        assert_eq!((r.dist_sum, r.dist_count), (0.0, 2));
+    }
+
+    #[test]
+    fn thresholds_may_come_in_any_order() {
+        let gt = [0.0, 0.0, 0.0, 0.0];
+        let pred = [0.3, 0.0, 0.1, 0.0];
+        let r = run(
+            &pred,
+            &gt,
+            None,
+            [1, 2, 2],
+            PckNorm::Absolute,
+            &[0.2, 0.05, 0.5],
+        )
+        .unwrap();
+        assert_eq!(r.correct, vec![0, 1, 0, 0, 1, 1]);
+    }
+
+    #[test]
+    fn fast_and_exact_paths_agree() {
+        // The exact path runs when a root is given; a root with zero offset
+        // (joint 0 identical in pred and gt) measures the same distances.
+        let (n, k) = (300, 5);
+        let mut gt = vec![0f32; n * k * 2];
+        let mut pred = vec![0f32; n * k * 2];
+        for (i, (g, p)) in gt.iter_mut().zip(pred.iter_mut()).enumerate() {
+            if i % (k * 2) >= 2 {
+                *g = ((i * 37) % 101) as f32 / 10.0;
+                *p = *g + ((i * 53) % 17) as f32 / 40.0 - 0.2;
+            }
+        }
+        let b = PoseBatch::new(&pred, &gt, None, [n, k, 2]).unwrap();
+        let torso = PckNorm::Torso {
+            a: 1,
+            b: 3,
+            floor: 0.01,
+        };
+        let t = [0.0, 0.05, 0.1, 0.25, 1.0];
+        let fast = joint_errors(&b, Some(&torso), &t, None, None).unwrap();
+        let exact = joint_errors(&b, Some(&torso), &t, Some(0), None).unwrap();
+        assert_eq!(fast.correct, exact.correct);
+        assert_eq!(fast.scored, exact.scored);
+        assert!((fast.dist_sum - exact.dist_sum).abs() < 1e-9);
+    }
+}

@@ -1,0 +1,24 @@
+//! Pose metrics over batches of N samples x K joints x D (2 or 3) coordinates.
+//!
+//! Inputs are float32; every distance, comparison and sum is computed in
+//! float64 so that boundary cases are decided as a float64 reference decides
+//! them. Formulas: `reference/wiflow-mmfi-metrics-peers.md` section 3.
+
+mod aligned;
+mod batch;
+mod joint_errors;
+mod oks;
+mod procrustes;
+pub mod simd;
+
+pub use aligned::{AlignedErrors, Alignment, aligned_errors};
+pub use batch::PoseBatch;
+pub use joint_errors::{JointErrors, PckNorm, joint_errors};
+pub use oks::{OksArea, oks};
+
+/// Samples per parallel chunk: enough work to amortise scheduling, small
+/// enough to balance two cores. Depends only on the joint count, so results do
+/// not depend on the number of threads.
+fn samples_per_chunk(k: usize) -> usize {
+    (16_384 / k.max(1)).max(1)
+}

@@ -1,0 +1,301 @@
+//! COCO object keypoint similarity, exactly as `pycocotools` `COCOeval.computeOks`.
+
+use std::ops::Range;
+
+use super::batch::{PoseBatch, first_nonfinite_gt_rows};
+use super::samples_per_chunk;
+use super::simd::{drop_full_mask, exp_neg, masked_sum, multiversion, squared_distances};
+use crate::threads::map_chunks_out;
+use crate::{Error, Result};
+
+/// The object scale s^2 of each ground truth.
+#[derive(Debug, Clone, Copy)]
+pub enum OksArea<'a> {
+    /// Given per sample (COCO: the segment area), `[n]`.
+    Given(&'a [f64]),
+    /// Width x height of the bounding box of the labelled ground-truth joints
+    /// (the usual convention when no segment area exists).
+    KeypointBBox,
+}
+
+/// OKS of each sample's prediction against its ground truth, written to `out` `[n]`.
+///
+/// `sigmas` are COCO's per-keypoint constants (kappa = 2 sigma). Joints with
+/// `labelled` false are ignored; a ground truth with no labelled joint is
+/// scored against COCO's ignore box, twice its `bbox` `[n, 4]` (x, y, w, h),
+/// which must then be given. A NaN predicted joint contributes 0.
+pub fn oks(
+    batch: &PoseBatch<'_>,
+    sigmas: &[f64],
+    area: OksArea<'_>,
+    bbox: Option<&[f64]>,
+    out: &mut [f64],
+) -> Result<()> {
+    let (n, k, d) = (batch.n(), batch.k(), batch.d());
+    if d != 2 {
+        return Err(Error::Shape(format!(
+            "OKS is defined for 2-D keypoints, got {d}-D"
+        )));
+    }
+    if sigmas.len() != k {
+        return Err(Error::Shape(format!(
+            "{} sigmas for {k} joints",
+            sigmas.len()
+        )));
+    }
+    if let Some(s) = sigmas.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+        return Err(Error::Value(format!(
+            "sigmas must be finite and > 0, got {s}"
+        )));
+    }
+    if let OksArea::Given(a) = area {
+        if a.len() != n {
+            return Err(Error::Shape(format!(
+                "area holds {} values for {n} samples",
+                a.len()
+            )));
+        }
+        if let Some(i) = a.iter().position(|a| !(a.is_finite() && *a >= 0.0)) {
+            return Err(Error::Value(format!(
+                "area of sample {i} must be finite and >= 0, got {}",
+                a[i]
+            )));
+        }
+    }
+    if let Some(b) = bbox
+        && b.len() != n * 4
+    {
+        return Err(Error::Shape(format!(
+            "bbox holds {} values, expected [{n}, 4]",
+            b.len()
+        )));
+    }
+    let vars: Vec<f64> = sigmas.iter().map(|s| (2.0 * s) * (2.0 * s)).collect();
+    // e = d^2 / var / (s^2 + eps) / 2 is computed as d^2 * (1 / var) * (1 / (2 (s^2 + eps))):
+    // two multiplications instead of three divisions move e by a few ulp,
+    // which changes each OKS term by less than 1e-15.
+    let block = (BLOCK_ENTRIES / k).max(1);
+    let inv_var: Vec<f64> = vars
+        .iter()
+        .map(|v| 1.0 / v)
+        .cycle()
+        .take(block * k)
+        .collect();
+    let plan = Plan {
+        batch,
+        vars: &vars,
+        inv_var: &inv_var,
+        area,
+        bbox,
+    };
+    let parts = map_chunks_out(n, samples_per_chunk(k), 1, out, |range, out| {
+        oks_chunk_dispatch(&plan, range, out)
+    })?;
+    parts.into_iter().collect()
+}
+
+struct Plan<'a> {
+    batch: &'a PoseBatch<'a>,
+    vars: &'a [f64],
+    /// 1 / var for every entry of a block.
+    inv_var: &'a [f64],
+    area: OksArea<'a>,
+    bbox: Option<&'a [f64]>,
+}
+
+/// Entries per block: a block's buffers stay in L1.
+const BLOCK_ENTRIES: usize = 1024;
+
+multiversion! {
+    fn oks_chunk_dispatch<'a>(plan: &Plan<'a>, range: Range<usize>, out: &mut [f64]) -> Result<()>;
+    wide = match plan.vars.len() {
+        // A joint count known at compile time lets the per-sample loops unroll.
+        17 => oks_chunk::<true, 17>(plan, range, out),
+        15 => oks_chunk::<true, 15>(plan, range, out),
+        _ => oks_chunk::<true, 0>(plan, range, out),
+    };
+    base = oks_chunk::<false, 0>(plan, range, out);
+}
+
+/// OKS of the samples in `range`, in blocks: e = d^2 / var / (s^2 + eps) / 2
+/// over flat buffers, then exp(-e).
+#[inline(always)]
+fn oks_chunk<const FMA: bool, const K: usize>(
+    plan: &Plan<'_>,
+    range: Range<usize>,
+    out: &mut [f64],
+) -> Result<()> {
+    // K > 0: the caller checked that there are K joints.
+    let k = if K > 0 { K } else { plan.vars.len() };
+    let block = (BLOCK_ENTRIES / k).max(1);
+    let inv_var = plan.inv_var;
+    let mut q = vec![0.0; block * k];
+    let mut sim = vec![0.0; block * k];
+    let mut factor = vec![0.0; block * k];
+    let (mut labelled, mut inv_area) = (vec![0usize; block], vec![0.0; block]);
+    for start in range.clone().step_by(block) {
+        let rows = start..range.end.min(start + block);
+        let (m, b) = (rows.len() * k, rows.len());
+        let (p, g, vis) = plan.batch.rows(rows.clone());
+        let vis = drop_full_mask(vis);
+        squared_distances(p, g, 2, &mut q[..m]);
+        // A labelled joint with a non-finite distance has a non-finite
+        // prediction or ground truth; only then scan the ground truth.
+        let suspect = match vis {
+            None => !q[..m].iter().fold(true, |ok, x| ok & x.is_finite()),
+            Some(v) => !q[..m]
+                .iter()
+                .zip(v)
+                .fold(true, |ok, (x, &on)| ok & (!on | x.is_finite())),
+        };
+        if suspect {
+            plan.batch
+                .check_gt_finite(first_nonfinite_gt_rows(rows.start, g, vis, k, 2))?;
+        }
+        for (row, i) in rows.clone().enumerate() {
+            let vi = vis.map(|v| &v[row * k..(row + 1) * k]);
+            labelled[row] = vi.map_or(k, |v| v.iter().map(|&b| usize::from(b)).sum());
+            inv_area[row] = match plan.area {
+                OksArea::Given(a) => a[i],
+                OksArea::KeypointBBox => {
+                    labelled_box_area(&g[row * 2 * k..(row + 1) * 2 * k], vi, labelled[row])
+                }
+            };
+        }
+        inv_area[..b]
+            .iter_mut()
+            .for_each(|a| *a = 1.0 / (2.0 * (*a + f64::EPSILON)));
+        for (f, a) in factor[..m].chunks_exact_mut(k).zip(&inv_area[..b]) {
+            f.fill(*a);
+        }
+        let entries = sim[..m]
+            .iter_mut()
+            .zip(&q[..m])
+            .zip(&inv_var[..m])
+            .zip(&factor[..m]);
+        for (((x, qe), iv), f) in entries {
+            *x = exp_neg::<FMA>(qe * iv * f);
+        }
+        for (row, i) in rows.enumerate() {
+            let vi = vis.map(|v| &v[row * k..(row + 1) * k]);
+            out[i - range.start] = if labelled[row] > 0 {
+                masked_sum(&sim[row * k..(row + 1) * k], vi).0 / labelled[row] as f64
+            } else {
+                ignore_box_oks::<FMA>(plan.batch.sample(i).0, plan, i)?
+            };
+        }
+    }
+    Ok(())
+}
+
+/// Width x height of the bounding box of the labelled joints of a finite 2-D
+/// ground truth (0 when none is labelled). Extremes are picked in float32,
+/// which is exact, and only the sides are float64.
+#[inline(always)]
+fn labelled_box_area(g: &[f32], vis: Option<&[bool]>, labelled: usize) -> f64 {
+    let (lx, ly, hx, hy) = if labelled == g.len() / 2 {
+        // Every joint labelled: eight lanes of interleaved x, y.
+        let mut lo = [f32::INFINITY; 8];
+        let mut hi = [f32::NEG_INFINITY; 8];
+        let mut it = g.chunks_exact(8);
+        for c in &mut it {
+            for l in 0..8 {
+                lo[l] = if c[l] < lo[l] { c[l] } else { lo[l] };
+                hi[l] = if c[l] > hi[l] { c[l] } else { hi[l] };
+            }
+        }
+        for (l, &x) in it.remainder().iter().enumerate() {
+            lo[l] = if x < lo[l] { x } else { lo[l] };
+            hi[l] = if x > hi[l] { x } else { hi[l] };
+        }
+        let pick = |a: &[f32; 8], odd: usize, f: fn(f32, f32) -> f32| {
+            (odd..8).step_by(2).map(|l| a[l]).fold(a[odd], f)
+        };
+        (
+            pick(&lo, 0, f32::min),
+            pick(&lo, 1, f32::min),
+            pick(&hi, 0, f32::max),
+            pick(&hi, 1, f32::max),
+        )
+    } else {
+        let (mut lx, mut ly) = (f32::INFINITY, f32::INFINITY);
+        let (mut hx, mut hy) = (f32::NEG_INFINITY, f32::NEG_INFINITY);
+        for (j, xy) in g.chunks_exact(2).enumerate() {
+            if vis.is_none_or(|v| v[j]) {
+                (lx, ly) = (lx.min(xy[0]), ly.min(xy[1]));
+                (hx, hy) = (hx.max(xy[0]), hy.max(xy[1]));
+            }
+        }
+        (lx, ly, hx, hy)
+    };
+    if labelled == 0 {
+        return 0.0;
+    }
+    (f64::from(hx) - f64::from(lx)) * (f64::from(hy) - f64::from(ly))
+}
+
+/// COCO's rule for a ground truth without a labelled joint: distances to an
+/// ignore box twice its bbox, averaged over all joints.
+fn ignore_box_oks<const FMA: bool>(p: &[f32], plan: &Plan<'_>, i: usize) -> Result<f64> {
+    let b = plan.bbox.map(|b| &b[4 * i..4 * i + 4]).ok_or_else(|| {
+        Error::Value(format!(
+            "gt sample {i} has no labelled joint; COCO then scores against its \
+             bounding box, so pass bbox"
+        ))
+    })?;
+    let s2 = match plan.area {
+        OksArea::Given(a) => a[i],
+        OksArea::KeypointBBox => 0.0,
+    };
+    let (x0, x1) = (b[0] - b[2], b[0] + b[2] * 2.0);
+    let (y0, y1) = (b[1] - b[3], b[1] + b[3] * 2.0);
+    let sum: f64 = plan
+        .vars
+        .iter()
+        .zip(p.chunks_exact(2))
+        .map(|(var, xy)| {
+            let (xd, yd) = (f64::from(xy[0]), f64::from(xy[1]));
+            let dx = 0f64.max(x0 - xd) + 0f64.max(xd - x1);
+            let dy = 0f64.max(y0 - yd) + 0f64.max(yd - y1);
+            exp_neg::<FMA>((dx * dx + dy * dy) / var / (s2 + f64::EPSILON) / 2.0)
+        })
+        .sum();
+    Ok(sum / plan.vars.len() as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn perfect_prediction_scores_one_and_distance_decays() {
+        let gt = [0.0f32, 0.0, 10.0, 10.0];
+        let pred = [0.0f32, 0.0, 10.0, 11.0];
+        let b = PoseBatch::new(&pred, &gt, None, [1, 2, 2]).unwrap();
+        let mut out = [0.0];
+        oks(&b, &[0.1, 0.1], OksArea::Given(&[100.0]), None, &mut out).unwrap();
+        let expect = (1.0 + (-1.0f64 / 0.04 / (100.0 + f64::EPSILON) / 2.0).exp()) / 2.0;
+        assert!((out[0] - expect).abs() < 1e-15);
+    }
+
+    #[test]
+    fn unlabelled_gt_needs_a_bbox() {
+        let gt = [0.0f32; 4];
+        let pred = [1.0f32; 4];
+        let vis = [false, false];
+        let b = PoseBatch::new(&pred, &gt, Some(&vis), [1, 2, 2]).unwrap();
+        let mut out = [0.0];
+        let sig = [0.1, 0.1];
+        assert!(oks(&b, &sig, OksArea::KeypointBBox, None, &mut out).is_err());
+        // Inside the ignore box every distance is zero.
+        oks(
+            &b,
+            &sig,
+            OksArea::KeypointBBox,
+            Some(&[0.0, 0.0, 1.0, 1.0]),
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(out[0], 1.0);
+    }
+}
