@@ -1,0 +1,22 @@
+"""csipose: WiFi channel state information (CSI) to human pose and person counts.
+
+Python is the surface; the hot paths are Rust (``csipose._native``, never
+imported directly). Every number csipose reports carries its definition.
+"""
+
+from csipose import metrics, skeleton
+from csipose._native import __version__
+from csipose.errors import CheckpointError, CsiposeError, DataFormatError
+from csipose.runtime import get_num_threads, set_num_threads, simd_level
+
+__all__ = [
+    "CheckpointError",
+    "CsiposeError",
+    "DataFormatError",
+    "__version__",
+    "get_num_threads",
+    "metrics",
+    "set_num_threads",
+    "simd_level",
+    "skeleton",
+]

@@ -1,0 +1,59 @@
+# Type stubs of the compiled extension csipose._native (rust/py/src).
+# Checked against the built module by `python -m mypy.stubtest csipose._native` (make lint).
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "CheckpointError",
+    "CsiposeError",
+    "DataFormatError",
+    "__version__",
+    "aligned_errors",
+    "get_num_threads",
+    "joint_errors",
+    "oks",
+    "set_num_threads",
+    "simd_level",
+]
+
+__version__: str
+
+class CsiposeError(Exception): ...
+class DataFormatError(CsiposeError): ...
+class CheckpointError(CsiposeError): ...
+
+def set_num_threads(n: int) -> None: ...
+def get_num_threads() -> int: ...
+def simd_level() -> str: ...
+def joint_errors(
+    pred: npt.NDArray[np.float32],
+    gt: npt.NDArray[np.float32],
+    visible: npt.NDArray[np.bool_] | None = None,
+    *,
+    norm: str | None = None,
+    torso: tuple[int, int] | None = None,
+    floor: float = 0.01,
+    factors: npt.NDArray[np.float64] | None = None,
+    thresholds: npt.NDArray[np.float64] | None = None,
+    root: int | None = None,
+    per_sample: bool = False,
+) -> dict[str, Any]: ...
+def aligned_errors(
+    pred: npt.NDArray[np.float32],
+    gt: npt.NDArray[np.float32],
+    visible: npt.NDArray[np.bool_] | None = None,
+    *,
+    alignment: str,
+    per_sample: bool = False,
+) -> dict[str, Any]: ...
+def oks(
+    pred: npt.NDArray[np.float32],
+    gt: npt.NDArray[np.float32],
+    visible: npt.NDArray[np.bool_] | None = None,
+    *,
+    sigmas: npt.NDArray[np.float64],
+    area: npt.NDArray[np.float64] | None = None,
+    bbox: npt.NDArray[np.float64] | None = None,
+) -> npt.NDArray[np.float64]: ...

@@ -1,0 +1,43 @@
+"""Metric-locked pose metrics: every number carries its definition.
+
+``pck`` / ``pck_curve`` (presets ``torso``, ``bbox``, ``mmpose``, ``absolute``),
+``mpjpe``, ``n_mpjpe``, ``pa_mpjpe``, COCO ``oks`` and ``accuracy_report``.
+The kernels are Rust (float32 in, float64 arithmetic, GIL released).
+"""
+
+from csipose.metrics.pose import (
+    NORMS,
+    TORSO_FLOOR,
+    mpjpe,
+    n_mpjpe,
+    oks,
+    pa_mpjpe,
+    pck,
+    pck_and_mpjpe,
+    pck_curve,
+    pck_definition,
+    pck_key,
+)
+from csipose.metrics.report import DEFAULT_THRESHOLDS, AccuracyReport, Measurement, accuracy_report
+from csipose.metrics.results import MetricValue, PCKCurve, PCKResult
+
+__all__ = [
+    "DEFAULT_THRESHOLDS",
+    "NORMS",
+    "TORSO_FLOOR",
+    "AccuracyReport",
+    "Measurement",
+    "MetricValue",
+    "PCKCurve",
+    "PCKResult",
+    "accuracy_report",
+    "mpjpe",
+    "n_mpjpe",
+    "oks",
+    "pa_mpjpe",
+    "pck",
+    "pck_and_mpjpe",
+    "pck_curve",
+    "pck_definition",
+    "pck_key",
+]

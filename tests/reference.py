@@ -1,0 +1,227 @@
+"""Plain numpy oracles for the Rust kernels.
+
+Each function follows the published definition (reference/wiflow-mmfi-metrics-peers.md
+section 3) in float64 on the float32 inputs, written for reading, not speed.
+Sums of squared coordinate differences are written out left to right
+(dx*dx + dy*dy + dz*dz) so that boundary decisions are the ones a float64
+computation of the formula makes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def f64(x) -> np.ndarray:
+    return np.asarray(x, dtype=np.float32).astype(np.float64)
+
+
+def norm_last(v: np.ndarray) -> np.ndarray:
+    """Euclidean norm over the last axis, summing squares left to right."""
+    sq = v[..., 0] * v[..., 0]
+    for c in range(1, v.shape[-1]):
+        sq = sq + v[..., c] * v[..., c]
+    return np.sqrt(sq)
+
+
+def wiflow_calculate_pck(pred, gt, thresholds=(0.1, 0.2, 0.3, 0.4, 0.5)) -> dict[float, float]:
+    """WiFlow utils/metrics.py calculate_pck (use_torso_norm=True) on [B, 15, 2]:
+    scale = max(|gt[2] - gt[12]|, 0.01), correct when d / scale <= t, flat mean."""
+    p, g = f64(pred), f64(gt)
+    torso = np.maximum(norm_last(g[:, 2] - g[:, 12]), 0.01)
+    d = norm_last(p - g)
+    return {t: float(np.mean(d / torso[:, None] <= t)) for t in thresholds}
+
+
+def wiflow_calculate_mpjpe(pred, gt) -> float:
+    return float(np.mean(norm_last(f64(pred) - f64(gt))))
+
+
+def bbox_side(g: np.ndarray, vis: np.ndarray) -> np.ndarray:
+    """Longest side of the bounding box of each sample's visible joints (0 if none)."""
+    out = np.zeros(len(g))
+    for i in range(len(g)):
+        pts = g[i][vis[i]]
+        if len(pts):
+            out[i] = (pts.max(axis=0) - pts.min(axis=0)).max()
+    return out
+
+
+def pck_counts(pred, gt, thresholds, norm, *, torso=None, visible=None, factors=None, floor=0.01):
+    """correct [T, K], scored [K] and skipped samples of a csipose PCK preset."""
+    p, g = f64(pred), f64(gt)
+    n, k, d = p.shape
+    vis = np.ones((n, k), bool) if visible is None else np.asarray(visible, bool)
+    t = np.asarray(thresholds, np.float64)
+    usable = np.ones(n, bool)
+    delta = p - g
+    if norm == "torso":
+        a, b = torso
+        dist = norm_last(delta) / np.maximum(norm_last(g[:, a] - g[:, b]), floor)[:, None]
+        if visible is not None:
+            usable = vis[:, a] & vis[:, b]
+    elif norm == "bbox":
+        side = bbox_side(g, vis)
+        usable = side > 0
+        dist = norm_last(delta) / np.where(usable, side, 1.0)[:, None]
+    elif norm == "mmpose":
+        f = (
+            np.repeat(bbox_side(g, vis)[:, None], d, 1)
+            if factors is None
+            else np.array(factors, float)
+        )
+        usable = ~(f == 0).any(axis=1)
+        f = np.where(f < 0, 1e6, f)
+        dist = norm_last(delta / np.where(f == 0, 1.0, f)[:, None, :])
+    elif norm == "absolute":
+        dist = norm_last(delta)
+    else:
+        raise ValueError(norm)
+    scored_mask = vis & usable[:, None]
+    with np.errstate(invalid="ignore"):
+        if norm == "mmpose":
+            passed = dist[None] < t[:, None, None]
+        else:
+            passed = dist[None] <= t[:, None, None]
+    correct = (passed & scored_mask[None]).sum(axis=1)
+    return correct, scored_mask.sum(axis=0), int((~usable).sum())
+
+
+def mmpose_keypoint_pck_accuracy(pred, gt, mask, thr, norm_factor):
+    """mmpose keypoint_pck_accuracy (acc per joint, macro average, count), in float64.
+
+    mmpose stores distances as float32 and returns avg 0 when no joint is
+    valid; this oracle keeps float64 and returns NaN there, as csipose does.
+    """
+    p, g = f64(pred), f64(gt)
+    nf = np.array(norm_factor, dtype=np.float64)
+    m = np.array(mask, bool)
+    m[np.where((nf == 0).sum(1))[0], :] = False
+    nf[np.where(nf <= 0)] = 1e6
+    dist = np.full(m.shape, -1.0)
+    dist[m] = norm_last(((p - g) / nf[:, None, :])[m])
+    acc = []
+    for dj in dist.T:
+        valid = dj != -1
+        acc.append((dj[valid] < thr).sum() / valid.sum() if valid.sum() else -1)
+    acc = np.array(acc, dtype=np.float64)
+    good = acc[acc >= 0]
+    return acc, (good.mean() if len(good) else np.nan), len(good)
+
+
+def mpjpe(pred, gt, visible=None, root=None) -> tuple[float, np.ndarray]:
+    """Flat masked mean and per-sample means (NaN where nothing is visible)."""
+    p, g = f64(pred), f64(gt)
+    n, k, _ = p.shape
+    vis = np.ones((n, k), bool) if visible is None else np.asarray(visible, bool)
+    keep = np.ones(n, bool)
+    if root is not None:
+        p = p - p[:, root : root + 1]
+        g = g - g[:, root : root + 1]
+        keep = vis[:, root].copy()
+    d = norm_last(p - g)
+    m = vis & keep[:, None]
+    per = np.array([d[i][m[i]].mean() if m[i].any() else np.nan for i in range(n)])
+    flat = d[m].sum() / m.sum() if m.sum() else np.nan
+    return float(flat), per
+
+
+def similarity_transform(X: np.ndarray, Y: np.ndarray) -> np.ndarray | None:
+    """MM-Fi compute_similarity_transform with optimal scale: Y (pred) aligned onto X (gt).
+
+    Returns None for a degenerate frame (zero-extent X or Y).
+    """
+    mu_x, mu_y = X.mean(0), Y.mean(0)
+    x0, y0 = X - mu_x, Y - mu_y
+    nx, ny = np.sqrt((x0**2).sum()), np.sqrt((y0**2).sum())
+    if nx == 0 or ny == 0:
+        return None
+    x0, y0 = x0 / nx, y0 / ny
+    u, s, vt = np.linalg.svd(x0.T @ y0, full_matrices=False)
+    v = vt.T
+    t = v @ u.T
+    sign = np.sign(np.linalg.det(t))
+    v[:, -1] *= sign
+    s[-1] *= sign
+    t = v @ u.T
+    trace = s.sum()
+    return nx * trace * (y0 @ t) + mu_x
+
+
+def pa_mpjpe(pred, gt, visible=None) -> tuple[float, np.ndarray, int]:
+    """Flat mean over non-degenerate frames, per-frame means, degenerate count."""
+    p, g = f64(pred), f64(gt)
+    n, k, _ = p.shape
+    vis = np.ones((n, k), bool) if visible is None else np.asarray(visible, bool)
+    total, count, degenerate, per = 0.0, 0, 0, np.full(n, np.nan)
+    for i in range(n):
+        x, y = g[i][vis[i]], p[i][vis[i]]
+        if len(x) == 0:
+            continue
+        z = similarity_transform(x, y)
+        if z is None:
+            degenerate += 1
+            continue
+        e = norm_last(z - x)
+        per[i] = e.mean()
+        total += e.sum()
+        count += len(e)
+    return (total / count if count else np.nan), per, degenerate
+
+
+def n_mpjpe(pred, gt, visible=None) -> tuple[float, np.ndarray, int]:
+    """MPJPE after the per-frame scale s = <P, G> / <P, P> (visible joints)."""
+    p, g = f64(pred), f64(gt)
+    n, k, _ = p.shape
+    vis = np.ones((n, k), bool) if visible is None else np.asarray(visible, bool)
+    total, count, degenerate, per = 0.0, 0, 0, np.full(n, np.nan)
+    for i in range(n):
+        x, y = g[i][vis[i]], p[i][vis[i]]
+        if len(x) == 0:
+            continue
+        yy = (y * y).sum()
+        if yy == 0:
+            degenerate += 1
+            continue
+        e = norm_last(y * ((y * x).sum() / yy) - x)
+        per[i] = e.mean()
+        total += e.sum()
+        count += len(e)
+    return (total / count if count else np.nan), per, degenerate
+
+
+def coco_oks(pred, gt, visible, area, sigmas, bbox=None) -> np.ndarray:
+    """COCOeval.computeOks for one detection per ground truth, per sample."""
+    p, g = f64(pred), f64(gt)
+    sig = np.asarray(sigmas, np.float64)
+    var = (sig * 2) ** 2
+    out = np.zeros(len(p))
+    for i in range(len(p)):
+        xg, yg, vg = g[i, :, 0], g[i, :, 1], np.asarray(visible[i])
+        xd, yd = p[i, :, 0], p[i, :, 1]
+        k1 = np.count_nonzero(vg > 0)
+        if k1 > 0:
+            dx, dy = xd - xg, yd - yg
+        else:
+            bb = bbox[i]
+            x0, x1 = bb[0] - bb[2], bb[0] + bb[2] * 2
+            y0, y1 = bb[1] - bb[3], bb[1] + bb[3] * 2
+            z = np.zeros(len(sig))
+            dx = np.max((z, x0 - xd), axis=0) + np.max((z, xd - x1), axis=0)
+            dy = np.max((z, y0 - yd), axis=0) + np.max((z, yd - y1), axis=0)
+        e = (dx**2 + dy**2) / var / (area[i] + np.spacing(1)) / 2
+        if k1 > 0:
+            e = e[vg > 0]
+        out[i] = np.sum(np.exp(-e)) / e.shape[0]
+    return out
+
+
+def keypoint_bbox_area(gt, visible) -> np.ndarray:
+    g = f64(gt)
+    out = np.zeros(len(g))
+    for i in range(len(g)):
+        pts = g[i][np.asarray(visible[i], bool)]
+        if len(pts):
+            w, h = pts.max(axis=0) - pts.min(axis=0)
+            out[i] = w * h
+    return out
