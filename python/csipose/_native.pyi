@@ -11,9 +11,11 @@ __all__ = [
     "DataFormatError",
     "__version__",
     "aligned_errors",
+    "apply_subcarrier_map",
     "get_num_threads",
     "joint_errors",
     "oks",
+    "sanitize_mmfi",
     "set_num_threads",
     "simd_level",
 ]
@@ -57,3 +59,13 @@ def oks(
     area: npt.NDArray[np.float64] | None = None,
     bbox: npt.NDArray[np.float64] | None = None,
 ) -> npt.NDArray[np.float64]: ...
+def sanitize_mmfi(
+    frames: npt.NDArray[np.float32],
+) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint8]]: ...
+def apply_subcarrier_map(
+    x: npt.NDArray[np.float32],
+    start: npt.NDArray[np.uint32],
+    index: npt.NDArray[np.uint32],
+    weight: npt.NDArray[np.float64],
+    out: npt.NDArray[np.float32],
+) -> None: ...

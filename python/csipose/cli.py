@@ -93,6 +93,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_convert(converter, args: argparse.Namespace) -> int:
+    out = converter.run(Path(args.src), Path(args.out), args)
+    print(f"wrote store {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="csipose", description=__doc__)
     parser.add_argument("--version", action="version", version=f"csipose {__version__}")
@@ -115,6 +121,18 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--mean-pose", help="training-set mean pose [K, D] .npy for the baseline")
     rep.add_argument("--json", help="also write the report as JSON here")
     rep.set_defaults(func=_cmd_report)
+
+    from csipose.data.convert import converters
+
+    conv = sub.add_parser("convert", help="convert a dataset or capture into a csipose store")
+    formats = conv.add_subparsers(dest="format", required=True)
+    for c in converters().values():
+        p = formats.add_parser(c.name, help=c.help, description=c.help)
+        p.add_argument("src", help="the input file or directory")
+        p.add_argument("out", help="the store directory to create")
+        p.add_argument("--overwrite", action="store_true", help="replace an existing store")
+        c.add_arguments(p)
+        p.set_defaults(func=lambda a, c=c: _cmd_convert(c, a))
     return parser
 
 
@@ -122,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (CsiposeError, ValueError, TypeError) as e:
+    except (CsiposeError, ValueError, TypeError, FileExistsError, FileNotFoundError) as e:
         print(f"csipose {args.command}: error: {e}", file=sys.stderr)
         return 2
 

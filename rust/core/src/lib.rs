@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod metrics;
+pub mod signal;
 pub mod threads;
 
 pub use error::{Error, Result};

@@ -7,6 +7,7 @@ use pyo3::prelude::*;
 
 mod errors;
 mod metrics;
+mod signal;
 
 use errors::to_py;
 
@@ -42,5 +43,6 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
     metrics::register(m)?;
+    signal::register(m)?;
     Ok(())
 }
