@@ -36,6 +36,7 @@ def write(path, n=5, **kw):
                 environment=w.code("environment", "E01"),
                 subject=w.code("subject", "S01"),
                 action=w.code("action", f"A{s}"),
+                extra={"timestamp": np.arange(n, dtype=np.float64) + 10 * s},
             )
         w.add_split("half", {"train": [0], "test": [1]}, definition="by sequence")
     return path
@@ -50,6 +51,8 @@ def test_a_written_store_reads_back_with_numpy(tmp_path):
     assert np.load(store / "frame_index.npy").tolist() == [0, 1, 2, 3, 4] * 2
     assert np.load(store / "valid.npy").all() and np.load(store / "person_count.npy")[0] == -1
     assert json.loads((store / "splits/half.json").read_text())["parts"]["test"] == [1]
+    assert np.load(store / "timestamp.npy").tolist() == [0, 1, 2, 3, 4, 10, 11, 12, 13, 14]
+    assert m["arrays"]["timestamp"]["dtype"] == "float64"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 

@@ -131,11 +131,14 @@ class StoreWriter:
         visibility: np.ndarray | None = None,
         person_count: int | np.ndarray = -1,
         valid: bool | np.ndarray = True,
+        extra: dict[str, np.ndarray] | None = None,
     ) -> None:
         """Append ``n = len(amplitude)`` frames; scalars apply to every frame.
 
         ``amplitude`` (and ``phase``) is ``[n, antennas, subcarriers, packets]``.
-        The first call fixes every array's row shape; later calls must match.
+        ``extra`` adds more per-frame arrays (e.g. ``{"timestamp": float64 [n]}``),
+        stored under their names with their own dtypes. The first call fixes
+        every array's row shape and dtype; later calls must match.
         """
         n = len(amplitude)
         rows: dict[str, Any] = {
@@ -153,6 +156,11 @@ class StoreWriter:
         }
         dtypes = {"amplitude": "float32", "phase": "float32", "keypoints": "float32"}
         dtypes |= {"visibility": "bool", **mf.METADATA}
+        for name, value in (extra or {}).items():
+            if name in rows:
+                raise ValueError(f"extra array {name!r} clashes with a standard array")
+            rows[name] = value
+            dtypes[name] = self._arrays[name].dtype if name in self._arrays else np.asarray(value).dtype
         if self.n_frames == 0 and not self._arrays:
             if np.ndim(amplitude) != 4:
                 raise ValueError(
