@@ -16,6 +16,7 @@ __all__ = [
     "apply_subcarrier_map",
     "get_num_threads",
     "joint_errors",
+    "multipath_response",
     "oks",
     "permutation",
     "sanitize_mmfi",
@@ -104,3 +105,12 @@ class MappedStore:
         map: tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32], npt.NDArray[np.float64]]
         | None = None,
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], int]: ...
+
+def multipath_response(
+    tau: npt.NDArray[np.float64],
+    gain_re: npt.NDArray[np.float64],
+    gain_im: npt.NDArray[np.float64],
+    fc: float,
+    df: float,
+    index: npt.NDArray[np.int32],
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]: ...

@@ -8,6 +8,7 @@ pub mod error;
 pub mod metrics;
 pub mod shuffle;
 pub mod signal;
+pub mod sim;
 pub mod store;
 pub mod threads;
 

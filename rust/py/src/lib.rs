@@ -9,6 +9,7 @@ mod data;
 mod errors;
 mod metrics;
 mod signal;
+mod sim;
 
 use errors::to_py;
 
@@ -46,5 +47,6 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     metrics::register(m)?;
     signal::register(m)?;
     data::register(m)?;
+    sim::register(m)?;
     Ok(())
 }
