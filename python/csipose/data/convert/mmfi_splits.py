@@ -63,7 +63,9 @@ def generate() -> dict[str, Any]:
 def dumps(data: dict[str, Any]) -> str:
     """JSON with each list on one line, so a diff shows which action's subjects changed."""
     text = json.dumps(data, indent=1)
-    return re.sub(r"\[\s+([^\[\]]*?)\s+\]", lambda m: "[" + " ".join(m[1].split()) + "]", text) + "\n"
+    return (
+        re.sub(r"\[\s+([^\[\]]*?)\s+\]", lambda m: "[" + " ".join(m[1].split()) + "]", text) + "\n"
+    )
 
 
 def load() -> dict[str, Any]:
