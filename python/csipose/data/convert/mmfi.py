@@ -190,29 +190,32 @@ class RepairTally:
         }
 
 
+def train_val(seqs: list[tuple[int, str, str, str]], is_val: Any) -> dict[str, list[int]]:
+    """Sequence codes split by ``is_val(env, subject, action)``."""
+    val = {c for c, *names in seqs if is_val(*names)}
+    return {"train": [c for c, *_ in seqs if c not in val], "val": sorted(val)}
+
+
 def add_splits(w: Any, protocol: str, seqs: list[tuple[int, str, str, str]]) -> None:
     """The toolkit's settings S1 (ratios 0.8 and 0.7), S2 and S3 over ``(code, env, subj, act)``."""
     s1 = load_s1()
     for ratio, lists in s1["val_subjects"][protocol].items():
-        val = [c for c, _, subj, act in seqs if subj in lists[act]]
         w.add_split(
             f"s1-random-{ratio}",
-            {"train": [c for c, *_ in seqs if c not in val], "val": val},
+            train_val(seqs, lambda e, s, a, lists=lists: s in lists[a]),
             definition=f"MM-Fi S1 random_split, protocol {protocol}, ratio {ratio}: {s1['definition']}",
             protocol=protocol, ratio=float(ratio), seed=s1["seed"], val_subjects=lists,
         )  # fmt: skip
-    val = [c for c, _, subj, _ in seqs if subj in S2_VAL]
     w.add_split(
         "s2-cross-subject",
-        {"train": [c for c, *_ in seqs if c not in val], "val": val},
+        train_val(seqs, lambda e, s, a: s in S2_VAL),
         definition=f"MM-Fi S2 cross_subject_split, protocol {protocol}: val = {' '.join(S2_VAL)} "
         "(every 5th subject, two per environment), train = the other 32 subjects; all actions",
         protocol=protocol,
     )
-    val = [c for c, env, *_ in seqs if env == S3_VAL_ENV]
     w.add_split(
         "s3-cross-environment",
-        {"train": [c for c, *_ in seqs if c not in val], "val": val},
+        train_val(seqs, lambda e, s, a: e == S3_VAL_ENV),
         definition=f"MM-Fi S3 cross_scene_split, protocol {protocol}: train = S01-S30 "
         "(E01-E03), val = S31-S40 (E04); all actions",
         protocol=protocol,

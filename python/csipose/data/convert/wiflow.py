@@ -308,7 +308,8 @@ def run(src: Path, out: Path, args: argparse.Namespace) -> Path:
     with open_store(
         out, src, args, converter="wiflow",
         options={
-            "keypoints": labels.mode, "csv_root": args.csv_root, "clean": args.clean,
+            "keypoints": labels.mode, "clean": args.clean,
+            "csv_root": None if args.csv_root is None else str(args.csv_root),
             "clean_rule": CLEAN_RULES[clean], "absurd": absurd,
             "keypoint_scale": "1/1000 (CSV)" if labels.mode == "csv" else
             "none: all_keypoints.npy is stored scaled, as upstream reads it",
