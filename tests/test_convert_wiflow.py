@@ -247,6 +247,11 @@ def test_broken_inputs_are_errors_naming_file_and_field(tmp_path):
         DataFormatError, match=r"file_info\.npz: field 'window_ranges': window 4 belongs to file 0"
     ):
         convert("wiflow", d, tmp_path / "s")
+    w2f = np.repeat(np.arange(N_FILES), PER_FILE)
+    w2f[[0, 4]] = w2f[[4, 0]]
+    np.savez(d / "window_info.npz", window_to_file=w2f, window_to_frame=w2f)
+    with pytest.raises(DataFormatError, match="the windows of a file are not consecutive"):
+        convert("wiflow", d, tmp_path / "s")
     (d / "csi_windows.npy").unlink()
     with pytest.raises(DataFormatError, match=r"csi_windows\.npy: missing"):
         convert("wiflow", d, tmp_path / "s")

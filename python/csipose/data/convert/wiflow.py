@@ -275,6 +275,12 @@ def read_layout(src: Path) -> dict[str, Any]:
         raise DataFormatError(
             f"{src / 'window_info.npz'}: field 'window_to_frame' has negative frames"
         )
+    runs = w2f[np.concatenate([[0], np.flatnonzero(np.diff(w2f)) + 1])]
+    if len(np.unique(runs)) != len(runs):  # a store sequence must be consecutive rows
+        raise DataFormatError(
+            f"{src / 'window_info.npz'}: field 'window_to_file': the windows of a file are not "
+            "consecutive"
+        )
     i = np.arange(n)
     outside = np.flatnonzero((i < ranges[w2f, 0]) | (i >= ranges[w2f, 1]))
     if len(outside):
