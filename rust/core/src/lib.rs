@@ -6,7 +6,9 @@
 
 pub mod error;
 pub mod metrics;
+pub mod shuffle;
 pub mod signal;
+pub mod store;
 pub mod threads;
 
 pub use error::{Error, Result};

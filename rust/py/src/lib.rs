@@ -5,6 +5,7 @@
 
 use pyo3::prelude::*;
 
+mod data;
 mod errors;
 mod metrics;
 mod signal;
@@ -44,5 +45,6 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
     metrics::register(m)?;
     signal::register(m)?;
+    data::register(m)?;
     Ok(())
 }
