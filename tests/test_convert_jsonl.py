@@ -142,6 +142,17 @@ def test_subcarrier_table_must_fit(tmp_path):
         convert("jsonl", path, tmp_path / "t", layout="subcarrier-major", subcarriers="esp32-lltf")
 
 
+def test_a_file_without_camera_labels_has_no_keypoint_arrays(tmp_path):
+    wins = [{"csi": w["csi"], "n_persons_mode": 1} for w in windows()]
+    store = convert(
+        "jsonl", write(tmp_path / "p.jsonl", wins), tmp_path / "s", layout="subcarrier-major"
+    )
+    m = manifest.load(store)
+    assert m["labels"] is None
+    assert set(m["arrays"]) == {*manifest.REQUIRED_ARRAYS}
+    assert (load(store, "person_count") == 1).all()
+
+
 @pytest.mark.parametrize(
     ("line", "message"),
     [

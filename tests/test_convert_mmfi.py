@@ -246,6 +246,10 @@ def test_a_mat_without_csiamp_or_of_the_wrong_shape_is_an_error(tmp_path):
     ):
         convert("mmfi", tmp_path / "tree", tmp_path / "s")
     assert_failed_cleanly(tmp_path)
+    (csi / "frame002.mat").write_bytes(b"not a MATLAB file at all")
+    with pytest.raises(DataFormatError, match=r"frame002\.mat: cannot read the \.mat file"):
+        convert("mmfi", tmp_path / "tree", tmp_path / "s")
+    assert_failed_cleanly(tmp_path)
 
 
 def test_environment_must_match_the_subject(tmp_path):

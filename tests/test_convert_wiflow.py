@@ -229,6 +229,13 @@ def test_a_missing_keypoint_mapping_is_an_error_not_zeros(tmp_path):
 def test_broken_inputs_are_errors_naming_file_and_field(tmp_path):
     d = tmp_path / "data"
     make_dir(d)
+    for name, problem in (
+        ("file_mappings.pkl", "cannot unpickle"),
+        ("all_keypoints.npy", "cannot read"),
+    ):
+        (d / name).write_bytes(b"")
+        with pytest.raises(DataFormatError, match=rf"{name}: {problem}"):
+            convert("wiflow", d, tmp_path / "s")
     (d / "kp/rec4.csv").unlink()
     with pytest.raises(DataFormatError, match=r"rec4\.csv: keypoints CSV missing"):
         convert("wiflow", d, tmp_path / "s", keypoints="csv")

@@ -1,16 +1,17 @@
-"""What every converter shares: opening the writer, progress bars, non-finite values."""
+"""What every converter shares: opening the writer, reading .npy, progress bars, non-finite values."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 
 from csipose.data.writer import StoreWriter
+from csipose.errors import DataFormatError
 
 T = TypeVar("T")
 
@@ -33,7 +34,17 @@ def open_store(
     )
 
 
-def progress(items: Iterable[T], *, total: int, desc: str, unit: str) -> Iterator[T] | Iterable[T]:
+def load_npy(path: Path, mmap: bool = False) -> np.ndarray:
+    """A .npy without pickles (memory-mapped if ``mmap``); a bad file is a DataFormatError naming it."""
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except FileNotFoundError:
+        raise DataFormatError(f"{path}: missing") from None
+    except (OSError, ValueError, EOFError) as e:
+        raise DataFormatError(f"{path}: cannot read as .npy: {e}") from e
+
+
+def progress(items: Iterable[T], *, total: int, desc: str, unit: str) -> Iterable[T]:
     """``items`` with a tqdm bar on stderr, only when stderr is a terminal."""
     if not sys.stderr.isatty():
         return items

@@ -23,6 +23,7 @@ import numpy as np
 from csipose import skeleton as sk
 from csipose.data.convert import Converter
 from csipose.data.convert._common import open_store, progress, zero_nonfinite
+from csipose.data.writer import StoreWriter
 from csipose.errors import DataFormatError
 from csipose.signal import SUBCARRIERS
 
@@ -170,7 +171,9 @@ def subcarrier_indices(name: str | None, n: int, path: Path) -> tuple[list[int],
     return SUBCARRIERS[name], f"subcarrier indices of {name}"
 
 
-def frames_of(lineno: int, line: dict[str, Any], w: Any, found: dict[str, Any]) -> dict[str, Any]:
+def frames_of(
+    lineno: int, line: dict[str, Any], w: StoreWriter, found: dict[str, Any]
+) -> dict[str, Any]:
     """The per-frame rows of one window (``T`` frames)."""
     t = found["frames"]
     amp, nonfinite, n_bad = zero_nonfinite(np.ascontiguousarray(line["csi"]))
@@ -204,6 +207,8 @@ def run(src: Path, out: Path, args: argparse.Namespace) -> Path:
             f"--layout is required: subcarrier-major ([subcarriers, frames]) or frame-major "
             f"([frames, subcarriers]); got {args.layout!r}"
         )
+    if not src.is_file():
+        raise FileNotFoundError(f"{src}: not a file")
     skel = sk.get(args.skeleton)
     found = survey(src, args.layout, skel.num_joints)
     found["joints"] = skel.num_joints

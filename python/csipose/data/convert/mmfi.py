@@ -11,15 +11,17 @@ The toolkit's S1/S2/S3 settings are written as splits.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from csipose.data.convert import Converter
-from csipose.data.convert._common import open_store, progress
+from csipose.data.convert._common import load_npy, open_store, progress
 from csipose.data.convert.mmfi_splits import PROTOCOLS
 from csipose.data.convert.mmfi_splits import load as load_s1
+from csipose.data.writer import StoreWriter
 from csipose.errors import DataFormatError
 from csipose.signal import SUBCARRIERS, sanitize
 
@@ -94,12 +96,11 @@ def find_sequences(root: Path, actions: list[str]) -> list[tuple[str, str, str, 
 def read_frame(path: Path) -> list[np.ndarray]:
     """``CSIamp`` and ``CSIphase`` of one frame file, each checked to be (3, 114, 10) real."""
     from scipy.io import loadmat
-    from scipy.io.matlab import MatReadError
 
     try:
         mat = loadmat(path, variable_names=FIELDS)
-    except (OSError, ValueError, TypeError, MatReadError) as e:
-        raise DataFormatError(f"{path}: cannot read the .mat file: {e}") from e
+    except Exception as e:  # scipy raises many kinds (IndexError, zlib.error, ...) on bad bytes
+        raise DataFormatError(f"{path}: cannot read the .mat file: {e!r}") from e
     out = []
     for field in FIELDS:
         if field not in mat:
@@ -117,12 +118,7 @@ def read_frame(path: Path) -> list[np.ndarray]:
 def read_sequence(seq: Path) -> dict[str, Any]:
     """A sequence's frames with their ground truth; empty frame files are skipped."""
     gt_path = seq / "ground_truth.npy"
-    try:
-        gt = np.load(gt_path, allow_pickle=False)
-    except FileNotFoundError:
-        raise DataFormatError(f"{gt_path}: missing ground truth") from None
-    except (OSError, ValueError) as e:
-        raise DataFormatError(f"{gt_path}: cannot read ground_truth as .npy: {e}") from e
+    gt = load_npy(gt_path)
     if gt.ndim != 3 or gt.shape[1:] != (17, 3) or not np.issubdtype(gt.dtype, np.number):
         raise DataFormatError(
             f"{gt_path}: ground_truth is {gt.dtype} {gt.shape}; expected (frames, 17, 3) numbers"
@@ -190,13 +186,15 @@ class RepairTally:
         }
 
 
-def train_val(seqs: list[tuple[int, str, str, str]], is_val: Any) -> dict[str, list[int]]:
+def train_val(
+    seqs: list[tuple[int, str, str, str]], is_val: Callable[[str, str, str], bool]
+) -> dict[str, list[int]]:
     """Sequence codes split by ``is_val(env, subject, action)``."""
     val = {c for c, *names in seqs if is_val(*names)}
     return {"train": [c for c, *_ in seqs if c not in val], "val": sorted(val)}
 
 
-def add_splits(w: Any, protocol: str, seqs: list[tuple[int, str, str, str]]) -> None:
+def add_splits(w: StoreWriter, protocol: str, seqs: list[tuple[int, str, str, str]]) -> None:
     """The toolkit's settings S1 (ratios 0.8 and 0.7), S2 and S3 over ``(code, env, subj, act)``."""
     s1 = load_s1()
     for ratio, lists in s1["val_subjects"][protocol].items():

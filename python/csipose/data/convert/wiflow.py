@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from csipose.data.convert import Converter
-from csipose.data.convert._common import open_store, progress, zero_nonfinite
+from csipose.data.convert._common import load_npy, open_store, progress, zero_nonfinite
 from csipose.errors import DataFormatError
 
 KEYPOINT_SCALE = np.float32(1000)  # WiFlow's keypoint_scale (CSV mode only, as upstream)
@@ -175,12 +175,7 @@ class Labels:
 
     @staticmethod
     def _load_npy(path: Path) -> np.ndarray:
-        try:
-            kp = np.load(path, mmap_mode="r", allow_pickle=False)
-        except FileNotFoundError:
-            raise DataFormatError(f"{path}: missing (NPY keypoint mode)") from None
-        except (OSError, ValueError) as e:
-            raise DataFormatError(f"{path}: cannot read as .npy: {e}") from e
+        kp = load_npy(path, mmap=True)
         if kp.ndim != 3 or kp.shape[1:] != (N_JOINTS, 2) or kp.dtype.kind != "f":
             raise DataFormatError(
                 f"{path}: all_keypoints is {kp.dtype} {kp.shape}; expected float (frames, 15, 2)"
@@ -193,8 +188,8 @@ class Labels:
                 mappings = pickle.load(f)  # the format is a pickle; see the module docstring
         except FileNotFoundError:
             raise DataFormatError(f"{path}: missing (NPY keypoint mode)") from None
-        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError) as e:
-            raise DataFormatError(f"{path}: cannot unpickle: {e}") from e
+        except Exception as e:  # unpickling bad bytes can raise almost anything
+            raise DataFormatError(f"{path}: cannot unpickle: {e!r}") from e
         start = np.empty(len(self.files), np.int64)
         for i, name in enumerate(self.files):
             entry = mappings.get(name) if isinstance(mappings, dict) else None
@@ -244,12 +239,7 @@ class Labels:
 def read_layout(src: Path) -> dict[str, Any]:
     """The window array (memory-mapped) and its per-window and per-file tables, cross-checked."""
     path = src / "csi_windows.npy"
-    try:
-        csi = np.load(path, mmap_mode="r", allow_pickle=False)
-    except FileNotFoundError:
-        raise DataFormatError(f"{path}: missing") from None
-    except (OSError, ValueError) as e:
-        raise DataFormatError(f"{path}: cannot read as .npy: {e}") from e
+    csi = load_npy(path, mmap=True)
     if csi.ndim != 3 or csi.dtype.kind != "f":
         raise DataFormatError(
             f"{path}: csi_windows is {csi.dtype} {csi.shape}; expected float [N, 540, 20]"
