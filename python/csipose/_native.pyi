@@ -21,6 +21,7 @@ __all__ = [
     "permutation",
     "sanitize_mmfi",
     "set_num_threads",
+    "shadowing",
     "simd_level",
 ]
 
@@ -114,3 +115,14 @@ def multipath_response(
     df: float,
     index: npt.NDArray[np.int32],
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]: ...
+def shadowing(
+    pieces: npt.NDArray[np.float64],
+    offset: npt.NDArray[np.float64],
+    length: npt.NDArray[np.float64],
+    points: npt.NDArray[np.float64],
+    point_segment: npt.NDArray[np.uint32],
+    radius: npt.NDArray[np.float64],
+    block: npt.NDArray[np.float64],
+    wavelength: float,
+    floor: float,
+) -> npt.NDArray[np.float64]: ...

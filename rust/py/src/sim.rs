@@ -1,7 +1,10 @@
 //! Bindings of `csipose_core::sim` (the CSI simulator's kernels).
 
-use numpy::ndarray::Array2;
-use numpy::{IntoPyArray, PyArray2, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use numpy::ndarray::{Array2, Array3};
+use numpy::{
+    IntoPyArray, PyArray2, PyArray3, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray3,
+    PyReadonlyArrayDyn, PyUntypedArrayMethods,
+};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
@@ -44,7 +47,58 @@ fn multipath_response<'py>(
     Ok((to2(re)?.into_pyarray(py), to2(im)?.into_pyarray(py)))
 }
 
+/// Amplitude factor [n, links, paths] of static paths shadowed by body segments (Fresnel-zone model).
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn shadowing<'py>(
+    py: Python<'py>,
+    pieces: PyReadonlyArrayDyn<'py, f64>,
+    offset: PyReadonlyArray3<'py, f64>,
+    length: PyReadonlyArray2<'py, f64>,
+    points: PyReadonlyArray3<'py, f64>,
+    point_segment: PyReadonlyArray1<'py, u32>,
+    radius: PyReadonlyArray1<'py, f64>,
+    block: PyReadonlyArray1<'py, f64>,
+    wavelength: f64,
+    floor: f64,
+) -> PyResult<Bound<'py, PyArray3<f64>>> {
+    let (l, p) = (length.shape()[0], length.shape()[1]);
+    let n = points.shape()[0];
+    if pieces.shape() != [l, p, 2, 2, 3] || offset.shape() != [l, p, 2] {
+        return Err(PyValueError::new_err(
+            "pieces must be [links, paths, 2, 2, 3] and offset [links, paths, 2]",
+        ));
+    }
+    if points.shape()[1] != point_segment.shape()[0] || points.shape()[2] != 3 {
+        return Err(PyValueError::new_err(
+            "points must be [n, len(point_segment), 3]",
+        ));
+    }
+    let c = |name: &str| PyValueError::new_err(format!("{name} must be C-contiguous"));
+    let geo = csipose_core::sim::PathGeometry {
+        pieces: pieces.as_slice().map_err(|_| c("pieces"))?,
+        offset: offset.as_slice().map_err(|_| c("offset"))?,
+        length: length.as_slice().map_err(|_| c("length"))?,
+        links: l,
+        paths: p,
+    };
+    let body = csipose_core::sim::Bodies {
+        points: points.as_slice().map_err(|_| c("points"))?,
+        point_segment: point_segment.as_slice().map_err(|_| c("point_segment"))?,
+        radius: radius.as_slice().map_err(|_| c("radius"))?,
+        block: block.as_slice().map_err(|_| c("block"))?,
+        n,
+    };
+    let mut out = vec![0.0f64; n * l * p];
+    py.detach(|| csipose_core::sim::shadowing(&geo, &body, wavelength, floor, &mut out))
+        .map_err(to_py)?;
+    let out =
+        Array3::from_shape_vec((n, l, p), out).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    Ok(out.into_pyarray(py))
+}
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(multipath_response, m)?)?;
+    m.add_function(wrap_pyfunction!(shadowing, m)?)?;
     Ok(())
 }

@@ -21,9 +21,10 @@ from csipose.data.convert import Converter
 from csipose.data.convert._common import load_npy, open_store, progress
 from csipose.data.convert.mmfi_splits import PROTOCOLS
 from csipose.data.convert.mmfi_splits import load as load_s1
+from csipose.data.repair import RepairTally
 from csipose.data.writer import StoreWriter
 from csipose.errors import DataFormatError
-from csipose.signal import SUBCARRIERS, sanitize
+from csipose.signal import SUBCARRIERS
 
 CSI_SHAPE = (3, 114, 10)  # rx antennas, subcarriers, packets per frame
 FIELDS = ("CSIamp", "CSIphase")
@@ -147,45 +148,6 @@ def read_sequence(seq: Path) -> dict[str, Any]:
     }
 
 
-class RepairTally:
-    """Sums the per-sequence sanitize reports of amplitude and phase into ``writer.repair``."""
-
-    def __init__(self) -> None:
-        self.parts: dict[str, dict[str, Any]] = {}
-        self.frames = self.excluded = self.skipped = 0
-
-    def add(self, seq: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Sanitize one sequence; returns amplitude, phase and the ``valid`` mask."""
-        raw = seq["amplitude"], seq["phase"]
-        (amp, ra), (phase, rp) = sanitize(raw[0]), sanitize(raw[1])
-        for name, report in (("amplitude", ra), ("phase", rp)):
-            total = self.parts.setdefault(name, {})
-            for key, value in report.to_dict().items():
-                total[key] = value if key == "rule" else total.get(key, 0) + value
-        # Amplitude is the toolkit's input; phase is unused there, so only an
-        # all-NaN phase slice (set to 0 by the repair) excludes a frame as well.
-        valid = ra.valid
-        valid[rp.all_nan_frames] = False
-        repaired = np.zeros(len(valid), bool)
-        for x in raw:
-            repaired |= ~np.isfinite(x).reshape(len(x), -1).all(axis=1)
-        self.frames += int(repaired.sum())
-        self.excluded += int((~valid).sum())
-        return amp, phase, valid
-
-    def to_dict(self) -> dict[str, Any]:
-        amp = self.parts.get("amplitude", {})
-        return {
-            "rule": f"{amp.get('rule', '')}; applied to amplitude and phase separately; a frame "
-            "is excluded when its amplitude is, or when a phase packet slice is all NaN",
-            "repaired_values": sum(p.get("repaired_values", 0) for p in self.parts.values()),
-            "repaired_frames": self.frames,
-            "excluded_frames": self.excluded,
-            "skipped_empty_frame_files": self.skipped,
-            **self.parts,
-        }
-
-
 def train_val(
     seqs: list[tuple[int, str, str, str]], is_val: Callable[[str, str, str], bool]
 ) -> dict[str, list[int]]:
@@ -237,7 +199,7 @@ def run(src: Path, out: Path, args: argparse.Namespace) -> Path:
                 continue  # every frame file was empty
             code = w.code("sequence", f"{env}/{subj}/{act}")
             seqs.append((code, env, subj, act))
-            amp, phase, valid = tally.add(seq)
+            amp, phase, valid = tally.add(seq["amplitude"], seq["phase"])
             w.add_frames(
                 amplitude=amp,
                 phase=phase,

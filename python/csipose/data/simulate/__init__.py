@@ -22,13 +22,13 @@ from typing import Any
 
 import numpy as np
 
+from csipose.data.repair import RepairTally
 from csipose.data.simulate.actions import ACTIONS, perform
 from csipose.data.simulate.body import Subject, forward_kinematics
 from csipose.data.simulate.channel import body_paths, impair, shadowing, static_paths, synthesize
 from csipose.data.simulate.profiles import PROFILES, Profile
 from csipose.data.simulate.room import Environment, make_environment, to_camera, to_image
 from csipose.data.writer import StoreWriter
-from csipose.signal import sanitize
 
 __all__ = ["ACTIONS", "PROFILES", "simulate"]
 
@@ -46,6 +46,11 @@ class _Seq:
     group: int  # subject index, or repeat index for counting scenes
 
 
+def _subject_name(env: int, s: int, subjects: int) -> str:
+    """MM-Fi's numbering (E01 = S01-S10, E02 = S11-S20, ...) when a room has at most 10 people."""
+    return f"S{env * max(subjects, 10) + s + 1:02d}"
+
+
 def _plan(
     p: Profile, environments: int, subjects: int, actions: Sequence[str], sequences: int
 ) -> list[_Seq]:
@@ -54,7 +59,7 @@ def _plan(
         if p.max_people == 1:
             for s in range(subjects):
                 for a, act in enumerate(actions):
-                    name = f"E{e + 1:02d}/S{e * subjects + s + 1:02d}/{act}"
+                    name = f"E{e + 1:02d}/{_subject_name(e, s, subjects)}/{act}"
                     out.append(_Seq(e, (s,), (act,), name, (e, 0, s, a), s))
         else:
             for count in range(p.max_people + 1):
@@ -229,21 +234,16 @@ def simulate(
         show = False
     items = tqdm(plan, desc=f"simulate {profile}", unit="seq", disable=not show) if show else plan
     tree = Path(mmfi_tree) if mmfi_tree is not None else None
-    counts = {"repaired_values": 0, "repaired_frames": 0, "all_nan_frames": 0, "constant_frames": 0}
+    tally = RepairTally()
     with StoreWriter(out, csi=csi, labels=_labels(p), default_window=p.default_window,
                      provenance=provenance, overwrite=overwrite) as w:  # fmt: skip
         for seq in items:
             r = _sequence(seq, envs[seq.env], people[seq.env], phases[seq.env], p, frames, seed)
             if tree is not None:
                 _write_mmfi(tree, seq, acts, r)
-            amp, rep = sanitize(np.abs(r["complex"]))
-            phase = np.angle(np.where(np.isfinite(r["complex"]), r["complex"], 0)).astype(
-                np.float32
-            )
-            for k, v in rep.to_dict().items():
-                if k != "rule":
-                    counts[k] += v
-            w.repair = {"rule": rep.rule, **counts}
+            h = r["complex"]
+            amp, phase, valid = tally.add(np.abs(h), np.angle(h))
+            w.repair = tally.to_dict()
             kp, vis, extra = _keypoints(p, r)
             w.add_frames(
                 amplitude=amp,
@@ -258,7 +258,7 @@ def simulate(
                 ),
                 action=w.code("action", "+".join(seq.actions) or "empty"),
                 person_count=len(seq.people),
-                valid=rep.valid,
+                valid=valid,
                 extra=extra,
             )
         _splits(w, plan, environments, subjects if p.max_people == 1 else sequences)

@@ -105,6 +105,13 @@ def _perp(v: np.ndarray, toward: np.ndarray, fallback: np.ndarray) -> np.ndarray
     return _unit(np.where(bad, q, p))
 
 
+def _rotate(v: np.ndarray, axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
+    """Rotate ``v`` about unit ``axis`` by ``angle`` (Rodrigues); a positive knee
+    angle about the body's left axis swings the shank backwards."""
+    c, s = np.cos(angle), np.sin(angle)
+    return v * c + np.cross(axis, v) * s + axis * np.sum(axis * v, axis=-1, keepdims=True) * (1 - c)
+
+
 def forward_kinematics(s: Subject, pose: Pose) -> np.ndarray:
     """World joint positions [N, 17, 3] (H36M-17), feet resting on the floor
     (the lower ankle at ankle height, plus ``pose.lift``)."""
@@ -137,7 +144,7 @@ def forward_kinematics(s: Subject, pose: Pose) -> np.ndarray:
         thigh = _unit(
             -np.cos(ha) * np.cos(hf) * up + np.sin(hf) * np.cos(ha) * fwd + np.sin(ha) * out
         )
-        shank = np.cos(kn) * thigh + np.sin(kn) * _perp(thigh, -fwd, up)
+        shank = _rotate(thigh, left, kn)
         j[:, hip] = pelvis + s.hip_half_width * out
         j[:, knee] = j[:, hip] + s.thigh * thigh
         j[:, ankle] = j[:, knee] + s.shank * shank
@@ -162,25 +169,26 @@ def forward_kinematics(s: Subject, pose: Pose) -> np.ndarray:
     return j
 
 
-#: The H36M-17 bones that scatter and shadow, with a radius (m, as a fraction
-#: of height), a radar cross-section (m^2 for a 1.75 m person) and a blocking
+#: The H36M-17 bones that scatter and shadow, with a radius (as a fraction of
+#: height), a diffuse (rough-surface) radar cross-section (m^2 for a 1.75 m
+#: person; the specular part follows from the geometry) and a blocking
 #: strength for the shadowing model.
 SEGMENTS = (
     # (a, b, radius/height, rcs m^2, blocking)
-    (0, 7, 0.085, 0.30, 0.75),  # lower trunk
-    (7, 8, 0.085, 0.30, 0.75),  # upper trunk
-    (8, 9, 0.03, 0.03, 0.30),  # neck
-    (9, 10, 0.055, 0.08, 0.55),  # head
-    (0, 1, 0.05, 0.05, 0.40),  # right pelvis
-    (1, 2, 0.045, 0.10, 0.55),  # right thigh
-    (2, 3, 0.03, 0.05, 0.40),  # right shank
-    (0, 4, 0.05, 0.05, 0.40),  # left pelvis
-    (4, 5, 0.045, 0.10, 0.55),  # left thigh
-    (5, 6, 0.03, 0.05, 0.40),  # left shank
-    (8, 14, 0.035, 0.04, 0.35),  # right shoulder girdle
-    (14, 15, 0.025, 0.05, 0.35),  # right upper arm
-    (15, 16, 0.02, 0.03, 0.30),  # right forearm
-    (8, 11, 0.035, 0.04, 0.35),  # left shoulder girdle
-    (11, 12, 0.025, 0.05, 0.35),  # left upper arm
-    (12, 13, 0.02, 0.03, 0.30),  # left forearm
+    (0, 7, 0.085, 0.030, 0.75),  # lower trunk
+    (7, 8, 0.085, 0.030, 0.75),  # upper trunk
+    (8, 9, 0.03, 0.003, 0.30),  # neck
+    (9, 10, 0.055, 0.008, 0.55),  # head
+    (0, 1, 0.05, 0.005, 0.40),  # right pelvis
+    (1, 2, 0.045, 0.010, 0.55),  # right thigh
+    (2, 3, 0.03, 0.005, 0.40),  # right shank
+    (0, 4, 0.05, 0.005, 0.40),  # left pelvis
+    (4, 5, 0.045, 0.010, 0.55),  # left thigh
+    (5, 6, 0.03, 0.005, 0.40),  # left shank
+    (8, 14, 0.035, 0.004, 0.35),  # right shoulder girdle
+    (14, 15, 0.025, 0.005, 0.35),  # right upper arm
+    (15, 16, 0.02, 0.003, 0.30),  # right forearm
+    (8, 11, 0.035, 0.004, 0.35),  # left shoulder girdle
+    (11, 12, 0.025, 0.005, 0.35),  # left upper arm
+    (12, 13, 0.02, 0.003, 0.30),  # left forearm
 )

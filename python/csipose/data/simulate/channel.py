@@ -19,8 +19,12 @@ _FOUR_PI_15 = (4 * np.pi) ** 1.5
 _SEG_A = np.array([s[0] for s in SEGMENTS])
 _SEG_B = np.array([s[1] for s in SEGMENTS])
 SEG_RADIUS = np.array([s[2] for s in SEGMENTS])  # x height
-SEG_RCS = np.array([s[3] for s in SEGMENTS])  # m^2 for a 1.75 m person
+SEG_RCS = np.array([s[3] for s in SEGMENTS])  # diffuse m^2 for a 1.75 m person
 SEG_BLOCK = np.array([s[4] for s in SEGMENTS])
+#: Amplitude left on a fully obstructed path (-16.5 dB).
+SHADOW_FLOOR = 0.15
+#: Power reflection coefficient of tissue at 5 GHz (|Gamma|^2), applied to body cross-sections.
+TISSUE_REFLECTIVITY = 0.3
 
 
 @dataclass(frozen=True)
@@ -91,38 +95,55 @@ def shadowing(static: StaticPaths, joints: np.ndarray, height: float, lam: float
     """Amplitude factor [N, L, P] of every static path for people in poses ``joints`` [N, M, 17, 3].
 
     A segment k at distance h from a path (nearest of its ends and middle to
-    either piece of the path) attenuates it by 1 - b_k exp(-(h / w)^2), with
-    w = F / 2 + r_k: F the first Fresnel radius there, r_k the segment radius.
+    either piece of the path) obstructs a fraction o_k = b_k exp(-(h / w)^2) of
+    it, with w = F / 2 + r_k: F the first Fresnel radius there, r_k the segment
+    radius. Obstructions combine as o = 1 - prod(1 - o_k); the path keeps
+    1 - (1 - SHADOW_FLOOR) o of its amplitude. (Rust kernel.)
     """
     n, m = joints.shape[:2]
-    pts = _segment_points(joints).reshape(n, m * 16 * 3, 1, 1, 1, 3)
-    a = static.segments[None, None, :, :, :, 0]  # [1, 1, L, P, 2, 3]
-    ab = static.segments[None, None, :, :, :, 1] - a
-    ab2 = np.maximum(np.sum(ab * ab, -1), 1e-12)
-    u = np.clip(np.sum((pts - a) * ab, -1) / ab2, 0, 1)
-    h = np.linalg.norm(pts - (a + u[..., None] * ab), axis=-1)  # [N, Q, L, P, 2]
-    total = static.length[None, None, :, :, None]
-    d1 = static.offset[None, None] + u * np.sqrt(ab2)
-    fresnel = np.sqrt(lam * np.clip(d1 * (total - d1), 0, None) / total)
-    radius = np.repeat(np.tile(SEG_RADIUS * height, m), 3)[None, :, None, None, None]
-    x = np.exp(-((h / (0.5 * fresnel + radius)) ** 2))  # [N, Q, L, P, 2]
-    x = x.max(axis=-1).reshape(n, m * 16, 3, *x.shape[2:4]).max(axis=2)  # [N, M*16, L, P]
-    block = np.tile(SEG_BLOCK, m)[None, :, None, None]
-    return np.prod(1 - block * x, axis=1)
+    pts = np.ascontiguousarray(_segment_points(joints).reshape(n, m * 16 * 3, 3), dtype=np.float64)
+    segment = np.repeat(np.arange(m * 16, dtype=np.uint32), 3)
+    return _native.shadowing(
+        np.ascontiguousarray(static.segments), np.ascontiguousarray(static.offset),
+        np.ascontiguousarray(static.length), pts, segment,
+        np.tile(SEG_RADIUS * height, m), np.tile(SEG_BLOCK, m), lam, SHADOW_FLOOR,
+    )  # fmt: skip
 
 
 def body_paths(
     env: Environment, joints: np.ndarray, heights: np.ndarray, phases: np.ndarray, lam: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Delays [N, L, M*16] and complex gains of the paths scattered by each body
-    segment (a point scatterer at its middle with a fixed phase) of poses
-    ``joints`` [N, M, 17, 3]; people with height 0 are absent."""
+    segment of poses ``joints`` [N, M, 17, 3]; people with height 0 are absent.
+
+    A segment is a cylinder (length l, radius r) scattering from its middle
+    with a fixed phase. Its bistatic cross-section follows physical optics:
+    sigma = sigma_spec * sinc^2(k l (u_s - u_i) . t / 2) + sigma_diffuse, with
+    u_i, u_s the unit directions tx -> segment -> rx, t the segment axis,
+    sigma_spec = 2 pi r l^2 / lambda (broadside; l limited to the Fresnel length
+    sqrt(lambda d1 d2 / (d1 + d2)), as the antennas are in the segment's near
+    field) and sigma_diffuse the
+    segment's rough-surface cross-section (``SEG_RCS`` scaled by body size),
+    both times tissue's power reflectivity.
+    """
     n, m = joints.shape[:2]
-    mid = 0.5 * (joints[..., _SEG_A, :] + joints[..., _SEG_B, :]).reshape(n, m * 16, 3)
+    a, b = joints[..., _SEG_A, :], joints[..., _SEG_B, :]
+    mid = (0.5 * (a + b)).reshape(n, m * 16, 3)
+    axis = (b - a).reshape(n, m * 16, 3)
+    length = np.linalg.norm(axis, axis=-1)  # [N, Q]
+    axis = axis / np.maximum(length, 1e-9)[..., None]
+    size = heights[:, None] / 1.75  # [M, 1]
+    radius = (SEG_RADIUS[None, :] * heights[:, None]).reshape(-1)
     ti, ri = links(env)
-    d1 = np.linalg.norm(mid[:, None, :, :] - env.tx[ti][None, :, None, :], axis=-1)  # [N, L, Q]
-    d2 = np.linalg.norm(mid[:, None, :, :] - env.rx[ri][None, :, None, :], axis=-1)
-    rcs = (SEG_RCS[None, :] * (heights[:, None] / 1.75) ** 2).reshape(-1)  # [M*16]
+    to_s = mid[:, None, :, :] - env.tx[ti][None, :, None, :]  # [N, L, Q, 3]
+    to_r = env.rx[ri][None, :, None, :] - mid[:, None, :, :]
+    d1, d2 = np.linalg.norm(to_s, axis=-1), np.linalg.norm(to_r, axis=-1)
+    q = to_r / d2[..., None] - to_s / d1[..., None]
+    # In the near field only about one Fresnel zone of the segment adds up coherently.
+    eff = np.minimum(length[:, None, :], np.sqrt(lam * d1 * d2 / (d1 + d2)))
+    x = (np.pi / lam) * eff * np.sum(q * axis[:, None, :, :], axis=-1)  # k l (q . t) / 2
+    spec = 2 * np.pi * radius * eff**2 / lam * np.sinc(x / np.pi) ** 2
+    rcs = TISSUE_REFLECTIVITY * (spec + (SEG_RCS[None, :] * size**2).reshape(-1))
     amp = lam * np.sqrt(rcs) / (_FOUR_PI_15 * d1 * d2)
     return (d1 + d2) / C, amp * np.exp(1j * phases.reshape(-1))
 

@@ -9,6 +9,9 @@ import numpy as np
 
 from csipose.data.simulate.profiles import Profile
 
+#: Diffuse scattering points on the room's surfaces.
+DIFFUSE = 96
+
 
 @dataclass(frozen=True)
 class Environment:
@@ -68,6 +71,12 @@ def make_environment(profile: Profile, index: int, seed: int) -> Environment:
     furniture = np.column_stack([rng.uniform(0.3, size[0] - 0.3, n_f), rng.uniform(0.3, size[1] - 0.3, n_f),
                                  rng.uniform(0.3, 1.8, n_f)])  # fmt: skip
     rcs = rng.uniform(0.2, 2.0, n_f)
+    # Diffuse scattering off rough surfaces: DIFFUSE points on the walls, floor and ceiling.
+    face = rng.integers(0, 6, DIFFUSE)
+    pts = rng.uniform(0, 1, (DIFFUSE, 3)) * size
+    pts[np.arange(DIFFUSE), face // 2] = np.where(face % 2 == 0, 0.0, size[face // 2])
+    furniture = np.vstack([furniture, pts])
+    rcs = np.concatenate([rcs, rng.uniform(0.01, 0.1, DIFFUSE)])
     lam = profile.wavelength
     tx_c = np.array([size[0] * rng.uniform(0.3, 0.7), rng.uniform(0.3, 0.8), rng.uniform(0.9, 1.4)])
     link = rng.uniform(3.5, min(6.0, size[1] - 1.1))
