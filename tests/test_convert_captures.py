@@ -251,6 +251,34 @@ def test_nexmon_group_antennas_joins_the_cores_and_streams_of_a_frame(real, tmp_
     assert m["csi"]["capture"]["grouped_antennas"] == {"frames": 1, "packets_dropped": 0}
 
 
+def test_nexmon_skips_other_packets_and_takes_padding_only_when_told(real, tmp_path):
+    """Short foreign packets (csiread.Nexmon loses its place on them: IndexError) are
+    skipped and counted; padded CSI needs --bandwidth, its length alone is ambiguous."""
+    data = real(NEXMON).read_bytes()
+    packets, pos = [], 24
+    while pos < len(data):
+        caplen = struct.unpack_from("<I", data, pos + 8)[0]
+        packets.append(data[pos : pos + 16 + caplen])
+        pos += 16 + caplen
+    foreign = struct.pack("<IIII", 1, 0, 20, 20) + bytes(20)
+
+    def padded(packet):
+        caplen = struct.unpack_from("<I", packet, 8)[0] + 32
+        return packet[:8] + struct.pack("<II", caplen, caplen) + packet[16:] + bytes(32)
+
+    (tmp_path / "mixed.pcap").write_bytes(data[:24] + foreign + b"".join(packets) + foreign)
+    (tmp_path / "padded.pcap").write_bytes(data[:24] + b"".join(map(padded, packets)))
+    _, want = store(convert("nexmon", real(NEXMON), tmp_path / "want"))
+    m, got = store(convert("nexmon", tmp_path / "mixed.pcap", tmp_path / "mixed"))
+    np.testing.assert_array_equal(got["amplitude"], want["amplitude"])
+    assert m["csi"]["capture"]["skipped_packets"] == 2
+    with pytest.raises(DataFormatError, match="give --bandwidth for padded packets"):
+        convert("nexmon", tmp_path / "padded.pcap", tmp_path / "refused")
+    m, got = store(convert("nexmon", tmp_path / "padded.pcap", tmp_path / "pad", bandwidth="80"))
+    np.testing.assert_array_equal(got["amplitude"], want["amplitude"])
+    assert m["csi"]["capture"]["padding_bytes_ignored"] is True
+
+
 def test_packets_per_frame_groups_packets_and_reports_the_remainder(real, tmp_path):
     src = real(INTEL_AP)
     _, one = store(convert("intel5300", src, tmp_path / "one"))
@@ -337,7 +365,7 @@ def test_foreign_and_empty_files_are_data_format_errors(real, tmp_path, fmt):
 def test_wrong_options_are_data_format_errors(real, tmp_path):
     with pytest.raises(DataFormatError, match="--chip"):
         convert("nexmon", real(NEXMON), tmp_path / "s", chip="4400")
-    with pytest.raises(DataFormatError, match=r"--bandwidth 40.*80 MHz"):
+    with pytest.raises(DataFormatError, match=r"--bandwidth 40 needs 512 CSI bytes.* 1024"):
         convert("nexmon", real(NEXMON), tmp_path / "s", bandwidth="40")
     with pytest.raises(DataFormatError, match="--endian"):
         convert("atheros", real(ATHEROS), tmp_path / "s", endian="middle")

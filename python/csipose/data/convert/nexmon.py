@@ -122,21 +122,38 @@ def _scan(data: bytes, src: Path, args: argparse.Namespace) -> dict[str, Any]:
         raise cap.bad(
             src, "the nexmon_csi packets do not all start with magic 0x11111111, or all with 0x1111"
         )
-    if len(lengths) != 1 or next(iter(lengths)) not in (256, 512, 1024):
-        raise cap.bad(
-            src,
-            f"CSI of {sorted(lengths)} bytes; 64, 128 or 256 values of 4 bytes "
-            "(20, 40 or 80 MHz) expected, the same in every packet",
-        )
     if skipped:
         notes["skipped_packets"] = skipped
     return {
         "records": records,
         "nano": nano,
         "version": versions.pop(),
-        "nfft": lengths.pop() // 4,
+        "lengths": lengths,
         "notes": notes,
     }
+
+
+def _values(src: Path, lengths: set[int], bandwidth: str, notes: dict[str, Any]) -> int:
+    """CSI values per packet (64, 128 or 256): from the CSI length, or ``--bandwidth``, under
+    which packets may carry up to 255 bytes of padding (as nexmon_csi's Python decoder allows)."""
+    if bandwidth == "auto":
+        if len(lengths) != 1 or next(iter(lengths)) not in (256, 512, 1024):
+            raise cap.bad(
+                src,
+                f"CSI of {sorted(lengths)} bytes; 64, 128 or 256 values of 4 bytes (20, 40 or "
+                "80 MHz) expected in every packet (give --bandwidth for padded packets)",
+            )
+        return next(iter(lengths)) // 4
+    nfft = int(bandwidth) * 32 // 10
+    if min(lengths) < 4 * nfft or max(lengths) >= 4 * nfft + 256:
+        raise cap.bad(
+            src,
+            f"--bandwidth {bandwidth} needs {4 * nfft} CSI bytes per packet (plus < 256 bytes "
+            f"of padding); the packets hold {min(lengths)} to {max(lengths)}",
+        )
+    if max(lengths) > 4 * nfft:
+        notes["padding_bytes_ignored"] = True
+    return nfft
 
 
 def _chanspec(cs: int) -> dict[str, Any]:
@@ -175,15 +192,11 @@ def read(src: Path, data: bytes, args: argparse.Namespace) -> cap.Capture:
     cap.check_choice(src, "chip", args.chip, CHIPS)
     cap.check_choice(src, "bandwidth", str(args.bandwidth), _BANDWIDTHS)
     scan = _scan(data, src, args)
-    nfft, records = scan["nfft"], scan["records"]
+    records, notes = scan["records"], dict(scan["notes"])
+    nfft = _values(src, scan["lengths"], str(args.bandwidth), notes)
     bw = nfft * 10 // 32
-    if args.bandwidth != "auto" and int(args.bandwidth) != bw:
-        raise cap.bad(
-            src,
-            f"--bandwidth {args.bandwidth}, but the packets hold {nfft} CSI values each: {bw} MHz",
-        )
     chunks = None
-    if "skipped_packets" in scan["notes"]:  # csiread mis-steps on short foreign packets
+    if "skipped_packets" in notes:  # csiread loses its place on short foreign packets
         chunks = [data[:24], *(data[p : p + 16 + n] for p, n in records)]
     reader = csiread.NexmonPull46 if scan["version"] == "pull46" else csiread.Nexmon
     with cap.csiread_input(src, chunks) as path:
@@ -217,7 +230,7 @@ def read(src: Path, data: bytes, args: argparse.Namespace) -> cap.Capture:
     }
     if len(chanspecs) == 1:
         profile |= _chanspec(int(chanspecs[0]))
-    csi, notes = d.csi[:, None, :], dict(scan["notes"])
+    csi = d.csi[:, None, :]
     n_tx = n_rx = 1
     order = "one UDP packet = one (core, spatial stream) link; see the per-packet core, spatial"
     if args.group_antennas:
