@@ -6,7 +6,10 @@
 
 pub mod error;
 pub mod metrics;
+pub mod shuffle;
 pub mod signal;
+pub mod sim;
+pub mod store;
 pub mod threads;
 
 pub use error::{Error, Result};

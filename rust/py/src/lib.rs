@@ -5,9 +5,11 @@
 
 use pyo3::prelude::*;
 
+mod data;
 mod errors;
 mod metrics;
 mod signal;
+mod sim;
 
 use errors::to_py;
 
@@ -44,5 +46,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
     metrics::register(m)?;
     signal::register(m)?;
+    data::register(m)?;
+    sim::register(m)?;
     Ok(())
 }
