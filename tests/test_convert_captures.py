@@ -451,6 +451,7 @@ def test_non_finite_csi_is_repaired_with_the_mmfi_rule_and_reported(tmp_path):
     parser = argparse.ArgumentParser()
     cap.add_arguments(parser)
     args = parser.parse_args([])
+    (tmp_path / "src").write_bytes(b"x")
     rng = np.random.default_rng(0)
     csi = rng.normal(size=(6, 2, 3)) + 1j * rng.normal(size=(6, 2, 3))
     m, a = store(cap.write(_capture(csi), tmp_path / "src", tmp_path / "clean", args, "t", b"x"))

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from csipose.data.writer import StoreWriter
+from csipose.data.convert._common import open_store, progress
 from csipose.errors import DataFormatError
 from csipose.signal import MMFI_RULE, sanitize
 
@@ -185,27 +185,21 @@ def write(
         "hardware_profile": capture.hardware_profile,
         "capture": capture.notes,
     }
-    provenance = {
-        "converter": converter,
-        "source": str(src.resolve()),
-        "source_bytes": len(data),
-        "source_sha256": hashlib.sha256(data).hexdigest(),
-        "options": _options(args),
-    }
     window = {"length": 1, "stride": 1, "label": "first"}
-    with StoreWriter(
-        out,
-        csi=csi,
-        default_window=window,
-        provenance=provenance,
-        labels=None,
-        overwrite=getattr(args, "overwrite", False),
-    ) as w:
+    with open_store(
+        out, src, args, converter=converter, options=_options(args),
+        csi=csi, labels=None, default_window=window,
+    ) as w:  # fmt: skip
+        w.provenance |= {
+            "source_bytes": len(data),
+            "source_sha256": hashlib.sha256(data).hexdigest(),
+        }
         names = {k: w.code(k, getattr(args, k)) for k in ("environment", "subject", "action")}
         sequence = w.code("sequence", src.name)
         counts = {"repaired_values": 0, "repaired_frames": 0, "all_nan_frames": 0}
         counts |= {"constant_frames": 0, "excluded_frames": 0}
-        for start in range(0, n_frames, _BATCH):
+        batches = range(0, n_frames, _BATCH)
+        for start in progress(batches, total=len(batches), desc=converter, unit="batch"):
             stop = min(start + _BATCH, n_frames)
             x = _frames(capture.csi, start, stop, p).transpose(0, 2, 3, 1)  # [f, A, S, P]
             amplitude, phase = np.abs(x).astype(np.float32), np.angle(x).astype(np.float32)
