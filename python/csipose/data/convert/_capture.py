@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from csipose.data.convert import Converter
 from csipose.data.convert._common import open_store, progress
 from csipose.errors import DataFormatError
 from csipose.signal import MMFI_RULE, sanitize
@@ -71,6 +72,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     for name in ("environment", "subject", "action"):
         parser.add_argument(f"--{name}", default="unknown", help=f"{name} name (default unknown)")
+
+
+def converter(
+    name: str,
+    help: str,
+    add_arguments: Callable[[argparse.ArgumentParser], None],
+    read: Callable[[Path, bytes, argparse.Namespace], Capture],
+) -> Converter:
+    """The Converter of a capture format whose module reads a file's bytes into a Capture."""
+
+    def run(src: Path, out: Path, args: argparse.Namespace) -> Path:
+        data = read_source(src)
+        return write(read(src, data, args), src, out, args, name, data)
+
+    return Converter(name, help, add_arguments, run)
 
 
 def bad(src: Path, problem: str) -> DataFormatError:

@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from csipose.data.convert import Converter
 from csipose.data.convert import _capture as cap
 from csipose.signal import SUBCARRIERS
 
@@ -202,14 +201,9 @@ def read(src: Path, data: bytes, args: argparse.Namespace) -> cap.Capture:
     )
 
 
-def run(src: Path, out: Path, args: argparse.Namespace) -> Path:
-    data = cap.read_source(src)
-    return cap.write(read(src, data, args), src, out, args, "atheros", data)
-
-
-CONVERTER = Converter(
+CONVERTER = cap.converter(
     "atheros",
     "Atheros CSI Tool CSI (.dat, 56 or 114 tones), one packet per row",
     add_arguments,
-    run,
+    read,
 )

@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 
-from csipose.data.convert import Converter
 from csipose.data.convert import _capture as cap
 from csipose.signal import ESP32_NULL, SUBCARRIERS
 
@@ -58,10 +57,6 @@ FIELDS = (
 _INTEGER = set(FIELDS) - {"role", "mac", "real_timestamp"}
 _LLTF_BYTES = 128
 _SECONDARY = {0: "none", 1: "above", 2: "below"}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    cap.add_arguments(parser)
 
 
 def _parse_line(src: Path, number: int, line: str) -> tuple[list[str], list[int]]:
@@ -190,14 +185,9 @@ def read(src: Path, data: bytes, args: argparse.Namespace) -> cap.Capture:
     )
 
 
-def run(src: Path, out: Path, args: argparse.Namespace) -> Path:
-    data = cap.read_source(src)
-    return cap.write(read(src, data, args), src, out, args, "esp32", data)
-
-
-CONVERTER = Converter(
+CONVERTER = cap.converter(
     "esp32",
     "ESP32-CSI-Tool CSV (CSI_DATA lines, LLTF), one packet per row",
-    add_arguments,
-    run,
+    cap.add_arguments,
+    read,
 )

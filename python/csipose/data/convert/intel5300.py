@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from csipose.data.convert import Converter
 from csipose.data.convert import _capture as cap
 from csipose.signal import SUBCARRIERS
 
@@ -177,14 +176,9 @@ def read(src: Path, data: bytes, args: argparse.Namespace) -> cap.Capture:
     )
 
 
-def run(src: Path, out: Path, args: argparse.Namespace) -> Path:
-    data = cap.read_source(src)
-    return cap.write(read(src, data, args), src, out, args, "intel5300", data)
-
-
-CONVERTER = Converter(
+CONVERTER = cap.converter(
     "intel5300",
     "Intel 5300 CSI (Linux 802.11n CSI Tool .dat), one packet per row",
     add_arguments,
-    run,
+    read,
 )

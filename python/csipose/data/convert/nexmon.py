@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 
-from csipose.data.convert import Converter
 from csipose.data.convert import _capture as cap
 
 CHIPS = ("4339", "43455c0", "4358", "4366c0")
@@ -60,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=_BANDWIDTHS,
         default="auto",
         help="channel bandwidth in MHz (default auto: from the CSI length, 3.2 values per MHz); "
-        "a given value must match it",
+        "a given value must match it, and then allows < 256 bytes of padding after the CSI",
     )
     parser.add_argument(
         "--group-antennas",
@@ -259,14 +258,9 @@ def read(src: Path, data: bytes, args: argparse.Namespace) -> cap.Capture:
     )
 
 
-def run(src: Path, out: Path, args: argparse.Namespace) -> Path:
-    data = cap.read_source(src)
-    return cap.write(read(src, data, args), src, out, args, "nexmon", data)
-
-
-CONVERTER = Converter(
+CONVERTER = cap.converter(
     "nexmon",
     "nexmon_csi CSI (Broadcom, UDP packets in a pcap), one UDP packet per row",
     add_arguments,
-    run,
+    read,
 )
