@@ -11,7 +11,7 @@ The format modules check a file's framing themselves before csiread sees it:
 csiread reads records into fixed stack buffers without checking their
 lengths (a foreign or corrupt file can crash the interpreter, a short last
 record is silently dropped or decoded from stale bytes), and calls C
-``exit()`` when it cannot open a file.
+``exit()`` when it cannot open a file that exists.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from csipose.signal import MMFI_RULE, sanitize
 _BATCH = 4096
 #: Keys of an argparse namespace that are not conversion options.
 _NOT_OPTIONS = {"src", "out", "func", "command", "format", "overwrite"}
-PHASE_UNITS = "rad: angle(csi) in (-pi, pi], not unwrapped"
+PHASE_UNITS = "rad: numpy.angle(csi), wrapped to [-pi, pi], not unwrapped"
 TX_MAJOR = "tx-major: antenna = tx * n_rx + rx"
 
 
