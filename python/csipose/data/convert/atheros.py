@@ -82,8 +82,10 @@ def _scan(data: bytes, src: Path, args: argparse.Namespace, endian: str) -> dict
                 f"the record at byte {pos} has length {length}, but its header "
                 f"says {_HEADER} + {csi_len} (CSI) + {payload_len} (payload)",
             )
+        tones, nr, nc = h[16], h[17], h[18]
+        if nr > 3 or nc > 3:  # csiread refuses these even in records without CSI
+            raise cap.bad(src, f"the record at byte {pos} has nr={nr}, nc={nc}; at most 3 each")
         if csi_len:
-            tones, nr, nc = h[16], h[17], h[18]
             need = -(-tones * nr * nc * 20 // 8)  # 10-bit real + 10-bit imaginary per value
             if tones not in (56, 114) or not (1 <= nr <= 3 and 1 <= nc <= 3):
                 raise cap.bad(
