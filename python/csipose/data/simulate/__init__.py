@@ -25,7 +25,15 @@ import numpy as np
 from csipose.data.repair import RepairTally
 from csipose.data.simulate.actions import ACTIONS, perform
 from csipose.data.simulate.body import Subject, forward_kinematics
-from csipose.data.simulate.channel import body_paths, impair, shadowing, static_paths, synthesize
+from csipose.data.simulate.channel import (
+    SEG_RADIUS,
+    StaticPaths,
+    body_paths,
+    impair,
+    shadowing,
+    static_paths,
+    synthesize,
+)
 from csipose.data.simulate.profiles import PROFILES, Profile
 from csipose.data.simulate.room import Environment, make_environment, to_camera, to_image
 from csipose.data.writer import StoreWriter
@@ -95,8 +103,8 @@ def _spots(env: Environment, n: int, rng: np.random.Generator) -> list[np.ndarra
     return spots
 
 
-def _sequence(seq: _Seq, env: Environment, subjects: list[Subject], phases: np.ndarray, p: Profile,
-              frames: int, seed: int) -> dict[str, np.ndarray]:  # fmt: skip
+def _sequence(seq: _Seq, env: Environment, static: StaticPaths, subjects: list[Subject], phases: np.ndarray,
+              p: Profile, frames: int, seed: int) -> dict[str, np.ndarray]:  # fmt: skip
     rng = np.random.default_rng([seed, *seq.key])
     pk = p.packets_per_frame
     t = (
@@ -111,17 +119,20 @@ def _sequence(seq: _Seq, env: Environment, subjects: list[Subject], phases: np.n
             subjects[s], perform(seq.actions[i], t, rng, spot, heading)
         )
         heights[i] = subjects[s].height
-    static = static_paths(env, p, np.random.default_rng([seed, 2000 + seq.env]))
     lam = p.wavelength
     if m:
-        shadow = shadowing(static, joints[::pk], float(heights.mean()), lam)
-        ph = phases[list(seq.people)]
-        tau, gain = body_paths(env, joints, heights, ph, lam)
+        # Only paths that pass near someone during the sequence are shadowed per frame.
+        centres = joints.mean(axis=(0, 2))  # [M, 3]
+        extents = np.linalg.norm(joints - centres[None, :, None], axis=-1).max(axis=(0, 2))
+        near = static.near(centres, extents, lam, float(SEG_RADIUS.max() * heights.max()))
+        shadow = shadowing(static.subset(near), joints[::pk], float(heights.mean()), lam)
+        tau, gain = body_paths(env, joints, heights, phases[list(seq.people)], lam)
     else:
-        shadow = np.ones((frames, *static.length.shape))
+        near = np.zeros(static.length.shape[1], bool)
+        shadow = np.ones((frames, len(static.length), 0))
         tau = np.zeros((frames * pk, len(static.length), 0))
         gain = np.zeros_like(tau, dtype=complex)
-    h = impair(synthesize(env, p, static, shadow, tau, gain), env, p, rng)
+    h = impair(synthesize(p, static, near, shadow, tau, gain), env, p, rng)
     label = joints[::pk]  # the pose at each frame's first packet
     cam = to_camera(env, label)
     px, inside = to_image(env, cam, p.image_size)
@@ -195,6 +206,9 @@ def simulate(
             "the MM-Fi tree needs profile mmfi, <= 4 environments, <= 10 subjects, <= 999 frames"
         )
     envs = [make_environment(p, e, seed) for e in range(environments)]
+    statics = [
+        static_paths(env, p, np.random.default_rng([seed, 2000 + e])) for e, env in enumerate(envs)
+    ]
     people = [
         [
             Subject.random(
@@ -238,7 +252,16 @@ def simulate(
     with StoreWriter(out, csi=csi, labels=_labels(p), default_window=p.default_window,
                      provenance=provenance, overwrite=overwrite) as w:  # fmt: skip
         for seq in items:
-            r = _sequence(seq, envs[seq.env], people[seq.env], phases[seq.env], p, frames, seed)
+            r = _sequence(
+                seq,
+                envs[seq.env],
+                statics[seq.env],
+                people[seq.env],
+                phases[seq.env],
+                p,
+                frames,
+                seed,
+            )
             if tree is not None:
                 _write_mmfi(tree, seq, acts, r)
             h = r["complex"]

@@ -58,8 +58,9 @@ class Subject:
 
     @classmethod
     def random(cls, name: str, rng: np.random.Generator) -> Subject:
-        """Height U(1.55, 1.95) m; each segment group scaled by N(1, 0.04) (widths N(1, 0.06))."""
-        height = float(rng.uniform(1.55, 1.95))
+        """Height N(1.72, 0.08) m clipped to [1.55, 1.95] (adults); each segment group
+        scaled by N(1, 0.04) (widths N(1, 0.06))."""
+        height = float(np.clip(rng.normal(1.72, 0.08), 1.55, 1.95))
         scale = {k: 1.0 for k in PROPORTIONS}
         for group, names in _GROUPS.items():
             f = rng.normal(1.0, 0.06 if group == "width" else 0.04)

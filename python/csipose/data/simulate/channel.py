@@ -25,6 +25,8 @@ SEG_BLOCK = np.array([s[4] for s in SEGMENTS])
 SHADOW_FLOOR = 0.15
 #: Power reflection coefficient of tissue at 5 GHz (|Gamma|^2), applied to body cross-sections.
 TISSUE_REFLECTIVITY = 0.3
+#: RMS surface roughness of a clothed body (m); specular reflection loses exp(-(4 pi h / lambda)^2).
+ROUGHNESS = 0.005
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,30 @@ class StaticPaths:
     gain: np.ndarray  # [L, P] complex amplitude
     segments: np.ndarray  # [L, P, 2, 2, 3] the path as two straight pieces (start, end)
     offset: np.ndarray  # [L, P, 2] path length before each piece
+
+    def subset(self, keep: np.ndarray) -> StaticPaths:
+        """The paths ``keep`` (a mask or indices over P) of every link."""
+        return StaticPaths(
+            self.length[:, keep], self.gain[:, keep], self.segments[:, keep], self.offset[:, keep]
+        )
+
+    def near(
+        self, centres: np.ndarray, extents: np.ndarray, lam: float, radius: float
+    ) -> np.ndarray:
+        """Paths [P] that may come within reach of the shadowing model of
+        anyone: each person's joints stay inside a sphere (``centres`` [M, 3],
+        ``extents`` [M]); a path is near when it passes closer to a sphere than
+        3 w, w = F_max / 2 + ``radius`` (F_max the Fresnel radius at the middle of
+        the path). Other paths keep their amplitude to within exp(-9) = 1.2e-4
+        for every pose and need no per-frame work."""
+        a = self.segments[:, :, :, 0][None]  # [1, L, P, 2, 3]
+        ab = self.segments[:, :, :, 1][None] - a
+        ab2 = np.maximum(np.sum(ab * ab, -1), 1e-12)
+        c = centres[:, None, None, None, :]
+        u = np.clip(np.sum((c - a) * ab, -1) / ab2, 0, 1)
+        h = np.linalg.norm(c - (a + u[..., None] * ab), axis=-1).min(axis=3)  # [M, L, P]
+        reach = 3 * (0.5 * np.sqrt(lam * self.length / 4) + radius)
+        return np.any(h - extents[:, None, None] < reach[None], axis=(0, 1))
 
 
 def links(env: Environment) -> tuple[np.ndarray, np.ndarray]:
@@ -122,7 +148,8 @@ def body_paths(
     u_i, u_s the unit directions tx -> segment -> rx, t the segment axis,
     sigma_spec = 2 pi r l^2 / lambda (broadside; l limited to the Fresnel length
     sqrt(lambda d1 d2 / (d1 + d2)), as the antennas are in the segment's near
-    field) and sigma_diffuse the
+    field) times the rough-surface loss exp(-(4 pi h / lambda)^2) of RMS
+    roughness h (``ROUGHNESS``), and sigma_diffuse the
     segment's rough-surface cross-section (``SEG_RCS`` scaled by body size),
     both times tissue's power reflectivity.
     """
@@ -142,34 +169,47 @@ def body_paths(
     # In the near field only about one Fresnel zone of the segment adds up coherently.
     eff = np.minimum(length[:, None, :], np.sqrt(lam * d1 * d2 / (d1 + d2)))
     x = (np.pi / lam) * eff * np.sum(q * axis[:, None, :, :], axis=-1)  # k l (q . t) / 2
-    spec = 2 * np.pi * radius * eff**2 / lam * np.sinc(x / np.pi) ** 2
+    ruze = np.exp(-((4 * np.pi * ROUGHNESS / lam) ** 2))
+    spec = ruze * 2 * np.pi * radius * eff**2 / lam * np.sinc(x / np.pi) ** 2
     rcs = TISSUE_REFLECTIVITY * (spec + (SEG_RCS[None, :] * size**2).reshape(-1))
     amp = lam * np.sqrt(rcs) / (_FOUR_PI_15 * d1 * d2)
     return (d1 + d2) / C, amp * np.exp(1j * phases.reshape(-1))
 
 
 def synthesize(
-    env: Environment,
     profile: Profile,
     static: StaticPaths,
+    near: np.ndarray,
     shadow: np.ndarray,
     body_tau: np.ndarray,
     body_gain: np.ndarray,
 ) -> np.ndarray:
-    """Clean channel H [F, packets, L, K] (complex64) from static paths shadowed per frame
-    (``shadow`` [F, L, P]) and body paths per packet (``body_tau``, ``body_gain`` [F * packets, L, Q])."""
+    """Clean channel H [F, packets, L, K] (complex64): the static paths ``near``
+    people shadowed per frame (``shadow`` [F, L, Pnear]), the other static paths
+    once, and body paths per packet (``body_tau``, ``body_gain`` [F * packets, L, Q])."""
     f, links_ = shadow.shape[0], static.length.shape[0]
     pk = profile.packets_per_frame
     k = len(profile.subcarriers)
-    static_gain = np.repeat(shadow * static.gain[None], pk, axis=0)  # [F*pk, L, P]
-    static_tau = np.broadcast_to(static.length / C, static_gain.shape)
-    tau = np.concatenate([static_tau, body_tau], axis=-1).reshape(f * pk * links_, -1)
-    gain = np.concatenate([static_gain, body_gain], axis=-1).reshape(f * pk * links_, -1)
-    re, im = _native.multipath_response(
-        np.ascontiguousarray(tau), np.ascontiguousarray(gain.real), np.ascontiguousarray(gain.imag),
-        profile.carrier_hz, profile.spacing_hz, np.asarray(profile.subcarriers, np.int32),
-    )  # fmt: skip
-    return (re + 1j * im).astype(np.complex64).reshape(f, pk, links_, k)
+    index = np.asarray(profile.subcarriers, np.int32)
+
+    def response(tau: np.ndarray, gain: np.ndarray) -> np.ndarray:
+        rows, n = tau.shape[:-1], int(np.prod(tau.shape[:-1]))
+        tau, gain = tau.reshape(n, tau.shape[-1]), gain.reshape(n, gain.shape[-1])
+        re, im = _native.multipath_response(
+            np.ascontiguousarray(tau), np.ascontiguousarray(gain.real), np.ascontiguousarray(gain.imag),
+            profile.carrier_hz, profile.spacing_hz, index,
+        )  # fmt: skip
+        return (re + 1j * im).reshape(*rows, k)
+
+    far = static.subset(~near)
+    fixed = response(far.length / C, far.gain)  # [L, K]
+    moving = static.subset(near)
+    gain = np.repeat(shadow * moving.gain[None], pk, axis=0)  # [F*pk, L, Pnear]
+    tau = np.broadcast_to(moving.length / C, gain.shape)
+    h = response(
+        np.concatenate([tau, body_tau], axis=-1), np.concatenate([gain, body_gain], axis=-1)
+    )
+    return (h + fixed[None]).astype(np.complex64).reshape(f, pk, links_, k)
 
 
 def impair(

@@ -10,7 +10,7 @@ import numpy as np
 from csipose.data.simulate.profiles import Profile
 
 #: Diffuse scattering points on the room's surfaces.
-DIFFUSE = 96
+DIFFUSE = 400
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def make_environment(profile: Profile, index: int, seed: int) -> Environment:
     pts = rng.uniform(0, 1, (DIFFUSE, 3)) * size
     pts[np.arange(DIFFUSE), face // 2] = np.where(face % 2 == 0, 0.0, size[face // 2])
     furniture = np.vstack([furniture, pts])
-    rcs = np.concatenate([rcs, rng.uniform(0.01, 0.1, DIFFUSE)])
+    rcs = np.concatenate([rcs, rng.uniform(0.0025, 0.025, DIFFUSE)])
     lam = profile.wavelength
     tx_c = np.array([size[0] * rng.uniform(0.3, 0.7), rng.uniform(0.3, 0.8), rng.uniform(0.9, 1.4)])
     link = rng.uniform(3.5, min(6.0, size[1] - 1.1))

@@ -9,6 +9,7 @@
 
 use rayon::prelude::*;
 
+use crate::metrics::simd::multiversion;
 use crate::threads::install;
 use crate::{Error, Result};
 
@@ -60,34 +61,88 @@ pub fn multipath_response(
             .par_chunks_mut(k)
             .zip(out_im.par_chunks_mut(k))
             .enumerate()
-            .with_min_len(64)
+            .with_min_len(16)
             .for_each_init(
-                || (vec![0.0f64; span], vec![0.0f64; span]),
-                |(acc_re, acc_im), (row, (ore, oim))| {
-                    acc_re.fill(0.0);
-                    acc_im.fill(0.0);
-                    for q in row * p..(row + 1) * p {
-                        let (g_re, g_im, t) = (gain_re[q], gain_im[q], tau[q]);
-                        if g_re == 0.0 && g_im == 0.0 {
-                            continue;
-                        }
-                        // Phasor at the lowest index, and the step between indices.
+                || Phasors::new(p, span),
+                |ph, (row, (ore, oim))| {
+                    // Each path's phasor at the lowest index, and its step between indices.
+                    for (q, j) in (row * p..(row + 1) * p).enumerate() {
+                        let (g_re, g_im, t) = (gain_re[j], gain_im[j], tau[j]);
                         let (s0, c0) = (-two_pi * (fc + df * f64::from(lo)) * t).sin_cos();
                         let (s1, c1) = (-two_pi * df * t).sin_cos();
-                        let (mut z_re, mut z_im) = (g_re * c0 - g_im * s0, g_re * s0 + g_im * c0);
-                        for (a_re, a_im) in acc_re.iter_mut().zip(acc_im.iter_mut()) {
-                            *a_re += z_re;
-                            *a_im += z_im;
-                            (z_re, z_im) = (z_re * c1 - z_im * s1, z_re * s1 + z_im * c1);
-                        }
+                        ph.z_re[q] = g_re * c0 - g_im * s0;
+                        ph.z_im[q] = g_re * s0 + g_im * c0;
+                        ph.step_re[q] = c1;
+                        ph.step_im[q] = s1;
                     }
+                    sweep(ph);
                     for ((r, i), &slot) in ore.iter_mut().zip(oim.iter_mut()).zip(&slots) {
-                        *r = acc_re[slot] as f32;
-                        *i = acc_im[slot] as f32;
+                        *r = ph.acc_re[slot] as f32;
+                        *i = ph.acc_im[slot] as f32;
                     }
                 },
             );
     })
+}
+
+multiversion! {
+    fn sweep(ph: &mut Phasors) -> ();
+    wide = ph.sweep();
+    base = ph.sweep();
+}
+
+/// Per-path phasors of one row, advanced together along the subcarrier
+/// index range (paths are the vector lanes), and the sums per index.
+struct Phasors {
+    z_re: Vec<f64>,
+    z_im: Vec<f64>,
+    step_re: Vec<f64>,
+    step_im: Vec<f64>,
+    acc_re: Vec<f64>,
+    acc_im: Vec<f64>,
+}
+
+impl Phasors {
+    fn new(paths: usize, span: usize) -> Self {
+        // Padded to whole lanes of 8 with zero phasors, which add nothing.
+        let n = paths.div_ceil(8) * 8;
+        let z = || vec![0.0; n];
+        Self {
+            z_re: z(),
+            z_im: z(),
+            step_re: z(),
+            step_im: z(),
+            acc_re: vec![0.0; span],
+            acc_im: vec![0.0; span],
+        }
+    }
+
+    #[inline(always)]
+    fn sweep(&mut self) {
+        for (a_re, a_im) in self.acc_re.iter_mut().zip(self.acc_im.iter_mut()) {
+            let (mut l_re, mut l_im) = ([0.0f64; 8], [0.0f64; 8]);
+            let lanes = self
+                .z_re
+                .chunks_exact_mut(8)
+                .zip(self.z_im.chunks_exact_mut(8))
+                .zip(
+                    self.step_re
+                        .chunks_exact(8)
+                        .zip(self.step_im.chunks_exact(8)),
+                );
+            for ((zr, zi), (sr, si)) in lanes {
+                for l in 0..8 {
+                    l_re[l] += zr[l];
+                    l_im[l] += zi[l];
+                    let (r, i) = (zr[l] * sr[l] - zi[l] * si[l], zr[l] * si[l] + zi[l] * sr[l]);
+                    zr[l] = r;
+                    zi[l] = i;
+                }
+            }
+            *a_re = l_re.iter().sum();
+            *a_im = l_im.iter().sum();
+        }
+    }
 }
 
 #[cfg(test)]
