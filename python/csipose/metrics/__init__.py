@@ -1,10 +1,12 @@
 """Metric-locked pose metrics: every number carries its definition.
 
 ``pck`` / ``pck_curve`` (presets ``torso``, ``bbox``, ``mmpose``, ``absolute``),
-``mpjpe``, ``n_mpjpe``, ``pa_mpjpe``, COCO ``oks`` and ``accuracy_report``.
+``mpjpe``, ``n_mpjpe``, ``pa_mpjpe``, COCO ``oks`` and ``accuracy_report``;
+multi-person: COCO keypoint AP/AR ``oks_ap``.
 The kernels are Rust (float32 in, float64 arithmetic, GIL released).
 """
 
+from csipose.metrics.oks_ap import Detections, GroundTruth, OKSAPResult, oks_ap
 from csipose.metrics.pose import (
     NORMS,
     TORSO_FLOOR,
@@ -26,14 +28,18 @@ __all__ = [
     "NORMS",
     "TORSO_FLOOR",
     "AccuracyReport",
+    "Detections",
+    "GroundTruth",
     "Measurement",
     "MetricValue",
+    "OKSAPResult",
     "PCKCurve",
     "PCKResult",
     "accuracy_report",
     "mpjpe",
     "n_mpjpe",
     "oks",
+    "oks_ap",
     "pa_mpjpe",
     "pck",
     "pck_and_mpjpe",
