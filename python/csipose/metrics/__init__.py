@@ -2,10 +2,12 @@
 
 ``pck`` / ``pck_curve`` (presets ``torso``, ``bbox``, ``mmpose``, ``absolute``),
 ``mpjpe``, ``n_mpjpe``, ``pa_mpjpe``, COCO ``oks`` and ``accuracy_report``;
-multi-person: COCO keypoint AP/AR ``oks_ap``.
+multi-person: COCO keypoint AP/AR ``oks_ap`` and ``multi_person_metrics`` (PCK and
+MPJPE over optimally matched people, with missed / spurious people and counts).
 The kernels are Rust (float32 in, float64 arithmetic, GIL released).
 """
 
+from csipose.metrics.multi_person import MultiPersonResult, multi_person_metrics
 from csipose.metrics.oks_ap import Detections, GroundTruth, OKSAPResult, oks_ap
 from csipose.metrics.pose import (
     NORMS,
@@ -32,11 +34,13 @@ __all__ = [
     "GroundTruth",
     "Measurement",
     "MetricValue",
+    "MultiPersonResult",
     "OKSAPResult",
     "PCKCurve",
     "PCKResult",
     "accuracy_report",
     "mpjpe",
+    "multi_person_metrics",
     "n_mpjpe",
     "oks",
     "oks_ap",
