@@ -33,6 +33,16 @@ trait Cost: Copy + PartialOrd + Add<Output = Self> + Sub<Output = Self> {
     const ZERO: Self;
     const INF: Self;
     fn is_finite(self) -> bool;
+    /// The smaller (either when equal). Written as a compare-and-select, which
+    /// compiles to one `minsd` for f64 (`f64::min` adds NaN handling; costs
+    /// here are never NaN).
+    fn min(self, o: Self) -> Self {
+        if o < self { o } else { self }
+    }
+    /// The larger (either when equal).
+    fn max(self, o: Self) -> Self {
+        if o > self { o } else { self }
+    }
 }
 
 impl Cost for f64 {
@@ -41,6 +51,14 @@ impl Cost for f64 {
     fn is_finite(self) -> bool {
         f64::is_finite(self)
     }
+}
+
+/// `if c { a } else { b }` as bit arithmetic: which of a row's entries are
+/// the smallest is unpredictable, and a mispredicted branch costs more than
+/// the few entries of a small problem.
+fn select(c: bool, a: usize, b: usize) -> usize {
+    let m = usize::from(c).wrapping_neg();
+    (a & m) | (b & !m)
 }
 
 /// (number of forbidden pairs, cost), ordered lexicographically (derived
@@ -143,17 +161,17 @@ impl<C: Cost> State<C> {
                 .zip(self.shortest.iter_mut().zip(self.path.iter_mut()))
                 .zip(self.seen_col.iter().zip(&self.row4col))
                 .enumerate();
-            // Selects rather than branches, as in row_reduction.
+            // Selects rather than branches (see `select`).
             for (j, (((&c, &v), (sp, p)), (&seen, &owner))) in columns {
                 let r = min_val + c - ui - v;
                 let closer = !seen & (r < *sp);
-                *p = if closer { i } else { *p };
+                *p = select(closer, i, *p);
                 *sp = if closer { r } else { *sp };
                 // Among equal distances prefer a free column: it ends the search.
                 let s = *sp;
                 let take = !seen & ((s < lowest) | ((s == lowest) & (owner == NONE)));
                 lowest = if take { s } else { lowest };
-                index = if take { j } else { index };
+                index = select(take, j, index);
             }
             min_val = lowest;
             // Infinite (every path forbidden) or NaN (an overflow) ends the search.
@@ -168,6 +186,50 @@ impl<C: Cost> State<C> {
         }
     }
 
+    /// Jonker-Volgenant's column reduction and reduction transfer, for finite
+    /// square problems: each column's dual becomes its smallest cost and the
+    /// column goes to that row if the row is still free; a row that got
+    /// exactly one column moves its slack onto that column's dual. (Not for
+    /// rectangular problems: a column left unmatched must keep a zero dual.)
+    fn column_reduction(&mut self, cost: &[C], n: usize) {
+        self.v.fill(C::INF);
+        let best_row = &mut self.path;
+        for (i, row) in cost.chunks_exact(n).enumerate() {
+            for ((&c, v), r) in row.iter().zip(self.v.iter_mut()).zip(best_row.iter_mut()) {
+                *r = select(c < *v, i, *r);
+                *v = v.min(c);
+            }
+        }
+        let shared = &mut self.seen_row;
+        shared.fill(false);
+        for j in (0..n).rev() {
+            let i = best_row[j];
+            if self.col4row[i] == NONE {
+                self.col4row[i] = j;
+                self.row4col[j] = i;
+            } else {
+                shared[i] = true;
+            }
+        }
+        for (i, row) in cost.chunks_exact(n).enumerate() {
+            let j = self.col4row[i];
+            if j == NONE {
+                continue;
+            }
+            if !shared[i] {
+                let slack = row
+                    .iter()
+                    .zip(&self.v)
+                    .enumerate()
+                    .filter(|&(j2, _)| j2 != j)
+                    .map(|(_, (&c, &v))| c - v)
+                    .fold(C::INF, |m, x| if x < m { x } else { m });
+                self.v[j] = self.v[j] - slack;
+            }
+            self.u[i] = row[j] - self.v[j];
+        }
+    }
+
     /// Jonker-Volgenant's augmenting row reduction (two passes), for finite
     /// costs and `nc >= 2`: each free row takes its cheapest column under the
     /// current column duals, lowering that column's dual to the row's second
@@ -178,7 +240,7 @@ impl<C: Cost> State<C> {
     fn row_reduction(&mut self, cost: &[C], nr: usize, nc: usize) {
         let free = &mut self.free;
         free.clear();
-        free.extend(0..nr);
+        free.extend((0..nr).filter(|&i| self.col4row[i] == NONE));
         // Each step lowers a dual or moves a row; the budget bounds the
         // (rare) long exchanges, whose rows the path search then takes over.
         let mut budget = 4 * nr + 16;
@@ -191,16 +253,13 @@ impl<C: Cost> State<C> {
                 let row = &cost[i * nc..(i + 1) * nc];
                 let (mut u1, mut j1) = (row[0] - self.v[0], 0);
                 let (mut u2, mut j2) = (C::INF, 0);
-                // Selects rather than branches: which entries are the two
-                // smallest is unpredictable.
                 for (j, (&c, &v)) in row.iter().zip(&self.v).enumerate().skip(1) {
                     let h = c - v;
-                    (u2, j2) = match (h < u1, h < u2) {
-                        (true, _) => (u1, j1),
-                        (false, true) => (h, j),
-                        (false, false) => (u2, j2),
-                    };
-                    (u1, j1) = if h < u1 { (h, j) } else { (u1, j1) };
+                    let (below1, below2) = (h < u1, h < u2);
+                    j2 = select(below1, j1, select(below2, j, j2));
+                    u2 = u2.min(u1.max(h));
+                    j1 = select(below1, j, j1);
+                    u1 = u1.min(h);
                 }
                 let mut evicted = self.row4col[j1];
                 if u1 < u2 {
@@ -234,6 +293,9 @@ impl<C: Cost> State<C> {
     fn solve(&mut self, cost: &[C], nr: usize, nc: usize, reduce: bool) -> bool {
         self.reset(nr, nc);
         if reduce && nc >= 2 {
+            if nr == nc {
+                self.column_reduction(cost, nc);
+            }
             self.row_reduction(cost, nr, nc);
         }
         for cur in 0..nr {
@@ -324,21 +386,25 @@ impl Solver {
         if size == 0 {
             return Ok(&self.pairs);
         }
-        let mut largest = 0.0f64;
-        let mut any_forbidden = false;
-        for (at, &c) in cost.iter().enumerate() {
-            if c.is_nan() || c == f64::NEG_INFINITY {
-                return Err(Error::Value(format!(
-                    "cost[{}, {}] is {c}; costs must be numbers or +inf (a forbidden pair)",
-                    at / n_cols,
-                    at % n_cols
-                )));
-            }
-            if c == f64::INFINITY {
-                any_forbidden = true;
-            } else {
-                largest = largest.max(c.abs());
-            }
+        // One branch-free pass; only an invalid matrix is scanned again.
+        let (mut largest, mut any_forbidden, mut invalid) = (0.0f64, false, false);
+        for &c in cost {
+            invalid |= c.is_nan() | (c == f64::NEG_INFINITY);
+            any_forbidden |= c == f64::INFINITY;
+            let size = if c.is_finite() { c.abs() } else { 0.0 };
+            largest = if size > largest { size } else { largest };
+        }
+        if invalid {
+            let at = cost
+                .iter()
+                .position(|c| c.is_nan() || *c == f64::NEG_INFINITY)
+                .unwrap_or(0);
+            return Err(Error::Value(format!(
+                "cost[{}, {}] is {}; costs must be numbers or +inf (a forbidden pair)",
+                at / n_cols,
+                at % n_cols,
+                cost[at]
+            )));
         }
         // Solve with rows on the smaller side, as SciPy does.
         let transpose = n_cols < n_rows;
