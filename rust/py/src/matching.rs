@@ -15,7 +15,7 @@ fn mode(partial: bool) -> Mode {
     if partial { Mode::Partial } else { Mode::Strict }
 }
 
-/// Optimal assignment of one cost matrix: (rows, cols) sorted by row.
+/// Optimal assignment of one float64 cost matrix: (rows, cols) sorted by row.
 #[pyfunction]
 #[pyo3(signature = (cost, partial=false))]
 fn assign<'py>(
@@ -24,9 +24,15 @@ fn assign<'py>(
     partial: bool,
 ) -> PyResult<(Ints<'py>, Ints<'py>)> {
     let [r, c] = [cost.shape()[0], cost.shape()[1]];
-    let x = cost
-        .as_slice()
-        .map_err(|_| PyValueError::new_err("cost must be a C-contiguous array"))?;
+    // Any strides: a transposed or sliced matrix is copied here, row-major.
+    let copy: Vec<f64>;
+    let x = match cost.as_slice() {
+        Ok(x) => x,
+        Err(_) => {
+            copy = cost.as_array().iter().copied().collect();
+            &copy
+        }
+    };
     let pairs = py
         .detach(|| m::assign(x, r, c, mode(partial)))
         .map_err(to_py)?;
