@@ -82,6 +82,25 @@ def test_partial_assignment_has_most_pairs_then_least_cost(m):
     assert abs(m[rows, cols].sum() - total) <= tolerance(m)
 
 
+@given(
+    m=hnp.arrays(
+        np.float64,
+        st.tuples(st.integers(1, 5), st.integers(1, 5)),
+        elements=st.floats(-1.7e308, 1.7e308) | st.sampled_from([1.7e308, -1.7e308, 1.0]),
+    ),
+    partial=st.booleans(),
+)
+def test_costs_near_the_float64_limit_are_solved_exactly(m, partial):
+    """Beyond ~1e306 the solver scales the matrix by a power of two (exact) so
+    that no dual sum overflows; the oracle solves the same matrix scaled down."""
+    rows, cols = matching.assign(m, partial=partial)
+    check_assignment(m, rows, cols)
+    small = m * 2.0**-64
+    n, total = best_partial_matching(small)
+    assert len(rows) == n == min(m.shape)
+    assert abs(small[rows, cols].sum() - total) <= tolerance(small)
+
+
 @given(m=cost_matrices(max_side=6, forbidden=False))
 def test_partial_without_forbidden_pairs_is_the_plain_assignment(m):
     full, part = matching.assign(m), matching.assign(m, partial=True)

@@ -1,9 +1,10 @@
 //! Rectangular linear sum assignment by shortest augmenting paths with dual
 //! potentials: Crouse, "On implementing 2D rectangular assignment algorithms"
 //! (IEEE TAES 2016), the algorithm of SciPy's `linear_sum_assignment`, started
-//! from Jonker and Volgenant's augmenting row reduction (Computing 38, 1987),
-//! which matches most rows cheaply. Where several assignments are optimal it
-//! may return a different one than SciPy, of the same total cost.
+//! from Jonker and Volgenant's column reduction (square problems) and
+//! augmenting row reduction (Computing 38, 1987), which match most rows
+//! cheaply when every cost is finite. Where several assignments are optimal
+//! it may return a different one than SciPy, of the same total cost.
 //!
 //! `+inf` marks a forbidden pair. `Mode::Strict` asks for a complete matching
 //! of the smaller side and reports an infeasible problem as an error;
@@ -116,7 +117,6 @@ struct State<C> {
     row4col: Vec<usize>,
     seen_row: Vec<bool>,
     seen_col: Vec<bool>,
-    remaining: Vec<usize>,
     free: Vec<usize>,
 }
 
@@ -139,7 +139,6 @@ impl<C: Cost> State<C> {
         }
         self.seen_row.resize(nr, false);
         self.seen_col.resize(nc, false);
-        self.remaining.resize(nc, 0);
     }
 
     /// Dijkstra over reduced costs from free row `i` to the nearest free
@@ -289,7 +288,8 @@ impl<C: Cost> State<C> {
     }
 
     /// Solve `cost` (`nr x nc`, `nr <= nc`, no NaN or -inf); false if infeasible.
-    /// `reduce`: start with [`Self::row_reduction`] (finite costs only).
+    /// `reduce`: start with [`Self::column_reduction`] (square problems) and
+    /// [`Self::row_reduction`] (finite costs only).
     fn solve(&mut self, cost: &[C], nr: usize, nc: usize, reduce: bool) -> bool {
         self.reset(nr, nc);
         if reduce && nc >= 2 {
@@ -373,17 +373,17 @@ impl Solver {
         n_cols: usize,
         mode: Mode,
     ) -> Result<&[(usize, usize)]> {
-        let size = n_rows.checked_mul(n_cols).ok_or_else(|| {
+        let entries = n_rows.checked_mul(n_cols).ok_or_else(|| {
             Error::Shape(format!("a {n_rows} x {n_cols} cost matrix is too large"))
         })?;
-        if cost.len() != size {
+        if cost.len() != entries {
             return Err(Error::Shape(format!(
                 "cost holds {} values, expected {n_rows} x {n_cols}",
                 cost.len()
             )));
         }
         self.pairs.clear();
-        if size == 0 {
+        if entries == 0 {
             return Ok(&self.pairs);
         }
         // One branch-free pass; only an invalid matrix is scanned again.
