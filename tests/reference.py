@@ -256,3 +256,36 @@ def mean_visible_distance(pred, gt, visible) -> np.ndarray:
             v = np.asarray(visible[j], bool)
             out[i, j] = norm_last(p[i][v] - g[j][v]).mean()
     return out
+
+
+def window_starts(sequence, frame_index, valid, length, stride) -> list[int]:
+    """Window starts, by walking each sequence (the store's window rule)."""
+    out = []
+    n = len(sequence)
+    i = 0
+    while i < n:
+        j = i
+        while j < n and sequence[j] == sequence[i]:
+            j += 1
+        for s in range(i, j - length + 1, stride):
+            frames = range(s, s + length)
+            if (
+                all(valid[f] for f in frames)
+                and frame_index[s + length - 1] - frame_index[s] == length - 1
+            ):
+                out.append(s)
+        i = j
+    return out
+
+
+def csi_transform(frame, minmax=False, weights=None, mean=None, scale=None) -> np.ndarray:
+    """One CSI frame [a, s, p]: min-max over the frame, W @ x per antenna, z-score; float64."""
+    x = np.asarray(frame, np.float64)
+    if minmax:
+        lo, hi = x.min(), x.max()
+        x = (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
+    if weights is not None:
+        x = np.einsum("ts,asp->atp", weights, x)
+    if mean is not None:
+        x = (x - mean[:, :, None]) / scale[:, :, None]
+    return x

@@ -1,6 +1,7 @@
 # Type stubs of the compiled extension csipose._native (rust/py/src).
 # Checked against the built module by `python -m mypy.stubtest csipose._native` (make lint).
-from typing import Any
+import os
+from typing import Any, final
 
 import numpy as np
 import numpy.typing as npt
@@ -9,6 +10,7 @@ __all__ = [
     "CheckpointError",
     "CsiposeError",
     "DataFormatError",
+    "MappedStore",
     "__version__",
     "aligned_errors",
     "apply_subcarrier_map",
@@ -17,10 +19,13 @@ __all__ = [
     "get_num_threads",
     "greedy_match",
     "joint_errors",
+    "multipath_response",
     "oks",
     "oks_matrices",
+    "permutation",
     "sanitize_mmfi",
     "set_num_threads",
+    "shadowing",
     "simd_level",
 ]
 
@@ -99,3 +104,55 @@ def greedy_match(
     crowd: npt.NDArray[np.bool_],
     thresholds: npt.NDArray[np.float64],
 ) -> npt.NDArray[np.uint8]: ...
+def permutation(n: int, seed: int) -> npt.NDArray[np.uint64]: ...
+
+@final
+class MappedStore:
+    def __new__(cls, files: list[tuple[str, str | os.PathLike[str]]]) -> MappedStore: ...
+    def names(self) -> list[str]: ...
+    def shape(self, name: str) -> list[int]: ...
+    def dtype(self, name: str) -> str: ...
+    def gather_windows(
+        self,
+        name: str,
+        starts: npt.NDArray[np.int64],
+        length: int,
+        out: npt.NDArray[np.float32],
+        *,
+        minmax: bool = False,
+        map: tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32], npt.NDArray[np.float64]]
+        | None = None,
+        zscore: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None = None,
+    ) -> None: ...
+    def gather_rows(
+        self, name: str, rows: npt.NDArray[np.int64], out: npt.NDArray[np.uint8]
+    ) -> None: ...
+    def moments(
+        self,
+        name: str,
+        frames: npt.NDArray[np.int64],
+        *,
+        minmax: bool = False,
+        map: tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32], npt.NDArray[np.float64]]
+        | None = None,
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], int]: ...
+
+def multipath_response(
+    tau: npt.NDArray[np.float64],
+    gain_re: npt.NDArray[np.float64],
+    gain_im: npt.NDArray[np.float64],
+    fc: float,
+    df: float,
+    index: npt.NDArray[np.int32],
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]: ...
+def shadowing(
+    pieces: npt.NDArray[np.float64],
+    offset: npt.NDArray[np.float64],
+    length: npt.NDArray[np.float64],
+    points: npt.NDArray[np.float64],
+    point_segment: npt.NDArray[np.uint32],
+    radius: npt.NDArray[np.float64],
+    block: npt.NDArray[np.float64],
+    wavelength: float,
+    floor: float,
+) -> npt.NDArray[np.float64]: ...

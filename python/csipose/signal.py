@@ -42,24 +42,32 @@ __all__ = [
 ]
 
 
-def _idx(bw: int, step: int, skip: int) -> list[int]:
-    """Subcarrier indices -a..-skip, skip..a in steps (IEEE 802.11n, as csiread's scidx)."""
-    a = {20: 28, 40: 58}[bw]
-    neg = [*range(-a, -skip, step), -skip]
-    return neg + [-i for i in reversed(neg)]
+def _idx(bw: int, ng: int) -> list[int]:
+    """IEEE 802.11n subcarrier indices of grouping ``ng`` (Table 9-54 of 802.11-2016):
+    -a, -a+ng, ..., -b, b, b+ng, ..., a; the same as csiread's ``scidx(bw, ng)``."""
+    a, b = {20: (28, 1), 40: (58, 2)}[bw]
+    return [*range(-a, -b, ng), -b, *range(b, a, ng), a]
 
 
 #: Subcarrier indices of the hardware profiles csipose knows, in the order the tools store them.
 SUBCARRIERS: dict[str, list[int]] = {
     # Atheros CSI Tool (MM-Fi's hardware): HT20 56 tones, HT40 114 tones.
-    "atheros-ht20": _idx(20, 1, 1),
-    "atheros-ht40": _idx(40, 1, 2),
-    # Intel 5300 (Linux 802.11n CSI Tool): 30 groups, Ng = 2 at 20 MHz.
-    "intel5300-ht20": _idx(20, 2, 1),
-    # ESP32 LLTF, 64 entries in the order ESP32-CSI-Tool writes them: 0..31 then -32..-1.
+    "atheros-ht20": _idx(20, 1),
+    "atheros-ht40": _idx(40, 1),
+    # Intel 5300 (Linux 802.11n CSI Tool): 30 groups, Ng = 2 at 20 MHz (-28, -26, ..., -2,
+    # -1, 1, 3, ..., 27, 28: not symmetric), Ng = 4 at 40 MHz.
+    "intel5300-ht20": _idx(20, 2),
+    "intel5300-ht40": _idx(40, 4),
+    # ESP32 LLTF, 64 entries in buffer order (ESP-IDF "Wi-Fi Channel State Information"
+    # table, which ESP32-CSI-Tool prints unchanged). Without a secondary channel: 0..31
+    # then -32..-1. With a secondary channel (HT40 above or below) the buffer holds the
+    # 64 subcarriers of the primary 20 MHz channel in ascending order (ESP-IDF's -64..-1
+    # or 0..63 of the 40 MHz grid); here numbered -32..31 about the primary's centre.
     "esp32-lltf": list(range(0, 32)) + list(range(-32, 0)),
+    "esp32-lltf-ht40": list(range(-32, 32)),
 }
-#: Null (unused) subcarriers of the ESP32 LLTF: DC and the guard bands.
+#: Null (unused) subcarriers of the ESP32 LLTF (legacy 802.11a/g: -26..-1, 1..26 carry
+#: data or pilots): DC and the guard bands, the same in both layouts above.
 ESP32_NULL = [0, *range(27, 32), *range(-32, -26)]
 
 

@@ -160,7 +160,9 @@ class StoreWriter:
             if name in rows:
                 raise ValueError(f"extra array {name!r} clashes with a standard array")
             rows[name] = value
-            dtypes[name] = self._arrays[name].dtype if name in self._arrays else np.asarray(value).dtype
+            dtypes[name] = (
+                self._arrays[name].dtype if name in self._arrays else np.asarray(value).dtype
+            )
         if self.n_frames == 0 and not self._arrays:
             if np.ndim(amplitude) != 4:
                 raise ValueError(

@@ -11,6 +11,10 @@ pub enum Error {
     /// An argument holds a value outside its domain (Python: `ValueError`).
     #[error("{0}")]
     Value(String),
+    /// A file does not follow the format it claims (Python: `DataFormatError`).
+    /// The message names the file and the problem.
+    #[error("{0}")]
+    DataFormat(String),
     /// The thread pool could not be built (Python: `CsiposeError`).
     #[error("thread pool: {0}")]
     Threads(String),

@@ -7,7 +7,10 @@
 pub mod error;
 pub mod matching;
 pub mod metrics;
+pub mod shuffle;
 pub mod signal;
+pub mod sim;
+pub mod store;
 pub mod threads;
 
 pub use error::{Error, Result};

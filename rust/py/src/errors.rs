@@ -27,6 +27,7 @@ pub(crate) fn to_py(e: csipose_core::Error) -> PyErr {
     use csipose_core::Error as E;
     match e {
         E::Shape(m) | E::Value(m) => PyValueError::new_err(m),
+        E::DataFormat(m) => DataFormatError::new_err(m),
         E::Threads(_) => CsiposeError::new_err(e.to_string()),
     }
 }

@@ -6,10 +6,12 @@
 use pyo3::prelude::*;
 
 mod coco_eval;
+mod data;
 mod errors;
 mod matching;
 mod metrics;
 mod signal;
+mod sim;
 
 use errors::to_py;
 
@@ -48,5 +50,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     matching::register(m)?;
     coco_eval::register(m)?;
     signal::register(m)?;
+    data::register(m)?;
+    sim::register(m)?;
     Ok(())
 }

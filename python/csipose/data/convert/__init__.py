@@ -16,7 +16,7 @@ from pathlib import Path
 
 __all__ = ["Converter", "convert", "converters"]
 
-_MODULES: tuple[str, ...] = ()
+_MODULES: tuple[str, ...] = ("mmfi", "wiflow", "jsonl", "esp32", "intel5300", "atheros", "nexmon")
 
 
 @dataclass(frozen=True)

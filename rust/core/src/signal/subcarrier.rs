@@ -74,6 +74,19 @@ impl<'a> SubcarrierMap<'a> {
     /// Map one `[n_src, p]` block (packet innermost) to `[n_out, p]`.
     #[inline]
     pub(crate) fn apply_block(&self, src: &[f32], p: usize, dst: &mut [f32]) {
+        self.apply_block_with(src, p, dst, |_, v| v as f32);
+    }
+
+    /// Like [`apply_block`](Self::apply_block) from any float input, passing each
+    /// output value (float64) with its output subcarrier through `finish`.
+    #[inline]
+    pub(crate) fn apply_block_with<T: Copy + Into<f64>, O>(
+        &self,
+        src: &[T],
+        p: usize,
+        dst: &mut [O],
+        finish: impl Fn(usize, f64) -> O,
+    ) {
         let mut acc = [0.0f64; 16];
         for (t, row) in dst.chunks_exact_mut(p).enumerate() {
             let taps = self.start[t] as usize..self.start[t + 1] as usize;
@@ -85,11 +98,11 @@ impl<'a> SubcarrierMap<'a> {
                     let w = self.weight[k];
                     let base = self.index[k] as usize * p + g * 16;
                     for (a, x) in acc.iter_mut().zip(&src[base..base + out.len()]) {
-                        *a += w * f64::from(*x);
+                        *a += w * (*x).into();
                     }
                 }
                 for (o, a) in out.iter_mut().zip(acc.iter()) {
-                    *o = *a as f32;
+                    *o = finish(t, *a);
                 }
             }
         }

@@ -1,0 +1,182 @@
+//! Batches out of a mapped store: CSI windows (with load-time transforms),
+//! label rows, and the z-score moments of a set of frames.
+
+use rayon::prelude::*;
+
+use super::mapped::MappedArray;
+use super::transform::CsiTransform;
+use crate::threads::{install, map_chunks};
+use crate::{Error, Result};
+
+/// `[frames, antennas, subcarriers, packets]` of a CSI array.
+fn csi_shape(csi: &MappedArray) -> Result<[usize; 4]> {
+    match *csi.shape() {
+        [f, a, s, p] => Ok([f, a, s, p]),
+        ref other => Err(Error::DataFormat(format!(
+            "{}: CSI must be [frames, antennas, subcarriers, packets], the file has shape {other:?}",
+            csi.path().display()
+        ))),
+    }
+}
+
+fn check_rows(rows: &[i64], limit: usize, what: &str) -> Result<()> {
+    match rows.iter().position(|&r| r < 0 || r as u64 > limit as u64) {
+        None => Ok(()),
+        Some(i) => Err(Error::Value(format!(
+            "{what} {} at batch position {i} is out of range 0..={limit}",
+            rows[i]
+        ))),
+    }
+}
+
+/// Gather windows of `length` consecutive frames starting at `starts` into
+/// `out` `[batch, length, antennas, t, packets]`, transforming every frame.
+pub fn gather_windows(
+    csi: &MappedArray,
+    starts: &[i64],
+    length: usize,
+    transform: &CsiTransform<'_>,
+    out: &mut [f32],
+) -> Result<()> {
+    let [f, a, s, p] = csi_shape(csi)?;
+    transform.check(a, s)?;
+    if length == 0 || length > f {
+        return Err(Error::Value(format!(
+            "window length {length} does not fit {f} frames"
+        )));
+    }
+    check_rows(starts, f - length, "window start")?;
+    let (src_frame, dst_frame) = (a * s * p, a * transform.out_subcarriers(s) * p);
+    let window = length * dst_frame;
+    if out.len() != starts.len() * window {
+        return Err(Error::Shape(format!(
+            "out holds {} values, expected {} windows x {window}",
+            out.len(),
+            starts.len()
+        )));
+    }
+    if window == 0 {
+        return Ok(());
+    }
+    let data = csi.f32()?;
+    install(|| {
+        out.par_chunks_mut(window)
+            .zip(starts.par_iter())
+            .for_each_init(Vec::new, |scratch, (dst, &start)| {
+                let first = start as usize * src_frame;
+                let src = &data[first..first + length * src_frame];
+                if transform.is_identity() {
+                    // Consecutive frames are contiguous in the file: one copy per window.
+                    dst.copy_from_slice(src);
+                } else {
+                    for (x, y) in src
+                        .chunks_exact(src_frame)
+                        .zip(dst.chunks_exact_mut(dst_frame))
+                    {
+                        transform.apply(x, [a, s, p], scratch, y);
+                    }
+                }
+            });
+    })
+}
+
+/// Copy rows `rows` of any array into `out` (`rows.len()` x row bytes).
+pub fn gather_rows(array: &MappedArray, rows: &[i64], out: &mut [u8]) -> Result<()> {
+    let width = array.row_bytes();
+    let n = array.rows();
+    if n == 0 && !rows.is_empty() {
+        return Err(Error::Value(format!(
+            "{} has no rows",
+            array.path().display()
+        )));
+    }
+    check_rows(rows, n.saturating_sub(1), "row")?;
+    if out.len() != rows.len() * width {
+        return Err(Error::Shape(format!(
+            "out holds {} bytes, expected {} rows x {width}",
+            out.len(),
+            rows.len()
+        )));
+    }
+    if width == 0 {
+        return Ok(());
+    }
+    let data = array.bytes();
+    install(|| {
+        out.par_chunks_mut(width)
+            .zip(rows.par_iter())
+            .with_min_len(256)
+            .for_each(|(dst, &r)| {
+                let r = r as usize;
+                dst.copy_from_slice(&data[r * width..(r + 1) * width]);
+            });
+    })
+}
+
+/// Per (antenna, output subcarrier) mean and population standard deviation
+/// over the packets of `frames`, after `transform` (which must not z-score).
+/// Returns `(mean, std, count per entry)`; deterministic whatever the thread count.
+pub fn csi_moments(
+    csi: &MappedArray,
+    frames: &[i64],
+    transform: &CsiTransform<'_>,
+) -> Result<(Vec<f64>, Vec<f64>, u64)> {
+    let [f, a, s, p] = csi_shape(csi)?;
+    if transform.zscore.is_some() {
+        return Err(Error::Value("moments are taken before the z-score".into()));
+    }
+    transform.check(a, s)?;
+    check_rows(frames, f.saturating_sub(1), "frame")?;
+    let t = transform.out_subcarriers(s);
+    let (src_frame, entries) = (a * s * p, a * t);
+    let data = csi.f32()?;
+    // Chan's parallel merge of (count, mean, M2) per entry, in chunk order.
+    let parts = map_chunks(frames.len(), 256, |range| {
+        let mut stats = vec![(0u64, 0.0f64, 0.0f64); entries];
+        let (mut scratch, mut y) = (Vec::new(), vec![0.0f64; entries * p]);
+        for &fr in &frames[range] {
+            let first = fr as usize * src_frame;
+            transform.apply_f64(
+                &data[first..first + src_frame],
+                [a, s, p],
+                &mut scratch,
+                &mut y,
+            );
+            for (st, vals) in stats.iter_mut().zip(y.chunks_exact(p)) {
+                for &v in vals {
+                    st.0 += 1;
+                    let d = v - st.1;
+                    st.1 += d / st.0 as f64;
+                    st.2 += d * (v - st.1);
+                }
+            }
+        }
+        stats
+    })?;
+    let mut total = vec![(0u64, 0.0f64, 0.0f64); entries];
+    for part in parts {
+        for (t, b) in total.iter_mut().zip(part) {
+            let n = t.0 + b.0;
+            if n == 0 {
+                continue;
+            }
+            let d = b.1 - t.1;
+            t.1 += d * b.0 as f64 / n as f64;
+            t.2 += b.2 + d * d * t.0 as f64 * b.0 as f64 / n as f64;
+            t.0 = n;
+        }
+    }
+    let count = total.first().map_or(0, |t| t.0);
+    let mean = total.iter().map(|t| t.1).collect();
+    let std = total
+        .iter()
+        .map(|t| {
+            if t.0 > 0 {
+                (t.2 / t.0 as f64).sqrt()
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    Ok((mean, std, count))
+}

@@ -1,0 +1,12 @@
+//! The memory-mapped dataset store: `.npy` arrays with a leading frame axis
+//! (the manifest is read in Python), gathered into batches with rayon.
+
+mod gather;
+mod mapped;
+mod npy;
+mod transform;
+
+pub use gather::{csi_moments, gather_rows, gather_windows};
+pub use mapped::MappedArray;
+pub use npy::{Dtype, NpyHeader, parse_header};
+pub use transform::CsiTransform;
