@@ -157,11 +157,7 @@ def matching_definition(
 ) -> str:
     """What :func:`match_people` / :func:`match_frames` compute, in words."""
     if cost == "oks":
-        label = (
-            f"sigmas of {_skeleton.get(sigmas).name}"
-            if isinstance(sigmas, _skeleton.Skeleton | str)
-            else "the given sigmas"
-        )
+        label = _skeleton.sigmas_label(sigmas)
         area = (
             "the given area"
             if areas_given
@@ -306,7 +302,7 @@ def match_frames(
             )
         values = _native.oks_matrices(
             pred, gt, np.ascontiguousarray(vis), np.ascontiguousarray(area), s,
-            _offsets(n_pred), _offsets(n_gt),
+            _arrays.offsets(n_pred), _arrays.offsets(n_gt),
         )  # fmt: skip
         admissible = np.ones(values.shape, bool) if threshold is None else values >= threshold
         costs = np.where(admissible, 1.0 - values, np.inf)
@@ -344,10 +340,6 @@ def match_frames(
             )
         )
     return out
-
-
-def _offsets(counts: np.ndarray) -> np.ndarray:
-    return np.concatenate([[0], np.cumsum(counts)]).astype(np.uint64)
 
 
 def _visible_box_area(gt: np.ndarray, vis: np.ndarray) -> np.ndarray:

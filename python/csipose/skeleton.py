@@ -22,7 +22,16 @@ import numpy as np
 
 from csipose import _arrays
 
-__all__ = ["BODY25_15", "COCO17", "H36M17", "SKELETONS", "Skeleton", "get", "oks_sigmas"]
+__all__ = [
+    "BODY25_15",
+    "COCO17",
+    "H36M17",
+    "SKELETONS",
+    "Skeleton",
+    "get",
+    "oks_sigmas",
+    "sigmas_label",
+]
 
 
 @dataclass(frozen=True)
@@ -150,8 +159,9 @@ def get(skeleton: Skeleton | str) -> Skeleton:
     raise TypeError(f"skeleton must be a Skeleton or a name, got {type(skeleton).__name__}")
 
 
-def oks_sigmas(sigmas: Any, num_joints: int) -> np.ndarray:
-    """OKS sigmas ``[num_joints]`` (float64) from a skeleton that defines them, its name, or values."""
+def oks_sigmas(sigmas: Any, num_joints: int | None = None) -> np.ndarray:
+    """OKS sigmas (float64) from a skeleton that defines them, its name, or values;
+    ``num_joints`` checks their number."""
     if isinstance(sigmas, Skeleton | str):
         skel = get(sigmas)
         if skel.sigmas is None:
@@ -160,4 +170,13 @@ def oks_sigmas(sigmas: Any, num_joints: int) -> np.ndarray:
                 "pass sigmas=[...] explicitly"
             )
         sigmas = skel.sigmas
+    if num_joints is None:
+        num_joints = len(np.atleast_1d(_arrays.as_numpy(sigmas)))
     return _arrays.float64(sigmas, "sigmas", (num_joints,))
+
+
+def sigmas_label(sigmas: Any) -> str:
+    """How a definition names the sigmas :func:`oks_sigmas` takes."""
+    if isinstance(sigmas, Skeleton | str):
+        return f"sigmas of {get(sigmas).name}"
+    return "the given sigmas"

@@ -112,13 +112,12 @@ def multi_person_metrics(
     skeleton's torso (see :func:`csipose.metrics.pck`); MPJPE in ``units``.
     """
     skel = _skeleton.get(skeleton)
+    sigmas = skel if sigmas is None else sigmas
     matches = matching.match_frames(
         pred_frames, gt_frames, cost=cost, threshold=threshold, gt_visible=gt_visible,
-        areas=areas, sigmas=skel if sigmas is None else sigmas,
+        areas=areas, sigmas=sigmas,
     )  # fmt: skip
-    how = matching.matching_definition(
-        cost, threshold, skel if sigmas is None else sigmas, areas is not None
-    )
+    how = matching.matching_definition(cost, threshold, sigmas, areas is not None)
     pred_m, gt_m, vis_m = _matched_pairs(pred_frames, gt_frames, gt_visible, matches, skel)
     over = f"over matched (prediction, true person) pairs only [{how}]"
     p = pose.pck(

@@ -174,9 +174,9 @@ def oks_ap(
     Each detection entry is ``(keypoints [P, K, 2], scores [P])`` (a
     :class:`Detections` or plain tuple), each ground-truth entry
     ``(keypoints [G, K, 2], visibility [G, K], areas [G][, bboxes [G, 4][, iscrowd [G]]])``
-    (a :class:`GroundTruth` or plain tuple; ``visibility=None``: all labelled). Images may have no detections or no
-    ground truth (``[]`` or arrays with a zero first axis). Coordinates are
-    float64. ``sigmas``: a skeleton with sigmas (default COCO-17) or ``[K]`` values.
+    (a :class:`GroundTruth` or plain tuple; ``visibility=None``: all labelled).
+    Images may have no detections or no ground truth (``[]`` or arrays with a
+    zero first axis). Coordinates are float64. ``sigmas``: a skeleton with sigmas (default COCO-17) or ``[K]`` values.
 
     Agrees with ``COCOeval(..., 'keypoints')`` after ``evaluate()``,
     ``accumulate()``, ``summarize()`` (tested against pycocotools to 1e-12).
@@ -185,13 +185,8 @@ def oks_ap(
         raise ValueError(f"{len(detections)} detection entries but {len(ground_truth)} images")
     if isinstance(max_dets, bool) or not isinstance(max_dets, int | np.integer) or max_dets < 1:
         raise ValueError(f"max_dets must be a positive integer, got {max_dets!r}")
-    if isinstance(sigmas, _skeleton.Skeleton | str):
-        k = _skeleton.get(sigmas).num_joints
-        label = f"sigmas of {_skeleton.get(sigmas).name}"
-    else:
-        k = np.atleast_1d(_arrays.as_numpy(sigmas)).shape[0]
-        label = "the given sigmas"
-    sig = _skeleton.oks_sigmas(sigmas, k)
+    sig = _skeleton.oks_sigmas(sigmas)
+    k = len(sig)
     per_image = zip(detections, ground_truth, strict=True)
     images = [_image(i, d, g, k) for i, (d, g) in enumerate(per_image)]
     im, dt_start = _concat(images, k)
@@ -202,8 +197,8 @@ def oks_ap(
     rank = np.arange(len(order)) - np.repeat(dt_start[:-1], n_dt)
     keep = order[rank < max_dets]
     dt, scores = np.ascontiguousarray(im.dt[keep]), im.scores[keep]
-    dt_off = _offsets(np.minimum(n_dt, max_dets))
-    gt_off = _offsets([len(x.area) for x in images])
+    dt_off = _arrays.offsets(np.minimum(n_dt, max_dets))
+    gt_off = _arrays.offsets([len(x.area) for x in images])
 
     no_label = ~im.labelled.any(axis=1)
     bbox = im.bbox if no_label.any() else None
@@ -218,14 +213,14 @@ def oks_ap(
     precision, recall = _accumulate(codes, scores, gt_ignore, dt_ignore)
     values = {}
     for name, kind, thr, area_label in _STATS:
-        a = [label for label, *_ in AREA_RANGES].index(area_label)
+        a = [r[0] for r in AREA_RANGES].index(area_label)
         t = slice(None) if thr is None else np.flatnonzero(OKS_THRESHOLDS == thr)
         s = precision[t, :, a] if kind == "AP" else recall[t, a]
         s = s[~np.isnan(s)]
         counted = int((~gt_ignore[a]).sum())
         values[name] = MetricValue(
             np.mean(s) if len(s) else np.nan,
-            _definition(kind, thr, area_label, max_dets, label),
+            _definition(kind, thr, area_label, max_dets, _skeleton.sigmas_label(sigmas)),
             counted,
             len(im.area) - counted,
         )
@@ -274,10 +269,6 @@ def _accumulate(
             precision[t, :, a] = 0.0
             precision[t, found, a] = pr[t, at[found]]
     return precision, recall
-
-
-def _offsets(counts: Any) -> np.ndarray:
-    return np.concatenate([[0], np.cumsum(counts)]).astype(np.uint64)
 
 
 class _Image(NamedTuple):
