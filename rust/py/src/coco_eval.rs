@@ -12,14 +12,7 @@ use pyo3::prelude::*;
 use csipose_core::metrics::coco_eval::{self as ce, Images, OksGt};
 
 use crate::errors::to_py;
-
-fn contiguous<'a, T: numpy::Element, D: numpy::ndarray::Dimension>(
-    a: &'a numpy::PyReadonlyArray<'_, T, D>,
-    name: &str,
-) -> PyResult<&'a [T]> {
-    a.as_slice()
-        .map_err(|_| PyValueError::new_err(format!("{name} must be a C-contiguous array")))
-}
+use crate::metrics::contiguous;
 
 fn offsets(a: &PyReadonlyArray1<'_, u64>, name: &str) -> PyResult<Vec<usize>> {
     contiguous(a, name)?

@@ -8,6 +8,7 @@ use pyo3::prelude::*;
 use csipose_core::matching::{self as m, Mode};
 
 use crate::errors::to_py;
+use crate::metrics::contiguous;
 
 type Ints<'py> = Bound<'py, PyArray1<i64>>;
 
@@ -72,9 +73,7 @@ fn assign_batch<'py>(
             ])
         })
         .collect::<PyResult<Vec<[usize; 2]>>>()?;
-    let x = costs
-        .as_slice()
-        .map_err(|_| PyValueError::new_err("costs must be a C-contiguous array"))?;
+    let x = contiguous(&costs, "costs")?;
     let out = py
         .detach(|| m::assign_batch(x, &shapes, mode(partial)))
         .map_err(to_py)?;

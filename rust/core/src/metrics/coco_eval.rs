@@ -104,10 +104,18 @@ impl OksGt<'_> {
             )));
         }
         let sizes = [
-            ("keypoints", self.keypoints.len(), n_gt * k * 2),
-            ("labelled", self.labelled.len(), n_gt * k),
+            (
+                "keypoints",
+                self.keypoints.len(),
+                n_gt.saturating_mul(k * 2),
+            ),
+            ("labelled", self.labelled.len(), n_gt.saturating_mul(k)),
             ("area", self.area.len(), n_gt),
-            ("bbox", self.bbox.map_or(n_gt * 4, <[f64]>::len), n_gt * 4),
+            (
+                "bbox",
+                self.bbox.map_or(n_gt.saturating_mul(4), <[f64]>::len),
+                n_gt.saturating_mul(4),
+            ),
         ];
         for (name, got, want) in sizes {
             if got != want {
@@ -197,7 +205,7 @@ impl OksGt<'_> {
 pub fn oks_matrices(dt: &[f64], gt: &OksGt<'_>, images: &Images<'_>) -> Result<Vec<f64>> {
     let (n_dt, n_gt) = (images.dt[images.len()], images.gt[images.len()]);
     let k = gt.validate(n_gt)?;
-    if dt.len() != n_dt * k * 2 {
+    if dt.len() != n_dt.saturating_mul(k * 2) {
         return Err(Error::Shape(format!(
             "detections hold {} values, expected [{n_dt}, {k}, 2]",
             dt.len()
