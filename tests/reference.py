@@ -227,6 +227,37 @@ def keypoint_bbox_area(gt, visible) -> np.ndarray:
     return out
 
 
+def best_partial_matching(cost) -> tuple[int, float]:
+    """(most pairs, least total cost among those) over every one-to-one matching
+    of rows to columns that avoids +inf entries; exhaustive, for tiny matrices."""
+    c = np.asarray(cost, np.float64)
+    r, k = c.shape
+
+    def rec(i: int, used: frozenset) -> tuple[int, float]:
+        if i == r:
+            return 0, 0.0
+        best = rec(i + 1, used)  # row i unmatched
+        for j in range(k):
+            if j not in used and np.isfinite(c[i, j]):
+                n, t = rec(i + 1, used | {j})
+                if (n + 1, -(t + c[i, j])) > (best[0], -best[1]):
+                    best = (n + 1, t + c[i, j])
+        return best
+
+    return rec(0, frozenset())
+
+
+def mean_visible_distance(pred, gt, visible) -> np.ndarray:
+    """[P, G]: mean Euclidean distance of prediction p to person g over g's visible joints."""
+    p, g = np.asarray(pred, np.float64), np.asarray(gt, np.float64)
+    out = np.zeros((len(p), len(g)))
+    for i in range(len(p)):
+        for j in range(len(g)):
+            v = np.asarray(visible[j], bool)
+            out[i, j] = norm_last(p[i][v] - g[j][v]).mean()
+    return out
+
+
 def window_starts(sequence, frame_index, valid, length, stride) -> list[int]:
     """Window starts, by walking each sequence (the store's window rule)."""
     out = []

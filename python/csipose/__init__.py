@@ -4,7 +4,7 @@ Python is the surface; the hot paths are Rust (``csipose._native``, never
 imported directly). Every number csipose reports carries its definition.
 """
 
-from csipose import metrics, skeleton
+from csipose import matching, metrics, skeleton
 from csipose._native import __version__
 from csipose.errors import CheckpointError, CsiposeError, DataFormatError
 from csipose.runtime import get_num_threads, set_num_threads, simd_level
@@ -15,6 +15,7 @@ __all__ = [
     "DataFormatError",
     "__version__",
     "get_num_threads",
+    "matching",
     "metrics",
     "set_num_threads",
     "simd_level",

@@ -60,3 +60,8 @@ def float64(x: Any, name: str, shape: tuple[int, ...]) -> np.ndarray:
     if a.shape != shape:
         raise ValueError(f"{name} must have shape {list(shape)}, got {list(a.shape)}")
     return np.ascontiguousarray(a, dtype=np.float64)
+
+
+def offsets(counts: Any) -> np.ndarray:
+    """Where each of a ragged batch's parts starts, and the total: ``[len(counts) + 1]`` uint64."""
+    return np.concatenate([[0], np.cumsum(counts, dtype=np.uint64)]).astype(np.uint64)

@@ -14,10 +14,14 @@ __all__ = [
     "__version__",
     "aligned_errors",
     "apply_subcarrier_map",
+    "assign",
+    "assign_batch",
     "get_num_threads",
+    "greedy_match",
     "joint_errors",
     "multipath_response",
     "oks",
+    "oks_matrices",
     "permutation",
     "sanitize_mmfi",
     "set_num_threads",
@@ -74,6 +78,32 @@ def apply_subcarrier_map(
     weight: npt.NDArray[np.float64],
     out: npt.NDArray[np.float32],
 ) -> None: ...
+def assign(
+    cost: npt.NDArray[np.float64], partial: bool = False
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...
+def assign_batch(
+    costs: npt.NDArray[np.float64],
+    shapes: npt.NDArray[np.uint64],
+    partial: bool = False,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...
+def oks_matrices(
+    dt: npt.NDArray[np.float64],
+    gt: npt.NDArray[np.float64],
+    labelled: npt.NDArray[np.bool_],
+    area: npt.NDArray[np.float64],
+    sigmas: npt.NDArray[np.float64],
+    dt_offsets: npt.NDArray[np.uint64],
+    gt_offsets: npt.NDArray[np.uint64],
+    bbox: npt.NDArray[np.float64] | None = None,
+) -> npt.NDArray[np.float64]: ...
+def greedy_match(
+    oks: npt.NDArray[np.float64],
+    dt_offsets: npt.NDArray[np.uint64],
+    gt_offsets: npt.NDArray[np.uint64],
+    gt_ignore: npt.NDArray[np.bool_],
+    crowd: npt.NDArray[np.bool_],
+    thresholds: npt.NDArray[np.float64],
+) -> npt.NDArray[np.uint8]: ...
 def permutation(n: int, seed: int) -> npt.NDArray[np.uint64]: ...
 
 @final

@@ -16,8 +16,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-__all__ = ["BODY25_15", "COCO17", "H36M17", "SKELETONS", "Skeleton", "get"]
+import numpy as np
+
+from csipose import _arrays
+
+__all__ = [
+    "BODY25_15",
+    "COCO17",
+    "H36M17",
+    "SKELETONS",
+    "Skeleton",
+    "get",
+    "oks_sigmas",
+    "sigmas_label",
+]
 
 
 @dataclass(frozen=True)
@@ -143,3 +157,26 @@ def get(skeleton: Skeleton | str) -> Skeleton:
             return SKELETONS[key]
         raise ValueError(f"unknown skeleton {skeleton!r}; known: {', '.join(SKELETONS)}")
     raise TypeError(f"skeleton must be a Skeleton or a name, got {type(skeleton).__name__}")
+
+
+def oks_sigmas(sigmas: Any, num_joints: int | None = None) -> np.ndarray:
+    """OKS sigmas (float64) from a skeleton that defines them, its name, or values;
+    ``num_joints`` checks their number."""
+    if isinstance(sigmas, Skeleton | str):
+        skel = get(sigmas)
+        if skel.sigmas is None:
+            raise ValueError(
+                f"skeleton {skel.name} defines no OKS sigmas (COCO's apply to COCO-17 only); "
+                "pass sigmas=[...] explicitly"
+            )
+        sigmas = skel.sigmas
+    if num_joints is None:
+        num_joints = len(np.atleast_1d(_arrays.as_numpy(sigmas)))
+    return _arrays.float64(sigmas, "sigmas", (num_joints,))
+
+
+def sigmas_label(sigmas: Any) -> str:
+    """How a definition names the sigmas :func:`oks_sigmas` takes."""
+    if isinstance(sigmas, Skeleton | str):
+        return f"sigmas of {get(sigmas).name}"
+    return "the given sigmas"

@@ -368,18 +368,6 @@ def pa_mpjpe(
     return _aligned(pred, gt, visible, "similarity", reduce, units)
 
 
-def _sigmas(sigmas: Any, k: int) -> np.ndarray:
-    if isinstance(sigmas, _skeleton.Skeleton | str):
-        skel = _skeleton.get(sigmas)
-        if skel.sigmas is None:
-            raise ValueError(
-                f"skeleton {skel.name} defines no OKS sigmas (COCO's apply to COCO-17 only); "
-                "pass sigmas=[...] explicitly"
-            )
-        sigmas = skel.sigmas
-    return _arrays.float64(sigmas, "sigmas", (k,))
-
-
 def oks(
     pred: Any,
     gt: Any,
@@ -405,7 +393,7 @@ def oks(
     if v is None:
         raise ValueError("oks needs visible= (COCO ignores unlabelled joints)")
     n, k, _ = p.shape
-    s = _sigmas(sigmas, k)
+    s = _skeleton.oks_sigmas(sigmas, k)
     if isinstance(area, str):
         if area != "keypoint_bbox":
             raise ValueError(f"area must be an array or 'keypoint_bbox', got {area!r}")

@@ -5,6 +5,7 @@
 //! exceptions and releases the GIL around the calls.
 
 pub mod error;
+pub mod matching;
 pub mod metrics;
 pub mod shuffle;
 pub mod signal;

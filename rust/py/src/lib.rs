@@ -5,8 +5,10 @@
 
 use pyo3::prelude::*;
 
+mod coco_eval;
 mod data;
 mod errors;
+mod matching;
 mod metrics;
 mod signal;
 mod sim;
@@ -45,6 +47,8 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
     metrics::register(m)?;
+    matching::register(m)?;
+    coco_eval::register(m)?;
     signal::register(m)?;
     data::register(m)?;
     sim::register(m)?;

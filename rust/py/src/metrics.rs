@@ -13,7 +13,8 @@ use csipose_core::metrics::{self as m, Alignment, OksArea, PckNorm, PoseBatch};
 
 use crate::errors::to_py;
 
-fn contiguous<'a, T: numpy::Element, D: numpy::ndarray::Dimension>(
+/// The data of a C-contiguous array, or an error naming it.
+pub(crate) fn contiguous<'a, T: numpy::Element, D: numpy::ndarray::Dimension>(
     a: &'a numpy::PyReadonlyArray<'_, T, D>,
     name: &str,
 ) -> PyResult<&'a [T]> {

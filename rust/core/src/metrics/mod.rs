@@ -6,6 +6,7 @@
 
 mod aligned;
 mod batch;
+pub mod coco_eval;
 mod joint_errors;
 mod oks;
 mod procrustes;

@@ -1,0 +1,11 @@
+//! Optimal linear assignment (minimum-cost matching of rows to columns) for
+//! rectangular float64 cost matrices, one problem or many at once.
+//!
+//! A minimum cut is not an assignment: a cut of a matching graph need not
+//! pair anyone one-to-one. Person matching solves the assignment problem.
+
+mod batch;
+mod lsap;
+
+pub use batch::{BatchAssignment, assign_batch};
+pub use lsap::{Mode, Solver, assign};

@@ -1,0 +1,91 @@
+//! Bindings of `csipose_core::matching`; `csipose/matching.py` coerces the
+//! inputs and builds the results.
+
+use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+use csipose_core::matching::{self as m, Mode};
+
+use crate::errors::to_py;
+use crate::metrics::contiguous;
+
+type Ints<'py> = Bound<'py, PyArray1<i64>>;
+
+fn mode(partial: bool) -> Mode {
+    if partial { Mode::Partial } else { Mode::Strict }
+}
+
+/// Optimal assignment of one float64 cost matrix: (rows, cols) sorted by row.
+#[pyfunction]
+#[pyo3(signature = (cost, partial=false))]
+fn assign<'py>(
+    py: Python<'py>,
+    cost: PyReadonlyArray2<'py, f64>,
+    partial: bool,
+) -> PyResult<(Ints<'py>, Ints<'py>)> {
+    let [r, c] = [cost.shape()[0], cost.shape()[1]];
+    // Any strides: a transposed or sliced matrix is copied here, row-major.
+    let copy: Vec<f64>;
+    let x = match cost.as_slice() {
+        Ok(x) => x,
+        Err(_) => {
+            copy = cost.as_array().iter().copied().collect();
+            &copy
+        }
+    };
+    let pairs = py
+        .detach(|| m::assign(x, r, c, mode(partial)))
+        .map_err(to_py)?;
+    let rows: Vec<i64> = pairs.iter().map(|&(i, _)| i as i64).collect();
+    let cols: Vec<i64> = pairs.iter().map(|&(_, j)| j as i64).collect();
+    Ok((
+        PyArray1::from_slice(py, &rows),
+        PyArray1::from_slice(py, &cols),
+    ))
+}
+
+/// Optimal assignments of many matrices: `costs` holds the row-major matrices
+/// of `shapes` [B, 2] one after another. Returns (rows, cols, offsets [B + 1]).
+#[pyfunction]
+#[pyo3(signature = (costs, shapes, partial=false))]
+fn assign_batch<'py>(
+    py: Python<'py>,
+    costs: PyReadonlyArray1<'py, f64>,
+    shapes: PyReadonlyArray2<'py, u64>,
+    partial: bool,
+) -> PyResult<(Ints<'py>, Ints<'py>, Ints<'py>)> {
+    if shapes.shape()[1] != 2 {
+        return Err(PyValueError::new_err(format!(
+            "shapes must have shape [B, 2], got {:?}",
+            shapes.shape()
+        )));
+    }
+    let too_big = |_| PyValueError::new_err("a shape does not fit in memory");
+    let shapes = shapes
+        .as_array()
+        .rows()
+        .into_iter()
+        .map(|s| {
+            Ok([
+                usize::try_from(s[0]).map_err(too_big)?,
+                usize::try_from(s[1]).map_err(too_big)?,
+            ])
+        })
+        .collect::<PyResult<Vec<[usize; 2]>>>()?;
+    let x = contiguous(&costs, "costs")?;
+    let out = py
+        .detach(|| m::assign_batch(x, &shapes, mode(partial)))
+        .map_err(to_py)?;
+    Ok((
+        out.rows.into_pyarray(py),
+        out.cols.into_pyarray(py),
+        out.offsets.into_pyarray(py),
+    ))
+}
+
+pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add_function(wrap_pyfunction!(assign, module)?)?;
+    module.add_function(wrap_pyfunction!(assign_batch, module)?)?;
+    Ok(())
+}

@@ -1,0 +1,41 @@
+"""No Rust panic may reach Python from the matching and COCO-evaluation
+bindings or their wrappers (the method of tests/test_bindings_fuzz.py)."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from csipose import _native, matching, metrics
+from test_bindings_fuzz import SMALL_INTS, arrays, survives
+
+ANY = arrays()
+
+
+@given(cost=ANY, partial=st.booleans(), shapes=arrays(ndim=2))
+def test_assign_bindings_never_panic(cost, partial, shapes):
+    survives(_native.assign, cost, partial)
+    survives(_native.assign_batch, cost, shapes, partial)
+    if getattr(cost, "size", 0) > 10**5:
+        return  # the wrappers would copy and solve 10^7 rows: correct, but seconds per call
+    survives(matching.assign, cost, partial=partial)
+    survives(matching.assign_batch, cost, partial=partial)
+    survives(matching.assign_batch, [cost, cost], partial=partial)
+
+
+@given(data=st.data())
+def test_coco_eval_bindings_never_panic(data):
+    a = [data.draw(ANY) for _ in range(8)]
+    survives(_native.oks_matrices, *a[:7], bbox=a[7])
+    survives(_native.greedy_match, *a[:6])
+
+
+@given(p=ANY, g=ANY, v=ANY, area=ANY, data=st.data())
+def test_public_multi_person_wrappers_never_panic(p, g, v, area, data):
+    threshold = data.draw(st.sampled_from([None, 0.5, -1.0, float("nan"), 10.0]))
+    cost = data.draw(st.sampled_from(["oks", "distance", "x"]))
+    survives(matching.match_people, p, g, cost=cost, threshold=threshold, gt_visible=v, areas=area)
+    survives(matching.match_frames, [p, p], [g, g], cost=cost, threshold=threshold)
+    survives(metrics.multi_person_metrics, [p], [g], cost=cost, threshold=threshold)
+    survives(metrics.oks_ap, [(p, area)], [(g, v, area)], max_dets=data.draw(SMALL_INTS))
+    survives(metrics.oks_ap, [(p, area)], [(g, v, area, data.draw(ANY), data.draw(ANY))])
