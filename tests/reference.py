@@ -289,3 +289,32 @@ def csi_transform(frame, minmax=False, weights=None, mean=None, scale=None) -> n
     if mean is not None:
         x = (x - mean[:, :, None]) / scale[:, :, None]
     return x
+
+
+def shadowing(pieces, offset, length, points, point_segment, radius, block, lam, floor):
+    """Fresnel-zone body shadowing of static paths, written out per frame, path and point."""
+    n, n_links, p = len(points), *length.shape
+    out = np.ones((n, n_links, p))
+    for f in range(n):
+        for li in range(n_links):
+            for pi in range(p):
+                best = np.full(len(radius), -np.inf)
+                for piece in range(2):
+                    a, e = pieces[li, pi, piece]
+                    ab = e - a
+                    for q, pt in enumerate(points[f]):
+                        u = np.clip(np.dot(pt - a, ab) / max(np.dot(ab, ab), 1e-12), 0, 1)
+                        h2 = np.sum((pt - (a + u * ab)) ** 2)
+                        d1 = offset[li, pi, piece] + u * np.sqrt(max(np.dot(ab, ab), 1e-12))
+                        fres = np.sqrt(lam * max(d1 * (length[li, pi] - d1), 0) / length[li, pi])
+                        w = 0.5 * fres + radius[point_segment[q]]
+                        best[point_segment[q]] = max(best[point_segment[q]], -h2 / w**2)
+                kept = np.prod(1 - block * np.exp(best))
+                out[f, li, pi] = 1 - (1 - floor) * (1 - kept)
+    return out
+
+
+def multipath(tau, gain, fc, df, index):
+    """H[n, k] = sum_p gain[n, p] exp(-j 2 pi (fc + df index[k]) tau[n, p]), directly."""
+    f = fc + df * np.asarray(index, np.float64)
+    return np.einsum("np,npk->nk", gain, np.exp(-2j * np.pi * tau[:, :, None] * f[None, None, :]))

@@ -93,6 +93,25 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from csipose.data.simulate import simulate
+
+    out = simulate(
+        args.out,
+        profile=args.profile,
+        environments=args.environments,
+        subjects=args.subjects,
+        actions=None if args.actions is None else [a.strip() for a in args.actions.split(",")],
+        frames=args.frames,
+        sequences=args.sequences,
+        seed=args.seed,
+        mmfi_tree=args.mmfi_tree,
+        overwrite=args.overwrite,
+    )
+    print(f"wrote store {out}")
+    return 0
+
+
 def _cmd_convert(converter, args: argparse.Namespace) -> int:
     out = converter.run(Path(args.src), Path(args.out), args)
     print(f"wrote store {out}")
@@ -121,6 +140,23 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--mean-pose", help="training-set mean pose [K, D] .npy for the baseline")
     rep.add_argument("--json", help="also write the report as JSON here")
     rep.set_defaults(func=_cmd_report)
+
+    sim = sub.add_parser(
+        "simulate",
+        help="simulate a CSI dataset (people, rooms, a multipath channel) into a store",
+        description="Simulate a dataset with csipose's physically based CSI simulator (docs/simulator.md).",
+    )
+    sim.add_argument("out", help="the store directory to create")
+    sim.add_argument("--profile", default="mmfi", help="mmfi, esp32 or wiflow (default mmfi)")
+    sim.add_argument("--environments", type=int, default=4, help="rooms (default 4)")
+    sim.add_argument("--subjects", type=int, default=10, help="people per room (default 10)")
+    sim.add_argument("--actions", help="comma-separated actions (default all 10)")
+    sim.add_argument("--frames", type=int, help="frames per sequence (default 64 for mmfi, else 200)")
+    sim.add_argument("--sequences", type=int, default=8, help="counting scenes per room and count (esp32)")
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--mmfi-tree", help="also write the official MM-Fi layout here (profile mmfi)")
+    sim.add_argument("--overwrite", action="store_true", help="replace an existing store")
+    sim.set_defaults(func=_cmd_simulate)
 
     from csipose.data.convert import converters
 

@@ -94,7 +94,7 @@ def _spots(env: Environment, n: int, rng: np.random.Generator) -> list[np.ndarra
     """Where ``n`` people act: the environment's spot for one person; for more,
     random places in the room at least 0.7 m apart."""
     if n <= 1:
-        return [env.spot]
+        return [env.spot][:n]
     spots: list[np.ndarray] = []
     while len(spots) < n:
         c = rng.uniform([0.6, 0.6], env.size[:2] - 0.6)

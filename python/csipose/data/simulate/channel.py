@@ -239,11 +239,10 @@ def impair(
     power = float(np.mean(np.abs(h) ** 2))
     sigma = np.sqrt(power * 10 ** (-env.snr_db / 10) / 2)
     out += (rng.normal(0, sigma, h.shape) + 1j * rng.normal(0, sigma, h.shape)).astype(np.complex64)
-    nulls = np.isin(profile.subcarriers, profile.null_subcarriers)
-    out[..., nulls] = 0
-    lost = rng.random((f, pk)) < 0.003
-    out[lost] = np.nan
     rare = rng.random(out.shape)
     out[rare < 2e-5] = np.nan
     out[(rare >= 2e-5) & (rare < 2.5e-5)] = np.inf
+    # Null subcarriers read as exact zeros; a lost packet is missing entirely.
+    out[..., np.isin(profile.subcarriers, profile.null_subcarriers)] = 0
+    out[rng.random((f, pk)) < 0.003] = np.nan
     return out
