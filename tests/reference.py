@@ -318,3 +318,38 @@ def multipath(tau, gain, fc, df, index):
     """H[n, k] = sum_p gain[n, p] exp(-j 2 pi (fc + df index[k]) tau[n, p]), directly."""
     f = fc + df * np.asarray(index, np.float64)
     return np.einsum("np,npk->nk", gain, np.exp(-2j * np.pi * tau[:, :, None] * f[None, None, :]))
+
+
+def smooth_l1(u: np.ndarray, beta: float) -> np.ndarray:
+    """0.5 u^2 / beta where |u| < beta, else |u| - 0.5 beta."""
+    a = np.abs(u)
+    return np.where(a < beta, 0.5 * u * u / beta, a - 0.5 * beta)
+
+
+def wiflow_pose_loss(pred, gt, bones, visible=None, weights=(1.0, 0.2), betas=(0.1, 0.05)):
+    """WiFlow losses/pose_loss.py on [..., K, D], one sample and joint at a time:
+    (position, bone, total). With ``visible [..., K]``: position averages the
+    coordinates of visible joints, bone the bones with both ends visible; a
+    term with nothing to average is 0."""
+    p = np.asarray(pred, np.float64)
+    g = np.asarray(gt, np.float64)
+    k, d = p.shape[-2:]
+    p, g = p.reshape(-1, k, d), g.reshape(-1, k, d)
+    vis = np.ones((len(p), k), bool) if visible is None else np.asarray(visible).reshape(-1, k) != 0
+    pos_sum = bone_sum = 0.0
+    pos_n = bone_n = 0
+    for n in range(len(p)):
+        for j in range(k):
+            if vis[n, j]:
+                pos_sum += float(np.sum(smooth_l1(p[n, j] - g[n, j], betas[0])))
+                pos_n += d
+        for a, b in bones:
+            if vis[n, a] and vis[n, b]:
+                lp = np.sqrt(np.sum((p[n, b] - p[n, a]) ** 2) + 1e-8)
+                lg = np.sqrt(np.sum((g[n, b] - g[n, a]) ** 2) + 1e-8)
+                bone_sum += float(smooth_l1(lp - lg, betas[1]))
+                bone_n += 1
+    position = pos_sum / pos_n if pos_n else 0.0
+    bone = bone_sum / bone_n if bone_n else 0.0
+    return position, bone, weights[0] * position + weights[1] * bone
+
