@@ -341,7 +341,7 @@ class AxialAttention(nn.Module):
 
     def __init__(self, channels: int, groups: int, width: bool) -> None:
         super().__init__()
-        self.channels, self.groups, self.width = channels, groups, width
+        self.groups, self.width = groups, width
         self.qkv_transform = nn.Conv1d(channels, 3 * channels, 1, bias=False)
         self.bn_qkv = nn.BatchNorm1d(3 * channels)
         self.bn_similarity = nn.BatchNorm2d(groups)
@@ -398,10 +398,9 @@ def conv_stack(c_in: int, channels: Sequence[int], strides: Sequence[int]) -> nn
     return nn.ModuleList(blocks)
 
 
-def check_input(x: torch.Tensor, channels: int, window: int | None) -> None:
-    if x.dim() != 3 or x.shape[1] != channels or (window is not None and x.shape[2] != window):
-        want = f"[B, {channels}, {window if window is not None else 'T'}]"
-        raise ValueError(f"expected a CSI window {want}, got {list(x.shape)}")
+def check_input(x: torch.Tensor, channels: int, window: int) -> None:
+    if x.dim() != 3 or x.shape[1] != channels or x.shape[2] != window:
+        raise ValueError(f"expected a CSI window [B, {channels}, {window}], got {list(x.shape)}")
 
 
 class WiFlowSTD(nn.Module):
