@@ -318,3 +318,111 @@ def multipath(tau, gain, fc, df, index):
     """H[n, k] = sum_p gain[n, p] exp(-j 2 pi (fc + df index[k]) tau[n, p]), directly."""
     f = fc + df * np.asarray(index, np.float64)
     return np.einsum("np,npk->nk", gain, np.exp(-2j * np.pi * tau[:, :, None] * f[None, None, :]))
+
+
+def smooth_l1(u: np.ndarray, beta: float) -> np.ndarray:
+    """0.5 u^2 / beta where |u| < beta, else |u| - 0.5 beta."""
+    a = np.abs(u)
+    return np.where(a < beta, 0.5 * u * u / beta, a - 0.5 * beta)
+
+
+def wiflow_pose_loss(pred, gt, bones, visible=None, weights=(1.0, 0.2), betas=(0.1, 0.05)):
+    """WiFlow losses/pose_loss.py on [..., K, D], one sample and joint at a time:
+    (position, bone, total). With ``visible [..., K]``: position averages the
+    coordinates of visible joints, bone the bones with both ends visible; a
+    term with nothing to average is 0."""
+    p = np.asarray(pred, np.float64)
+    g = np.asarray(gt, np.float64)
+    k, d = p.shape[-2:]
+    p, g = p.reshape(-1, k, d), g.reshape(-1, k, d)
+    vis = np.ones((len(p), k), bool) if visible is None else np.asarray(visible).reshape(-1, k) != 0
+    pos_sum = bone_sum = 0.0
+    pos_n = bone_n = 0
+    for n in range(len(p)):
+        for j in range(k):
+            if vis[n, j]:
+                pos_sum += float(np.sum(smooth_l1(p[n, j] - g[n, j], betas[0])))
+                pos_n += d
+        for a, b in bones:
+            if vis[n, a] and vis[n, b]:
+                lp = np.sqrt(np.sum((p[n, b] - p[n, a]) ** 2) + 1e-8)
+                lg = np.sqrt(np.sum((g[n, b] - g[n, a]) ** 2) + 1e-8)
+                bone_sum += float(smooth_l1(lp - lg, betas[1]))
+                bone_n += 1
+    position = pos_sum / pos_n if pos_n else 0.0
+    bone = bone_sum / bone_n if bone_n else 0.0
+    return position, bone, weights[0] * position + weights[1] * bone
+
+
+def batchnorm_eval(x: np.ndarray, bn: dict, axis: int) -> np.ndarray:
+    """Inference BatchNorm with running statistics along ``axis`` (eps 1e-5)."""
+    shape = [1] * x.ndim
+    shape[axis] = -1
+    mean, var, w, b = (np.reshape(bn[k], shape) for k in ("mean", "var", "weight", "bias"))
+    return (x - mean) / np.sqrt(var + 1e-5) * w + b
+
+
+def wiflow_axial_attention(x, w_qkv, bn_qkv, bn_sim, bn_out, groups, width):
+    """WiFlow's AxialAttention (models/attention.py), inference mode, on x [N, C, H, W]:
+    along W when ``width`` else along H, one sequence at a time. Per group, logits
+    q_i . k_j (no 1/sqrt(d)), BN over the group maps, softmax over j,
+    out_i = sum_j s_ij v_j; then BN. No residual, no positional term."""
+    x = np.asarray(x, np.float64)
+    xs = x if width else x.transpose(0, 1, 3, 2)  # attend along the last axis
+    c = xs.shape[1]
+    cg = c // groups
+    out = np.empty_like(xs)
+    for n in range(xs.shape[0]):
+        for r in range(xs.shape[2]):
+            qkv = batchnorm_eval(w_qkv @ xs[n, :, r, :], bn_qkv, 0)  # [3C, L]
+            q, k, v = qkv[:c], qkv[c : 2 * c], qkv[2 * c :]
+            o = np.empty_like(q)
+            for g in range(groups):
+                rows = slice(g * cg, (g + 1) * cg)
+                logits = q[rows].T @ k[rows]  # [L, L]: (i, j)
+                logits = batchnorm_eval(
+                    logits[None], {k_: bn_sim[k_][g : g + 1] for k_ in bn_sim}, 0
+                )[0]
+                s = np.exp(logits - logits.max(axis=1, keepdims=True))
+                s /= s.sum(axis=1, keepdims=True)
+                o[rows] = v[rows] @ s.T
+            out[n, :, r, :] = batchnorm_eval(o, bn_out, 0)
+    return out if width else out.transpose(0, 1, 3, 2)
+
+
+def silu(x: np.ndarray) -> np.ndarray:
+    return x / (1.0 + np.exp(-x))
+
+
+def causal_conv1d(x: np.ndarray, w: np.ndarray, dilation: int = 1, groups: int = 1) -> np.ndarray:
+    """x [C_in, T], w [C_out, C_in / groups, k]: y[o, t] = sum_i,j w[o, i, j] *
+    x[group(o) * C_in / groups + i, t - (k - 1 - j) * dilation], zero before t = 0."""
+    t = x.shape[1]
+    c_out, c_in_g, k = w.shape
+    per_group = c_out // groups
+    y = np.zeros((c_out, t))
+    for o in range(c_out):
+        first = (o // per_group) * c_in_g
+        for i in range(c_in_g):
+            for j in range(k):
+                shift = (k - 1 - j) * dilation
+                if shift < t:
+                    y[o, shift:] += w[o, i, j] * x[first + i, : t - shift]
+    return y
+
+
+def wiflow_temporal_block(x, p: dict, dilation: int, groups: tuple[int, int, int]):
+    """WiFlow's InnerGroupedTemporalBlock (models/tcn.py), inference mode, on one
+    sample x [C_in, T]. ``p`` maps each conv name to its weight and each BN name
+    to batchnorm_eval's dict; ``groups`` = (grouped conv 1, grouped conv 2, pointwise 1)."""
+    g1, g2, pw = groups
+    out = silu(batchnorm_eval(causal_conv1d(x, p["conv1_group"], dilation, g1), p["bn1_group"], 0))
+    out = silu(batchnorm_eval(causal_conv1d(out, p["conv1_pw"], 1, pw), p["bn1_pw"], 0))
+    out = silu(
+        batchnorm_eval(causal_conv1d(out, p["conv2_group"], dilation, g2), p["bn2_group"], 0)
+    )
+    out = silu(batchnorm_eval(causal_conv1d(out, p["conv2_pw"]), p["bn2_pw"], 0))
+    res = x
+    if "downsample.0" in p:
+        res = batchnorm_eval(causal_conv1d(x, p["downsample.0"], 1, pw), p["downsample.1"], 0)
+    return silu(out + res)

@@ -1,0 +1,33 @@
+"""Pose models (torch): the WiFlow-STD family, WiFlow's MM-Fi variant, the
+input adapter from the store's windows, and WiFlow's loss.
+
+Needs torch (the ``train`` extra); ``import csipose`` alone does not import it.
+"""
+
+from csipose.models.adapters import (
+    MODEL_NAMES,
+    build_pose_model,
+    channels_time_shape,
+    to_channels_time,
+)
+from csipose.models.losses import PoseLossTerms, bone_lengths, pose_loss, pose_loss_terms
+from csipose.models.wiflow import PRESETS, WiFlowSTD, WiFlowSTDConfig, conv_strides, preset
+from csipose.models.wiflow_mmfi import WiFlowMMFi, WiFlowMMFiConfig
+
+__all__ = [
+    "MODEL_NAMES",
+    "PRESETS",
+    "PoseLossTerms",
+    "WiFlowMMFi",
+    "WiFlowMMFiConfig",
+    "WiFlowSTD",
+    "WiFlowSTDConfig",
+    "bone_lengths",
+    "build_pose_model",
+    "channels_time_shape",
+    "conv_strides",
+    "pose_loss",
+    "pose_loss_terms",
+    "preset",
+    "to_channels_time",
+]
