@@ -38,7 +38,10 @@ from csipose.data.simulate.profiles import PROFILES, Profile
 from csipose.data.simulate.room import Environment, make_environment, to_camera, to_image
 from csipose.data.writer import StoreWriter
 
-__all__ = ["ACTIONS", "PROFILES", "simulate"]
+__all__ = ["ACTIONS", "PROFILES", "VERSION", "simulate"]
+
+#: Changes whenever the simulated data would change (cached datasets are keyed by it).
+VERSION = "1"
 
 #: BODY25-15 joints taken from H36M-17 joints (nose ~ neck/nose, neck ~ thorax, mid-hip ~ pelvis).
 BODY25_FROM_H36M = (9, 8, 14, 15, 16, 11, 12, 13, 0, 1, 2, 3, 4, 5, 6)
@@ -104,7 +107,7 @@ def _spots(env: Environment, n: int, rng: np.random.Generator) -> list[np.ndarra
 
 
 def _sequence(seq: _Seq, env: Environment, static: StaticPaths, subjects: list[Subject], phases: np.ndarray,
-              p: Profile, frames: int, seed: int) -> dict[str, np.ndarray]:  # fmt: skip
+              p: Profile, frames: int, seed: int, jitter: tuple[float, float]) -> dict[str, np.ndarray]:  # fmt: skip
     rng = np.random.default_rng([seed, *seq.key])
     pk = p.packets_per_frame
     t = (
@@ -116,7 +119,7 @@ def _sequence(seq: _Seq, env: Environment, static: StaticPaths, subjects: list[S
     for i, (s, spot) in enumerate(zip(seq.people, _spots(env, m, rng), strict=True)):
         heading = env.heading if m == 1 else rng.uniform(-np.pi, np.pi)
         joints[:, i] = forward_kinematics(
-            subjects[s], perform(seq.actions[i], t, rng, spot, heading)
+            subjects[s], perform(seq.actions[i], t, rng, spot, heading, *jitter)
         )
         heights[i] = subjects[s].height
     lam = p.wavelength
@@ -171,6 +174,8 @@ def simulate(
     frames: int | None = None,
     sequences: int = 8,
     seed: int = 0,
+    spot_jitter: float = 0.15,
+    heading_jitter: float = 15.0,
     mmfi_tree: str | Path | None = None,
     overwrite: bool = False,
     progress: bool | None = None,
@@ -183,6 +188,9 @@ def simulate(
     * ``actions``: names from ``ACTIONS`` (default all 10).
     * ``frames`` per sequence (default 64 for mmfi, 200 otherwise).
     * ``sequences``: counting scenes per room and person count (esp32 profile).
+    * ``spot_jitter`` (m) and ``heading_jitter`` (degrees): standard deviations of
+      where a single person stands and faces in each sequence, around the room's
+      spot and heading (0 and 0: everyone on the marked spot, facing the camera).
     * ``mmfi_tree``: also write the official MM-Fi layout there (mmfi profile).
 
     Deterministic in ``seed``. Writes the splits ``default`` (train / val / test
@@ -199,6 +207,8 @@ def simulate(
     frames = frames or (64 if profile == "mmfi" else 200)
     if environments < 1 or subjects < 1 or frames < 1 or sequences < 1:
         raise ValueError("environments, subjects, frames and sequences must be >= 1")
+    if not (spot_jitter >= 0 and heading_jitter >= 0):
+        raise ValueError("spot_jitter and heading_jitter must be >= 0")
     if mmfi_tree is not None and (
         profile != "mmfi" or environments > 4 or subjects > 10 or len(acts) > 27 or frames > 999
     ):
@@ -235,9 +245,10 @@ def simulate(
     }  # fmt: skip
     provenance = {
         "converter": "simulate",
-        "source": "csipose.data.simulate (docs/simulator.md)",
+        "source": f"csipose.data.simulate version {VERSION} (docs/simulator.md)",
         "options": {"profile": profile, "environments": environments, "subjects": subjects, "actions": acts,
-                    "frames": frames, "sequences": sequences, "seed": seed},
+                    "frames": frames, "sequences": sequences, "seed": seed, "spot_jitter_m": spot_jitter,
+                    "heading_jitter_deg": heading_jitter},
         "environments": [e.describe() for e in envs],
         "subjects": [s.to_dict() for grp in people for s in grp],
     }  # fmt: skip
@@ -261,6 +272,7 @@ def simulate(
                 p,
                 frames,
                 seed,
+                (spot_jitter, heading_jitter),
             )
             if tree is not None:
                 _write_mmfi(tree, seq, acts, r)

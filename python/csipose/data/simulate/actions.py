@@ -140,20 +140,27 @@ ACTIONS: dict[str, tuple[Callable[..., Pose], float]] = {
 
 
 def perform(
-    action: str, t: np.ndarray, rng: np.random.Generator, spot: np.ndarray, heading: float
+    action: str,
+    t: np.ndarray,
+    rng: np.random.Generator,
+    spot: np.ndarray,
+    heading: float,
+    spot_jitter: float = 0.15,
+    heading_jitter: float = 15.0,
 ) -> Pose:
     """``action`` at times ``t`` around floor position ``spot`` facing ``heading``,
     with a random style: period x U(0.85, 1.15), amplitude x U(0.8, 1.1),
-    random phase, spot jitter N(0, 0.15 m) and heading jitter N(0, 15 deg)."""
+    random phase, spot jitter N(0, ``spot_jitter`` m) and heading jitter
+    N(0, ``heading_jitter`` deg)."""
     motion, base = ACTIONS[action]
     period = base * rng.uniform(0.85, 1.15)
     pose = motion(t, rng, rng.uniform(0.8, 1.1), period, rng.uniform(0, 2 * np.pi))
-    yaw0 = heading + rng.normal(0, 15 * D)
+    yaw0 = heading + rng.normal(0, heading_jitter * D)
     c, s = np.cos(yaw0), np.sin(yaw0)
     # Motions move along the body's own heading; rotate them into the room.
     x, y = pose.position[:, 0].copy(), pose.position[:, 1].copy()
     pose.position[:, 0] = c * x - s * y
     pose.position[:, 1] = s * x + c * y
-    pose.position += spot + rng.normal(0, 0.15, 2)
+    pose.position += spot + rng.normal(0, spot_jitter, 2)
     pose.yaw = pose.yaw + yaw0
     return pose
