@@ -16,10 +16,11 @@ CSI = {
 }
 
 
-def make_store(path, seq_lengths=(7, 5, 9), *, seed=0, invalid=(), gaps=(), window=None):
+def make_store(path, seq_lengths=(7, 5, 9), *, seed=0, invalid=(), gaps=(), window=None, phase=True):
     """A store of len(seq_lengths) sequences with random CSI [F, 3, 8, 5], COCO-17 2-D
     keypoints, and the given invalid frames and frame_index gaps (frames after which
-    one index is skipped). Returns the path and the arrays written."""
+    one index is skipped); without phase when ``phase`` is false. Returns the path and
+    the arrays written."""
     rng = np.random.default_rng(seed)
     n = sum(seq_lengths)
     arrays = {
@@ -48,7 +49,7 @@ def make_store(path, seq_lengths=(7, 5, 9), *, seed=0, invalid=(), gaps=(), wind
             w.code("sequence", f"seq{s}")
         w.add_frames(
             amplitude=arrays["amplitude"],
-            phase=arrays["phase"],
+            phase=arrays["phase"] if phase else None,
             keypoints=arrays["keypoints"],
             visibility=arrays["visibility"],
             sequence=arrays["sequence"],

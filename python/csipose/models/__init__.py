@@ -6,6 +6,7 @@ Needs torch (the ``train`` extra); ``import csipose`` alone does not import it.
 
 from csipose.models.adapters import (
     MODEL_NAMES,
+    antenna_phase_features,
     build_pose_model,
     channels_time_shape,
     to_channels_time,
@@ -22,6 +23,7 @@ __all__ = [
     "WiFlowMMFiConfig",
     "WiFlowSTD",
     "WiFlowSTDConfig",
+    "antenna_phase_features",
     "bone_lengths",
     "build_pose_model",
     "channels_time_shape",

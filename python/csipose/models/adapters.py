@@ -23,7 +23,13 @@ from torch import nn
 from csipose.models.wiflow import PRESETS, WiFlowSTD, preset
 from csipose.models.wiflow_mmfi import WiFlowMMFi, WiFlowMMFiConfig
 
-__all__ = ["MODEL_NAMES", "build_pose_model", "channels_time_shape", "to_channels_time"]
+__all__ = [
+    "MODEL_NAMES",
+    "antenna_phase_features",
+    "build_pose_model",
+    "channels_time_shape",
+    "to_channels_time",
+]
 
 MODEL_NAMES = ("wiflow-full", "wiflow-half", "wiflow-quarter", "wiflow-tiny", "wiflow-mmfi")
 
@@ -52,6 +58,22 @@ def to_channels_time(x: ArrayT) -> ArrayT:
     if isinstance(x, torch.Tensor):
         return x.permute(0, 2, 3, 1, 4).reshape(shape).contiguous()
     return np.ascontiguousarray(x.transpose(0, 2, 3, 1, 4)).reshape(shape)
+
+
+def antenna_phase_features(phase: torch.Tensor) -> torch.Tensor:
+    """cos and sin of each antenna's phase relative to antenna 0: ``[B, L, A, S, P]``
+    -> ``[B, L, 2 (A - 1), S, P]`` (the cosines of antennas 1..A-1, then the sines).
+
+    Raw CSI phase carries a random offset per packet (carrier frequency offset,
+    sampling time offset, PLL phase) that every antenna of one receiver shares;
+    the difference between antennas cancels it and keeps the angle of arrival.
+    cos and sin make the feature continuous across the 2 pi wrap, so no
+    unwrapping is needed. The antennas must belong to one receiver (one clock).
+    """
+    if phase.dim() != 5 or phase.shape[2] < 2:
+        raise ValueError(f"expected CSI phase [B, L, A >= 2, S, P], got {list(phase.shape)}")
+    rel = phase[:, :, 1:] - phase[:, :, :1]
+    return torch.cat([torch.cos(rel), torch.sin(rel)], dim=2)
 
 
 def build_pose_model(
