@@ -1,24 +1,13 @@
-"""The csipose command: the demo (the main job for now) and the report."""
+"""The csipose command: the report, errors and the console script (train/eval: test_train.py)."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
 import numpy as np
 
 from csipose.cli import main
-
-
-def test_demo_prints_a_report_with_baseline(tmp_path, capsys):
-    out = tmp_path / "demo.json"
-    assert main(["demo", "--samples", "300", "--json", str(out)]) == 0
-    text = capsys.readouterr().out
-    assert "| pck@20 |" in text and "mean-pose baseline" in text
-    rep = json.loads(out.read_text())
-    assert rep["model"]["mpjpe"]["value"] < rep["mean_pose_baseline"]["mpjpe"]["value"]
-    assert rep["units"] == "m"
 
 
 def test_report_from_npy_files(tmp_path, capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -10,55 +11,6 @@ import numpy as np
 
 from csipose import __version__, metrics
 from csipose.errors import CsiposeError
-
-
-def _demo_poses(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Ground-truth H36M-17 poses (metres) with varied arm and knee angles, and
-    a prediction made by adding 4 cm Gaussian noise per coordinate."""
-    rng = np.random.default_rng(seed)
-    template = np.array(
-        [
-            [0, 0.95, 0], [-0.13, 0.93, 0], [-0.14, 0.5, 0.02], [-0.15, 0.08, 0],
-            [0.13, 0.93, 0], [0.14, 0.5, 0.02], [0.15, 0.08, 0], [0, 1.18, 0],
-            [0, 1.42, 0], [0, 1.55, 0.05], [0, 1.68, 0], [0.19, 1.4, 0],
-            [0.22, 1.12, 0], [0.24, 0.88, 0.05], [-0.19, 1.4, 0], [-0.22, 1.12, 0],
-            [-0.24, 0.88, 0.05],
-        ]
-    )  # fmt: skip
-    poses = np.repeat(template[None], n, axis=0)
-    for shoulder, arm in ((11, (12, 13)), (14, (15, 16))):
-        angle = rng.uniform(-0.3, 2.8, n)  # raise the arm sideways, about the shoulder
-        c, s = np.cos(angle), np.sin(angle)
-        side = np.sign(template[shoulder, 0])
-        for j in arm:
-            rel = poses[:, j] - poses[:, shoulder]
-            x, y = rel[:, 0], rel[:, 1]
-            poses[:, j, 0] = poses[:, shoulder, 0] + c * x - side * s * y
-            poses[:, j, 1] = poses[:, shoulder, 1] + side * s * x + c * y
-    yaw = rng.uniform(-np.pi, np.pi, n)
-    rot = np.zeros((n, 3, 3))
-    rot[:, 0, 0], rot[:, 0, 2], rot[:, 1, 1] = np.cos(yaw), np.sin(yaw), 1
-    rot[:, 2, 0], rot[:, 2, 2] = -np.sin(yaw), np.cos(yaw)
-    gt = np.einsum("nij,nkj->nki", rot, poses) * rng.uniform(0.9, 1.1, (n, 1, 1))
-    gt += rng.uniform(-1, 1, (n, 1, 3)) * [1.5, 0, 1.5] + [0, 0, 3.1]
-    pred = gt + rng.normal(0, 0.04, gt.shape)
-    return pred.astype(np.float32), gt.astype(np.float32)
-
-
-def _cmd_demo(args: argparse.Namespace) -> int:
-    pred, gt = _demo_poses(args.samples, args.seed)
-    print(
-        f"csipose {__version__} demo: {args.samples} generated H36M-17 ground-truth poses "
-        "(metres) and a simulated model that adds 4 cm Gaussian noise per coordinate.\n"
-        "Until `csipose train` lands this is the main job; it exercises every metric kernel.\n"
-    )
-    report = metrics.accuracy_report(
-        pred, gt, skeleton="h36m17", units="m", context={"data": "generated demo poses"}
-    )
-    print(report.to_markdown())
-    if args.json:
-        _write(Path(args.json), report.to_json())
-    return 0
 
 
 def _load(path: str | None, name: str) -> np.ndarray | None:
@@ -105,6 +57,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         frames=args.frames,
         sequences=args.sequences,
         seed=args.seed,
+        spot_jitter=args.spot_jitter,
+        heading_jitter=args.heading_jitter,
         mmfi_tree=args.mmfi_tree,
         overwrite=args.overwrite,
     )
@@ -118,16 +72,69 @@ def _cmd_convert(converter, args: argparse.Namespace) -> int:
     return 0
 
 
+def _split_train_args(items: list[str]) -> tuple[str | None, list[str]]:
+    config = [i for i in items if "=" not in i]
+    if len(config) > 1:
+        raise CsiposeError(f"one configuration file at most, got {', '.join(config)}")
+    return (config[0] if config else None), [i for i in items if "=" in i]
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from csipose.train import config, evaluate, train
+
+    path, overrides = _split_train_args(args.items)
+    if args.device:
+        overrides.append(f'train.device="{args.device}"')
+    cfg = config.load(path, overrides)
+    if args.print_config:
+        print(cfg.to_toml(), end="")
+        return 0
+    run = train(cfg, resume=args.resume)
+    if os.environ.get("RANK", "0") != "0" or args.no_eval:
+        return 0
+    from csipose.train.evaluate import summary
+
+    reports = {part: evaluate(run, part, device=cfg.train.device) for part in cfg.data.test_parts}
+    text = summary(reports)
+    _write(run / "eval" / "summary.md", text)
+    print(f"\nEvaluation of the best checkpoint of {run} on split {cfg.data.split!r}"
+          f" (full reports: {run / 'eval'}/PART/report.md)\n\n{text}", end="")  # fmt: skip
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from csipose.train import evaluate
+
+    rep = evaluate(args.run, args.split, out=args.out, store=args.store, device=args.device)
+    print(rep.to_markdown())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="csipose", description=__doc__)
     parser.add_argument("--version", action="version", version=f"csipose {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="print the accuracy report of a generated example")
-    demo.add_argument("--samples", type=int, default=2000)
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--json", help="also write the report as JSON here")
-    demo.set_defaults(func=_cmd_demo)
+    tr = sub.add_parser(
+        "train",
+        help="train a pose model (no arguments: the built-in simulated MM-Fi job)",
+        description="Train a pose model from a TOML configuration with dotted overrides (docs/training.md).",
+    )
+    tr.add_argument("items", nargs="*", metavar="CONFIG.toml | section.key=value",
+                    help="an optional configuration file, then overrides such as optim.lr=1e-3")  # fmt: skip
+    tr.add_argument("--resume", help="'auto' (the run's latest checkpoint, if any) or a checkpoint directory")
+    tr.add_argument("--device", help="cpu, cuda or cuda:N (same as train.device=...)")
+    tr.add_argument("--print-config", action="store_true", help="print the resolved configuration and exit")
+    tr.add_argument("--no-eval", action="store_true", help="skip the evaluation on data.test_parts")
+    tr.set_defaults(func=_cmd_train)
+
+    ev = sub.add_parser("eval", help="evaluate a trained run against the mean-pose baseline")
+    ev.add_argument("run", help="a run directory, a checkpoint directory or a model.safetensors file")
+    ev.add_argument("--split", default="test", help="the part of the run's split to evaluate (default test)")
+    ev.add_argument("--store", help="evaluate on this store instead of the one the run trained on")
+    ev.add_argument("--out", help="write the report here (default RUN/eval/PART)")
+    ev.add_argument("--device", default="cpu", help="cpu or cuda")
+    ev.set_defaults(func=_cmd_eval)
 
     rep = sub.add_parser(
         "report", help="accuracy report of predictions against ground truth (.npy)"
@@ -154,6 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--frames", type=int, help="frames per sequence (default 64 for mmfi, else 200)")
     sim.add_argument("--sequences", type=int, default=8, help="counting scenes per room and count (esp32)")
     sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--spot-jitter", type=float, default=0.15,
+                     help="std of where a person stands, per sequence, in m (default 0.15)")  # fmt: skip
+    sim.add_argument("--heading-jitter", type=float, default=15.0,
+                     help="std of where a person faces, per sequence, in degrees (default 15)")  # fmt: skip
     sim.add_argument("--mmfi-tree", help="also write the official MM-Fi layout here (profile mmfi)")
     sim.add_argument("--overwrite", action="store_true", help="replace an existing store")
     sim.set_defaults(func=_cmd_simulate)
