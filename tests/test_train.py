@@ -46,7 +46,7 @@ def overrides(store: Path, run: Path, *extra: str) -> list[str]:
     return [
         'data.source="store"', f'data.store="{store}"', f'train.run_dir="{run}"',
         "train.epochs=3", "train.batch_size=16", "train.threads=1", 'model.name="wiflow-tiny"',
-        "train.early_stop=0", *extra,
+        "model.options={input_pw_groups=2}", "train.early_stop=0", *extra,
     ]  # fmt: skip
 
 
@@ -232,6 +232,17 @@ def test_resume_continues_bit_identically(store, tmp_path):
     assert same(weights(whole, "best"), weights(part, "best"))
 
 
+def test_a_fresh_run_sets_an_earlier_run_in_the_same_directory_aside(store, tmp_path):
+    run = tmp_path / "run"
+    first = overrides(store, run, "train.epochs=1", "train.max_steps=2")
+    train(config.load(None, first), progress=False)
+    before = weights(run)
+    train(config.load(None, [*first, "train.seed=1"]), progress=False)
+    (aside,) = [p for p in tmp_path.iterdir() if p.name.startswith("run.")]
+    assert same(weights(aside), before) and not same(weights(run), before)
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best", "epoch-0000", "latest.json"]
+
+
 def test_resume_refuses_another_configuration(store, tmp_path):
     run = tmp_path / "run"
     train(config.load(None, overrides(store, run, "train.epochs=1")), progress=False)
@@ -347,7 +358,9 @@ def test_cli_train_evaluates_the_test_parts(store, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", *overrides(store, run, "train.epochs=1")]) == 0
     out = capsys.readouterr().out
-    assert "test_unseen_env" in out and "| mpjpe |" in out
+    assert "| part | samples | pck@20 model | pck@20 baseline | ratio |" in out
+    rows = [line.split(" | ")[0] for line in out.splitlines() if line.startswith("| test")]
+    assert rows == ["| test", "| test_unseen_env"]
     assert (run / "eval" / "test" / "report.json").exists()
     assert (run / "eval" / "test_unseen_env" / "report.json").exists()
 

@@ -157,6 +157,8 @@ def train(cfg: Config, *, resume: str | None = None, progress: bool | None = Non
                              "stale_epochs": 0, "nonfinite_skipped": 0, "elapsed_s": 0.0, "history": []}  # fmt: skip
 
     ckpt_path = checkpoint.latest(run) if resume == "auto" else (Path(resume) if resume else None)
+    if ckpt_path is None and main:
+        _set_aside(run)
     if ckpt_path is not None:
         ck = checkpoint.load(ckpt_path)
         changed = _result_keys(json.loads(ck["metadata"]["config"])) != _result_keys(cfg.to_dict())
@@ -310,6 +312,18 @@ def _metadata(cfg: Config, data: PoseData) -> dict[str, str]:
         "input_layout": "csipose.models.to_channels_time of [batch, frames, antennas (+ cos, sin of the relative "
         "phase of antennas 1.. when data.inputs = amplitude+phase), subcarriers, packets]",
     }
+
+
+def _set_aside(run: Path) -> None:
+    """A fresh run never mixes with (or deletes) an earlier run in the same directory."""
+    if not (run / "checkpoints").exists():
+        return
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime((run / "checkpoints").stat().st_mtime))
+    old = run.with_name(f"{run.name}.{stamp}")
+    while old.exists():
+        old = old.with_name(old.name + "-1")
+    os.rename(run, old)
+    print(f"{run} held an earlier run; moved it to {old} (continue a run with --resume auto)", flush=True)
 
 
 def _prune(run: Path, keep: int) -> None:
