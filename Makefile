@@ -21,8 +21,8 @@ $(PY):
 dev: $(PY)  ## build the extension (release) and install csipose with every extra into .venv
 	maturin develop --release --extras train,data,test
 
-run: dev  ## the main job: the built-in demo
-	csipose demo
+run: dev  ## the main job: csipose train with its built-in default (simulate, train, evaluate)
+	csipose train
 
 test: dev test-rust test-py  ## run every test: cargo test + pytest
 
