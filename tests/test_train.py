@@ -240,7 +240,11 @@ def test_a_fresh_run_sets_an_earlier_run_in_the_same_directory_aside(store, tmp_
     train(config.load(None, [*first, "train.seed=1"]), progress=False)
     (aside,) = [p for p in tmp_path.iterdir() if p.name.startswith("run.")]
     assert same(weights(aside), before) and not same(weights(run), before)
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best", "epoch-0000", "latest.json"]
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
+        "best",
+        "epoch-0000",
+        "latest.json",
+    ]
 
 
 def test_resume_refuses_another_configuration(store, tmp_path):

@@ -323,7 +323,10 @@ def _set_aside(run: Path) -> None:
     while old.exists():
         old = old.with_name(old.name + "-1")
     os.rename(run, old)
-    print(f"{run} held an earlier run; moved it to {old} (continue a run with --resume auto)", flush=True)
+    print(
+        f"{run} held an earlier run; moved it to {old} (continue a run with --resume auto)",
+        flush=True,
+    )
 
 
 def _prune(run: Path, keep: int) -> None:
