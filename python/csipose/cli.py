@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from csipose import __version__, metrics
+from csipose._files import write_text_atomic
 from csipose.errors import CsiposeError
 
 
@@ -23,10 +24,7 @@ def _load(path: str | None, name: str) -> np.ndarray | None:
 
 
 def _write(path: Path, text: str) -> None:
-    # Atomic: a reader never sees half a report.
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    write_text_atomic(path, text)
     print(f"wrote {path}")
 
 
@@ -122,15 +120,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tr.add_argument("items", nargs="*", metavar="CONFIG.toml | section.key=value",
                     help="an optional configuration file, then overrides such as optim.lr=1e-3")  # fmt: skip
-    tr.add_argument("--resume", help="'auto' (the run's latest checkpoint, if any) or a checkpoint directory")
+    tr.add_argument(
+        "--resume", help="'auto' (the run's latest checkpoint, if any) or a checkpoint directory"
+    )
     tr.add_argument("--device", help="cpu, cuda or cuda:N (same as train.device=...)")
-    tr.add_argument("--print-config", action="store_true", help="print the resolved configuration and exit")
+    tr.add_argument(
+        "--print-config", action="store_true", help="print the resolved configuration and exit"
+    )
     tr.add_argument("--no-eval", action="store_true", help="skip the evaluation on data.test_parts")
     tr.set_defaults(func=_cmd_train)
 
     ev = sub.add_parser("eval", help="evaluate a trained run against the mean-pose baseline")
-    ev.add_argument("run", help="a run directory, a checkpoint directory or a model.safetensors file")
-    ev.add_argument("--split", default="test", help="the part of the run's split to evaluate (default test)")
+    ev.add_argument(
+        "run", help="a run directory, a checkpoint directory or a model.safetensors file"
+    )
+    ev.add_argument(
+        "--split", default="test", help="the part of the run's split to evaluate (default test)"
+    )
     ev.add_argument("--store", help="evaluate on this store instead of the one the run trained on")
     ev.add_argument("--out", help="write the report here (default RUN/eval/PART)")
     ev.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -158,8 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--environments", type=int, default=4, help="rooms (default 4)")
     sim.add_argument("--subjects", type=int, default=10, help="people per room (default 10)")
     sim.add_argument("--actions", help="comma-separated actions (default all 10)")
-    sim.add_argument("--frames", type=int, help="frames per sequence (default 64 for mmfi, else 200)")
-    sim.add_argument("--sequences", type=int, default=8, help="counting scenes per room and count (esp32)")
+    sim.add_argument(
+        "--frames", type=int, help="frames per sequence (default 64 for mmfi, else 200)"
+    )
+    sim.add_argument(
+        "--sequences", type=int, default=8, help="counting scenes per room and count (esp32)"
+    )
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--spot-jitter", type=float, default=0.15,
                      help="std of where a person stands, per sequence, in m (default 0.15)")  # fmt: skip

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from csipose import _native
+from csipose._files import write_text_atomic
 from csipose.data import manifest as mf
 from csipose.data.transform import CsiTransform, ZScore
 from csipose.data.windows import WindowSpec, window_starts
@@ -262,7 +262,7 @@ class Store:
                 "count": count,
             }
             try:
-                _write_atomic(cache, json.dumps(d))
+                write_text_atomic(cache, json.dumps(d))
             except OSError:
                 pass  # a read-only store: the statistics are simply recomputed next time
         return ZScore(
@@ -271,10 +271,3 @@ class Store:
             eps,
             f"statistics of {source} ({len(frames)} frames, {d['count']} values per entry)",
         )
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

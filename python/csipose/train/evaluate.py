@@ -9,7 +9,6 @@ baseline predicts the training part's mean pose for every window.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import numpy as np
 import torch
 
 from csipose import metrics, skeleton
+from csipose._files import write_text_atomic
 from csipose.data import Store
 from csipose.metrics import AccuracyReport
 from csipose.train import checkpoint
@@ -49,12 +49,6 @@ def load_run(
     model = build_model(data, cfg)
     model.load_state_dict(ck["tensors"])
     return model.to(device).eval(), data, cfg, ck
-
-
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def evaluate(
@@ -96,9 +90,9 @@ def evaluate(
     base = Path(run) if (Path(run) / "checkpoints").is_dir() else ck["path"].parent.parent
     out_dir = Path(out) if out is not None else base / "eval" / part
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write(out_dir / "report.json", json.dumps({**rep.to_dict(), **groups}, indent=2))
+    write_text_atomic(out_dir / "report.json", json.dumps({**rep.to_dict(), **groups}, indent=2))
     md = rep.to_markdown() + "\n" + _group_table(groups)
-    _write(out_dir / "report.md", md)
+    write_text_atomic(out_dir / "report.md", md)
     t = np.linspace(0, 0.5, 26)
     baseline = np.broadcast_to(data.mean_pose.astype(np.float32), gt.shape)
     curves = {

@@ -24,6 +24,7 @@ import torch.distributed as dist
 
 import csipose
 from csipose import metrics
+from csipose._files import write_text_atomic
 from csipose.data.loader import EpochSampler, WindowDataset, make_loader
 from csipose.errors import CsiposeError
 from csipose.train import checkpoint
@@ -345,11 +346,10 @@ def _bar(total: int, epoch: int, epochs: int):
 
 def _write_logs(run: Path, cfg: Config, state: dict[str, Any]) -> None:
     """metrics.jsonl and the curves, rewritten from the checkpointed history."""
-    lines = "".join(json.dumps(h) + "\n" for h in state["history"])
-    tmp = run / f".metrics.jsonl.{os.getpid()}"
-    tmp.write_text(lines)
-    os.replace(tmp, run / "metrics.jsonl")
-    (run / "config.toml").write_text(cfg.to_toml())
+    write_text_atomic(
+        run / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in state["history"])
+    )
+    write_text_atomic(run / "config.toml", cfg.to_toml())
     from csipose.train.plots import training_curves
 
     training_curves(state["history"], run / "plots")
