@@ -518,8 +518,8 @@ mod tests {
             let z: Vec<f64> = logits.iter().map(|&l| f64::from(l) / 1.3).collect();
             let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let s: f64 = z.iter().map(|v| (v - m).exp()).sum();
-            for k in 0..CLASSES {
-                let want = (z[k] - m).exp() / s;
+            for (k, zk) in z.iter().enumerate() {
+                let want = (zk - m).exp() / s;
                 let got = f64::from(p.probabilities[b * CLASSES + k]);
                 assert!(
                     (want - got).abs() < 1e-5,

@@ -19,6 +19,8 @@ type Prediction<'py> = (
     Bound<'py, PyArray1<f32>>,
 );
 
+type TensorList = Vec<(String, Vec<usize>)>;
+
 /// CountNet loaded from a `model.safetensors` (candle, CPU). Immutable; safe to
 /// share between threads.
 #[pyclass(frozen, module = "csipose._native")]
@@ -112,7 +114,7 @@ impl CountNet {
 /// (name, shape) of every tensor a CountNet checkpoint must hold: the weights, then
 /// the preprocessing and calibration tensors.
 #[pyfunction]
-fn countnet_tensors() -> (Vec<(String, Vec<usize>)>, Vec<(String, Vec<usize>)>) {
+fn countnet_tensors() -> (TensorList, TensorList) {
     let list = |t: &[(&str, &[usize])]| {
         t.iter()
             .map(|(n, s)| (n.to_string(), s.to_vec()))
