@@ -67,7 +67,7 @@ def export_onnx(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str],
     batch = torch.export.Dim("batch", min=1)
     try:
         torch.onnx.export(module, (x,), tmp, input_names=[INPUT], output_names=list(OUTPUTS),
-                          opset_version=OPSET, dynamo=True, external_data=False,
+                          opset_version=OPSET, dynamo=True, external_data=False, verbose=False,
                           dynamic_shapes={"x": {0: batch}})  # fmt: skip
         if check:
             diff = onnx_difference(module, tmp)
