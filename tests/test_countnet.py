@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
 
 import csipose
@@ -287,3 +289,41 @@ def test_onnx_export_matches_onnxruntime(tmp_path, sim_windows):
     assert main(["export", str(ck), str(tmp_path / "cli.onnx")]) == 0
     assert (tmp_path / "cli.onnx").stat().st_size > 300_000
     assert load_file(ck / "model.safetensors").keys() == m.state_dict().keys()
+
+
+@pytest.fixture(scope="module")
+def fuzz_net(tmp_path_factory):
+    return csipose.CountNet.load(save(random_model(0), tmp_path_factory.mktemp("fuzz")))
+
+
+@settings(max_examples=60)
+@given(
+    dtype=st.sampled_from([np.float32, np.float64, np.int32, np.uint8, np.bool_, np.complex64, np.float16]),
+    shape=st.lists(st.integers(0, 60), min_size=0, max_size=4).map(tuple),
+    value=st.sampled_from([0.0, 1.0, -1.5, 3.4e38, 1e-45, np.nan, np.inf]),
+    strided=st.booleans(),
+)
+def test_predict_never_panics(fuzz_net, dtype, shape, value, strided):
+    """Any dtype, rank, shape or value: a result or a clear exception, from the wrapper
+    and from the binding itself."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        x = np.full(shape, value).astype(dtype)
+    if strided and x.ndim:
+        x = np.repeat(x, 2, axis=0)[::2]
+    clear = (ValueError, TypeError, OverflowError, csipose.CsiposeError)
+    for fn in (fuzz_net.predict, fuzz_net._net.predict):
+        try:
+            p = fn(x)
+        except clear:
+            continue
+        assert p[0].shape[1:] == (8,) and len(p[1]) == len(p[2]) == len(p[0])
+
+
+@settings(max_examples=30)
+@given(blob=st.binary(max_size=200), header=st.booleans())
+def test_load_never_panics(tmp_path_factory, blob, header):
+    d = tmp_path_factory.mktemp("blob")
+    data = (len(blob).to_bytes(8, "little") + blob) if header else blob
+    (d / "model.safetensors").write_bytes(data)
+    with pytest.raises(CheckpointError):
+        csipose.CountNet.load(d)
