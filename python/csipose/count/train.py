@@ -76,13 +76,15 @@ def loss_terms(logits: Any, y: torch.Tensor, cfg: CountConfig,
 
 @torch.no_grad()
 def logits_of(model: CountNet, x: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Uncalibrated (count logits [n, 8], confidence logits [n]) in float64."""
+    """Uncalibrated (count logits [n, 8], confidence logits [n]) in float64, on the
+    model's device."""
     model.eval()
+    device = next(model.parameters()).device
     zs, cs = [], []
     for s in range(0, len(x), batch_size):
-        out = model(torch.from_numpy(x[s : s + batch_size]))
-        zs.append(out.count.double().numpy())
-        cs.append(out.confidence.double().numpy())
+        out = model(torch.from_numpy(x[s : s + batch_size]).to(device))
+        zs.append(out.count.double().cpu().numpy())
+        cs.append(out.confidence.double().cpu().numpy())
     if not zs:
         return np.zeros((0, N_CLASSES)), np.zeros(0)
     return np.concatenate(zs), np.concatenate(cs)
@@ -180,9 +182,7 @@ def train(cfg: CountConfig, *, progress: bool | None = None) -> Path:
         if bar is not None:
             bar.close()
         scheduler.step()
-        model.cpu()
-        z, c = logits_of(model, x_val, cfg.eval.batch_size)
-        model.to(device)
+        z, _ = logits_of(model, x_val, cfg.eval.batch_size)
         val_acc = float(np.mean(z.argmax(axis=1) == y_val))
         val_nll = calibrate.count_nll(z, y_val)
         improved = (val_acc, -val_nll) > (state["best_val_accuracy"], -state["best_val_nll"])
