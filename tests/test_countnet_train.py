@@ -21,11 +21,11 @@ from csipose.cli import main
 from csipose.count import calibrate, config, metrics
 from csipose.count.data import esp32_map, gather, prepare
 from csipose.count.evaluate import evaluate
-from csipose.count.train import class_weights, loss_terms, train
+from csipose.count.train import TrainingError, class_weights, loss_terms, train
 from csipose.data.simulate import simulate
 from csipose.models.countnet import CountLogits
 from csipose.signal import ESP32_NULL, SUBCARRIERS
-from csipose.train import ConfigError
+from csipose.train import ConfigError, checkpoint
 
 from reference import count_confusion, count_ece
 
@@ -138,6 +138,31 @@ def test_same_seed_same_weights(store, tmp_path):
     wa, wb, wc = (load_file(r / "checkpoints/best/model.safetensors") for r in (a, b, c))
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert not torch.equal(wa["enc.c1.weight"], wc["enc.c1.weight"])
+
+
+def test_an_interrupted_run_resumes_to_the_uninterrupted_result(store, tmp_path, monkeypatch):
+    full = train(config.load(None, overrides(store, tmp_path / "full", "train.epochs=3")))
+    cfg = config.load(None, overrides(store, tmp_path / "cut", "train.epochs=3"))
+    save = checkpoint.save
+
+    def crash_after_two(run, name, **kwargs):
+        if name == "epoch-0002":
+            raise KeyboardInterrupt  # killed while writing the third epoch
+        return save(run, name, **kwargs)
+
+    monkeypatch.setattr(checkpoint, "save", crash_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg)
+    monkeypatch.setattr(checkpoint, "save", save)
+    assert json.loads((tmp_path / "cut/checkpoints/latest.json").read_text())["name"] == "epoch-0001"
+    cut = train(cfg, resume="auto")
+    a, b = (load_file(r / "checkpoints/best/model.safetensors") for r in (full, cut))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert (tmp_path / "cut/metrics.jsonl").read_text().count("\n") == 3
+    assert train(cfg, resume="auto") == cut  # finished: nothing to do
+    other = config.load(None, overrides(store, tmp_path / "cut", "train.epochs=3", "optim.lr=0.01"))
+    with pytest.raises(TrainingError, match="another configuration"):
+        train(other, resume=str(tmp_path / "cut/checkpoints/epoch-0001"))
 
 
 def test_eval_report_beside_the_majority_baseline(store, tmp_path, capsys):

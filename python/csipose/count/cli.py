@@ -60,7 +60,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.print_config:
         print(cfg.to_toml(), end="")
         return 0
-    run = train(cfg)
+    run = train(cfg, resume=args.resume)
     if args.no_eval:
         return 0
     reports = {part: evaluate(run, part) for part in cfg.data.test_parts}
@@ -148,6 +148,7 @@ def add_parser(sub: Any) -> None:
                        "temperatures on validation, evaluate on data.test_parts.")  # fmt: skip
     tr.add_argument("items", nargs="*", metavar="CONFIG.toml | section.key=value",
                     help="an optional configuration file, then overrides such as train.epochs=10")  # fmt: skip
+    tr.add_argument("--resume", help="'auto' (the run's latest checkpoint, if any) or a checkpoint directory")
     tr.add_argument("--device", help="cpu or cuda (same as train.device=...)")
     tr.add_argument("--print-config", action="store_true", help="print the resolved configuration and exit")
     tr.add_argument("--no-eval", action="store_true", help="skip the evaluation on data.test_parts")

@@ -40,8 +40,13 @@ from csipose.count import calibrate
 from csipose.count.config import CountConfig
 from csipose.count.data import N_CLASSES, CountData, dataset_path, prepare
 from csipose.data.loader import epoch_seed
+from csipose.errors import CsiposeError
 from csipose.models.countnet import CountNet
 from csipose.train import checkpoint
+
+
+class TrainingError(CsiposeError):
+    """Training cannot go on (for example a checkpoint of another configuration)."""
 
 FORMAT = "csipose-countnet-checkpoint"
 INPUT_LAYOUT = (
@@ -115,8 +120,28 @@ def _metadata(cfg: CountConfig, data: CountData, train_labels: np.ndarray,
     }
 
 
-def train(cfg: CountConfig, *, progress: bool | None = None) -> Path:
-    """Train as configured; returns the run directory."""
+#: Keys that change how long or where a run goes, not what it computes (may differ on resume).
+_EXECUTION = {("train", "time_budget_min"), ("train", "max_steps"), ("train", "early_stop"), ("train", "device"),
+              ("train", "threads"), ("train", "run_dir"), ("data", "cache_dir")}  # fmt: skip
+
+
+def _result_keys(d: dict[str, Any]) -> dict[str, Any]:
+    return {s: {k: v for k, v in vals.items() if (s, k) not in _EXECUTION} for s, vals in d.items()}
+
+
+def _stopped(cfg: CountConfig, state: dict[str, Any], started: float) -> bool:
+    t = cfg.train
+    return bool(
+        (t.early_stop and state["stale_epochs"] >= t.early_stop)
+        or (t.max_steps and state["step"] >= t.max_steps)
+        or (t.time_budget_min and time.time() - started >= 60 * t.time_budget_min)
+    )
+
+
+def train(cfg: CountConfig, *, resume: str | None = None, progress: bool | None = None) -> Path:
+    """Train as configured; returns the run directory. ``resume``: "auto" (the run's
+    latest checkpoint, if any) or a checkpoint directory; a resumed run ends with the
+    same weights as an uninterrupted one."""
     t = cfg.train
     run = Path(t.run_dir)
     if t.threads:
@@ -146,10 +171,28 @@ def train(cfg: CountConfig, *, progress: bool | None = None) -> Path:
     meta = _metadata(cfg, data, y_train, None)
     best_state: dict[str, torch.Tensor] | None = None
     best_opt: dict[str, Any] | None = None
-    started = time.time()
+    ck_path = checkpoint.latest(run) if resume == "auto" else (Path(resume) if resume else None)
+    if ck_path is not None:
+        ck = checkpoint.load(ck_path)
+        if _result_keys(json.loads(ck["metadata"]["config"])) != _result_keys(cfg.to_dict()):
+            raise TrainingError(f"{ck['path']}: the checkpoint was written with another configuration")
+        if "calibration" in ck["trainer"]:
+            print(f"{run}: the run is finished and calibrated ({ck['path']}); nothing to resume", flush=True)
+            return run
+        model.load_state_dict(ck["tensors"])
+        optimizer.load_state_dict(ck["optimizer"]["optimizer"])
+        scheduler.load_state_dict(ck["optimizer"]["scheduler"])
+        checkpoint.set_rng_state(ck["rng"])
+        state = ck["trainer"]
+        best = checkpoint.load(run / "checkpoints" / "best")
+        best_state, best_opt = best["tensors"], best["optimizer"]["optimizer"]
+        print(f"resuming from {ck['path']} (epoch {state['epoch'] + 1} done)", flush=True)
+    started = time.time() - state["elapsed_s"]
     print(f"CountNet: {len(y_train)} training windows (counts {np.bincount(y_train, minlength=8).tolist()}), "
           f"{len(y_val)} validation windows; {data.store.path}", flush=True)  # fmt: skip
-    for epoch in range(t.epochs):
+    for epoch in range(state["epoch"] + 1, t.epochs):
+        if epoch > 0 and _stopped(cfg, state, started):
+            break
         model.train()
         order = _order(len(y_train), y_train, cfg, epoch)
         sums = {"loss": 0.0, "ce": 0.0, "bce": 0.0, "brier": 0.0}
@@ -208,11 +251,8 @@ def train(cfg: CountConfig, *, progress: bool | None = None) -> Path:
         h = state["history"][-1]
         print(f"epoch {epoch + 1}/{t.epochs}: train loss {h['train_loss']:.4f}, val accuracy {val_acc:.3f}, "
               f"val MAE {mae:.3f}, val NLL {val_nll:.4f}, {h['epoch_s']:.1f} s", flush=True)  # fmt: skip
-        if (t.early_stop and state["stale_epochs"] >= t.early_stop) or (t.max_steps and state["step"] >= t.max_steps):
-            break
         if t.time_budget_min and time.time() - started >= 60 * t.time_budget_min:
             print(f"stopping: the time budget of {t.time_budget_min:g} min is spent", flush=True)
-            break
 
     # Temperature scaling of the best epoch on the validation part.
     assert best_state is not None and best_opt is not None  # at least one epoch ran
@@ -248,4 +288,4 @@ def _write_log(run: Path, cfg: CountConfig, state: dict[str, Any]) -> None:
     (run / "config.toml").write_text(cfg.to_toml())
 
 
-__all__ = ["FORMAT", "class_weights", "logits_of", "loss_terms", "train"]
+__all__ = ["FORMAT", "TrainingError", "class_weights", "logits_of", "loss_terms", "train"]
