@@ -426,3 +426,55 @@ def wiflow_temporal_block(x, p: dict, dilation: int, groups: tuple[int, int, int
     if "downsample.0" in p:
         res = batchnorm_eval(causal_conv1d(x, p["downsample.0"], 1, pw), p["downsample.1"], 0)
     return silu(out + res)
+
+
+# --- person counting (CountNet) -------------------------------------------------------------
+
+
+def countnet_forward(t: dict, x):
+    """CountNet on windows x [B, 56, 20] with plain numpy (float64): z-score,
+    three dilated 'same' convolutions with ReLU, mean over time, the two heads,
+    temperatures. ``t`` maps the checkpoint's tensor names to arrays. Returns
+    (probabilities [B, 8], counts [B], confidences [B])."""
+    x = np.asarray(x, np.float64)
+    h = (x - t["preprocess.mean"][None, :, None]) / t["preprocess.std"][None, :, None]
+    for i, d in ((1, 1), (2, 2), (3, 4)):
+        w, b = t[f"enc.c{i}.weight"].astype(np.float64), t[f"enc.c{i}.bias"]
+        length = h.shape[2]
+        padded = np.pad(h, ((0, 0), (0, 0), (d, d)))
+        out = np.zeros((h.shape[0], w.shape[0], length)) + b[None, :, None]
+        for k in range(3):
+            out += np.einsum("oc,bcl->bol", w[:, :, k], padded[:, :, k * d : k * d + length])
+        h = np.maximum(out, 0)
+    p = h.mean(axis=2)
+
+    def head(name):
+        a = np.maximum(p @ t[f"{name}.fc1.weight"].T + t[f"{name}.fc1.bias"], 0)
+        return a @ t[f"{name}.fc2.weight"].T + t[f"{name}.fc2.bias"]
+
+    z = head("count_head") / t["calibration.temperature"][0]
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    probs = z / z.sum(axis=1, keepdims=True)
+    conf = 1 / (1 + np.exp(-head("conf_head")[:, 0] / t["calibration.confidence_temperature"][0]))
+    return probs, probs.argmax(axis=1), conf
+
+
+def count_ece(conf, correct, bins: int):
+    """ECE with a loop over bins: bin b holds b/bins <= c < (b+1)/bins (the last bin
+    also takes c = 1); sum of (n_b / N) |mean correct - mean confidence|."""
+    conf = np.asarray(conf, np.float64)
+    correct = np.asarray(correct, np.float64)
+    total = 0.0
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        m = (conf >= lo) & ((conf < hi) if b < bins - 1 else (conf <= hi))
+        if m.any():
+            total += m.sum() / len(conf) * abs(correct[m].mean() - conf[m].mean())
+    return total
+
+
+def count_confusion(labels, pred, classes: int = 8):
+    m = np.zeros((classes, classes), np.int64)
+    for t, p in zip(labels, pred, strict=True):
+        m[t, p] += 1
+    return m

@@ -6,11 +6,14 @@ imported directly). Every number csipose reports carries its definition.
 
 from csipose import matching, metrics, skeleton
 from csipose._native import __version__
+from csipose.countnet import CountNet, CountPrediction
 from csipose.errors import CheckpointError, CsiposeError, DataFormatError
 from csipose.runtime import get_num_threads, set_num_threads, simd_level
 
 __all__ = [
     "CheckpointError",
+    "CountNet",
+    "CountPrediction",
     "CsiposeError",
     "DataFormatError",
     "__version__",

@@ -8,6 +8,7 @@ import numpy.typing as npt
 
 __all__ = [
     "CheckpointError",
+    "CountNet",
     "CsiposeError",
     "DataFormatError",
     "MappedStore",
@@ -16,6 +17,7 @@ __all__ = [
     "apply_subcarrier_map",
     "assign",
     "assign_batch",
+    "countnet_tensors",
     "get_num_threads",
     "greedy_match",
     "joint_errors",
@@ -156,3 +158,23 @@ def shadowing(
     wavelength: float,
     floor: float,
 ) -> npt.NDArray[np.float64]: ...
+
+@final
+class CountNet:
+    @staticmethod
+    def load(path: str | os.PathLike[str]) -> CountNet: ...
+    def predict(
+        self, windows: npt.NDArray[np.float32]
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...
+    @property
+    def path(self) -> os.PathLike[str]: ...
+    @property
+    def parameters(self) -> int: ...
+    @property
+    def temperature(self) -> float: ...
+    @property
+    def confidence_temperature(self) -> float: ...
+    @property
+    def extra_tensors(self) -> list[str]: ...
+
+def countnet_tensors() -> tuple[list[tuple[str, list[int]]], list[tuple[str, list[int]]]]: ...

@@ -190,6 +190,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--overwrite", action="store_true", help="replace an existing store")
         c.add_arguments(p)
         p.set_defaults(func=lambda a, c=c: _cmd_convert(c, a))
+
+    from csipose import export
+    from csipose.count import cli as count_cli
+
+    count_cli.add_parser(sub)
+    export.add_parser(sub)
     return parser
 
 

@@ -1,5 +1,6 @@
-"""Pose models (torch): the WiFlow-STD family, WiFlow's MM-Fi variant, the
-input adapter from the store's windows, and WiFlow's loss.
+"""Models (torch): the WiFlow-STD pose family, WiFlow's MM-Fi variant, the
+input adapter from the store's windows, WiFlow's loss, and CountNet (person
+counting).
 
 Needs torch (the ``train`` extra); ``import csipose`` alone does not import it.
 """
@@ -11,6 +12,7 @@ from csipose.models.adapters import (
     channels_time_shape,
     to_channels_time,
 )
+from csipose.models.countnet import CountNet
 from csipose.models.losses import PoseLossTerms, bone_lengths, pose_loss, pose_loss_terms
 from csipose.models.wiflow import PRESETS, WiFlowSTD, WiFlowSTDConfig, conv_strides, preset
 from csipose.models.wiflow_mmfi import WiFlowMMFi, WiFlowMMFiConfig
@@ -18,6 +20,7 @@ from csipose.models.wiflow_mmfi import WiFlowMMFi, WiFlowMMFiConfig
 __all__ = [
     "MODEL_NAMES",
     "PRESETS",
+    "CountNet",
     "PoseLossTerms",
     "WiFlowMMFi",
     "WiFlowMMFiConfig",

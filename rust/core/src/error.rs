@@ -15,6 +15,10 @@ pub enum Error {
     /// The message names the file and the problem.
     #[error("{0}")]
     DataFormat(String),
+    /// A checkpoint is missing, incomplete or does not fit the model (Python:
+    /// `CheckpointError`). The message names the file and the tensor.
+    #[error("{0}")]
+    Checkpoint(String),
     /// The thread pool could not be built (Python: `CsiposeError`).
     #[error("thread pool: {0}")]
     Threads(String),

@@ -4,6 +4,8 @@
 //! instead of panicking; the binding crate (`rust/py`) maps errors to Python
 //! exceptions and releases the GIL around the calls.
 
+#[cfg(feature = "countnet")]
+pub mod countnet;
 pub mod error;
 pub mod matching;
 pub mod metrics;

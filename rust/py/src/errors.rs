@@ -28,6 +28,7 @@ pub(crate) fn to_py(e: csipose_core::Error) -> PyErr {
     match e {
         E::Shape(m) | E::Value(m) => PyValueError::new_err(m),
         E::DataFormat(m) => DataFormatError::new_err(m),
+        E::Checkpoint(m) => CheckpointError::new_err(m),
         E::Threads(_) => CsiposeError::new_err(e.to_string()),
     }
 }

@@ -6,6 +6,8 @@
 use pyo3::prelude::*;
 
 mod coco_eval;
+#[cfg(feature = "countnet")]
+mod countnet;
 mod data;
 mod errors;
 mod matching;
@@ -52,5 +54,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     signal::register(m)?;
     data::register(m)?;
     sim::register(m)?;
+    #[cfg(feature = "countnet")]
+    countnet::register(m)?;
     Ok(())
 }
