@@ -23,7 +23,7 @@ class CountDataConfig:
     store: str = ""
     cache_dir: str = "runs/cache"
     #: Simulator options (source = "simulate"; profile esp32, 0..5 people).
-    environments: int = 4
+    environments: int = 8
     subjects: int = 6
     frames: int = 200
     sequences: int = 8
