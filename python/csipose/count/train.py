@@ -40,13 +40,9 @@ from csipose.count import calibrate
 from csipose.count.config import CountConfig
 from csipose.count.data import N_CLASSES, CountData, dataset_path, prepare
 from csipose.data.loader import epoch_seed
-from csipose.errors import CsiposeError
 from csipose.models.countnet import CountNet
 from csipose.train import checkpoint
-
-
-class TrainingError(CsiposeError):
-    """Training cannot go on (for example a checkpoint of another configuration)."""
+from csipose.train.loop import TrainingError
 
 FORMAT = "csipose-countnet-checkpoint"
 INPUT_LAYOUT = (
@@ -156,7 +152,9 @@ def train(cfg: CountConfig, *, resume: str | None = None, progress: bool | None 
     model = CountNet()
     model.set_preprocess(torch.from_numpy(data.mean), torch.from_numpy(data.std))
     model.to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay
+    )
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
         optimizer, T_max=t.epochs, eta_min=cfg.optim.lr * cfg.optim.min_lr_ratio
     )
@@ -175,9 +173,14 @@ def train(cfg: CountConfig, *, resume: str | None = None, progress: bool | None 
     if ck_path is not None:
         ck = checkpoint.load(ck_path)
         if _result_keys(json.loads(ck["metadata"]["config"])) != _result_keys(cfg.to_dict()):
-            raise TrainingError(f"{ck['path']}: the checkpoint was written with another configuration")
+            raise TrainingError(
+                f"{ck['path']}: the checkpoint was written with another configuration"
+            )
         if "calibration" in ck["trainer"]:
-            print(f"{run}: the run is finished and calibrated ({ck['path']}); nothing to resume", flush=True)
+            print(
+                f"{run}: the run is finished and calibrated ({ck['path']}); nothing to resume",
+                flush=True,
+            )
             return run
         model.load_state_dict(ck["tensors"])
         optimizer.load_state_dict(ck["optimizer"]["optimizer"])
@@ -203,7 +206,9 @@ def train(cfg: CountConfig, *, resume: str | None = None, progress: bool | None 
         if show:
             from tqdm import tqdm
 
-            bar = tqdm(total=len(batches), desc=f"epoch {epoch + 1}/{t.epochs}", unit="batch", leave=False)
+            bar = tqdm(
+                total=len(batches), desc=f"epoch {epoch + 1}/{t.epochs}", unit="batch", leave=False
+            )
         for s in batches:
             idx = torch.from_numpy(order[s : s + t.batch_size])
             xb, yb = xt[idx].to(device), yt[idx].to(device)
@@ -230,7 +235,9 @@ def train(cfg: CountConfig, *, resume: str | None = None, progress: bool | None 
         val_nll = calibrate.count_nll(z, y_val)
         improved = (val_acc, -val_nll) > (state["best_val_accuracy"], -state["best_val_nll"])
         if improved:
-            state.update(best_epoch=epoch, best_val_accuracy=val_acc, best_val_nll=val_nll, stale_epochs=0)
+            state.update(
+                best_epoch=epoch, best_val_accuracy=val_acc, best_val_nll=val_nll, stale_epochs=0
+            )
             best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
             best_opt = copy.deepcopy(optimizer.state_dict())
         else:
