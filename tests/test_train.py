@@ -247,6 +247,20 @@ def test_a_fresh_run_sets_an_earlier_run_in_the_same_directory_aside(store, tmp_
     ]
 
 
+def test_early_stopping_stops_and_says_why(store, tmp_path, capsys):
+    # lr 1e-30 is below float32 resolution: the weights never change, so the second epoch
+    # cannot improve on the first.
+    cfg = config.load(
+        None, overrides(store, tmp_path / "run", "optim.lr=1e-30", "train.early_stop=1")
+    )
+    run = train(cfg, progress=False)
+    assert [r["epoch"] for r in history(run)] == [0, 1]
+    assert (
+        "stopping after epoch 2 of 3: no better validation MPJPE for 1 epochs"
+        in capsys.readouterr().out
+    )
+
+
 def test_resume_refuses_another_configuration(store, tmp_path):
     run = tmp_path / "run"
     train(config.load(None, overrides(store, run, "train.epochs=1")), progress=False)

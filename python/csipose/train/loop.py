@@ -199,7 +199,9 @@ def train(cfg: Config, *, resume: str | None = None, progress: bool | None = Non
     started = time.time() - state["elapsed_s"]
 
     for epoch in range(state["epoch"] + 1, cfg.train.epochs):
-        if _finished(cfg, state, started):
+        if why := _finished(cfg, state, started):
+            if main:
+                print(f"stopping after epoch {epoch} of {cfg.train.epochs}: {why}", flush=True)
             break
         sampler.set_epoch(epoch)
         net.train()
@@ -293,13 +295,16 @@ def _result_keys(d: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _finished(cfg: Config, state: dict[str, Any], started: float) -> bool:
+def _finished(cfg: Config, state: dict[str, Any], started: float) -> str:
+    """Why training stops before its next epoch ("" = it goes on)."""
     t = cfg.train
     if t.early_stop and state["stale_epochs"] >= t.early_stop:
-        return True
+        return f"no better validation MPJPE for {t.early_stop} epochs (train.early_stop)"
     if t.max_steps and state["step"] >= t.max_steps:
-        return True
-    return bool(t.time_budget_min) and time.time() - started >= 60 * t.time_budget_min
+        return f"{t.max_steps} steps done (train.max_steps)"
+    if t.time_budget_min and time.time() - started >= 60 * t.time_budget_min:
+        return f"the {t.time_budget_min:g}-minute budget is spent (train.time_budget_min)"
+    return ""
 
 
 def _metadata(cfg: Config, data: PoseData) -> dict[str, str]:
