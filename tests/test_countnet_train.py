@@ -128,6 +128,17 @@ def test_training_writes_an_atomic_calibrated_checkpoint(store, tmp_path):
     rust = net.predict(x)
     assert np.max(np.abs(rust.probabilities - p_torch)) <= 1e-5
     assert np.max(np.abs(rust.confidences - c_torch)) <= 1e-5
+    # A trained checkpoint (amplitudes about 2e-3) exports, and onnxruntime agrees with
+    # torch on the store's own windows.
+    pytest.importorskip("onnxruntime")
+    from csipose.export import export_onnx
+
+    onnx_file = export_onnx(run, tmp_path / "count.onnx")
+    import onnxruntime as ort
+
+    z, _ = ort.InferenceSession(str(onnx_file)).run(None, {"csi_window": x})
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    assert np.max(np.abs(p / p.sum(axis=1, keepdims=True) - rust.probabilities)) <= 1e-5
 
 
 def test_same_seed_same_weights(store, tmp_path):
