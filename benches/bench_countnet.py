@@ -4,8 +4,9 @@
 
 One CountNet with seeded weights, z-score and temperatures is written as a
 checkpoint, loaded by each runtime, and timed on the same random windows
-[B, 56, 20] at B = 1 and B = 64 (median of ``rounds`` calls after warm-up
-calls, interleaved round-robin so machine noise hits every runtime alike):
+[B, 56, 20] at B = 1 and B = 64 (median of ``rounds`` calls, taken in blocks of
+20 per runtime in turn, each block after warm-up calls, so that machine noise hits
+every runtime alike and no runtime is timed while another's threads still spin):
 
 * csipose.CountNet (Rust, candle-core CPU): windows -> calibrated
   probabilities, counts, confidences (numpy in and out, GIL released);
@@ -29,6 +30,8 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+
+BLOCK = 20
 
 
 def cpu_name() -> str:
@@ -92,12 +95,16 @@ def main() -> None:
             x = rng.normal(0, 2, (batch, 56, 20)).astype(np.float32)
             diff = float(np.max(np.abs(net.predict(x).probabilities - model.predict(torch.from_numpy(x))[0].numpy())))
             times: dict[str, list[float]] = {name: [] for name in runtimes}
-            for r in range(args.warmup + args.rounds):
+            # Blocks of BLOCK calls per runtime, round-robin, each after `warmup` untimed
+            # calls: calls interleaved one by one would time each runtime while the
+            # previous one's thread pool (torch's OpenMP, candle's barrier pool) still spins.
+            for _ in range(-(-args.rounds // BLOCK)):
                 for name, fn in runtimes.items():
-                    t0 = time.perf_counter()
-                    fn(x)
-                    if r >= args.warmup:
-                        times[name].append(time.perf_counter() - t0)
+                    for r in range(args.warmup + BLOCK):
+                        t0 = time.perf_counter()
+                        fn(x)
+                        if r >= args.warmup:
+                            times[name].append(time.perf_counter() - t0)
             base = statistics.median(times[next(iter(runtimes))])
             for name, ts in times.items():
                 med = statistics.median(ts)
