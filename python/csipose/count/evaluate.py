@@ -10,12 +10,12 @@ deployed) or, with ``runtime="torch"``, from ``csipose.models.CountNet``.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from csipose._files import write_text_atomic
 from csipose.count import metrics
 from csipose.count.config import from_json
 from csipose.count.data import gather, prepare
@@ -23,13 +23,9 @@ from csipose.countnet import CountNet, checkpoint_file, read_metadata
 from csipose.errors import CheckpointError
 
 
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def predict_torch(file: Path, x: np.ndarray, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def predict_torch(
+    file: Path, x: np.ndarray, batch_size: int = 512
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(probabilities, counts, confidences) from the torch model of a checkpoint file."""
     import torch
     from safetensors.torch import load_file
@@ -39,7 +35,9 @@ def predict_torch(file: Path, x: np.ndarray, batch_size: int = 512) -> tuple[np.
     model = TorchCountNet()
     model.load_state_dict(load_file(file))
     model.eval()
-    outs = [model.predict(torch.from_numpy(x[s : s + batch_size])) for s in range(0, len(x), batch_size)]
+    outs = [
+        model.predict(torch.from_numpy(x[s : s + batch_size])) for s in range(0, len(x), batch_size)
+    ]
     if not outs:
         return np.zeros((0, 8), np.float32), np.zeros(0, np.int64), np.zeros(0, np.float32)
     return tuple(np.concatenate([o[i].numpy() for o in outs]) for i in range(3))  # type: ignore[return-value]
@@ -63,7 +61,9 @@ def evaluate(run: str | Path, part: str = "test", *, out: str | Path | None = No
         cfg.data.source, cfg.data.store = "store", saved["store"]
     data = prepare(cfg, Path(cfg.data.store))
     if part not in data.parts:
-        raise ValueError(f"split {cfg.data.split!r} has no part {part!r} (it has {', '.join(data.parts)})")
+        raise ValueError(
+            f"split {cfg.data.split!r} has no part {part!r} (it has {', '.join(data.parts)})"
+        )
     x, y = gather(data.store, data.parts[part])
     if runtime == "rust":
         pred = CountNet.load(file).predict(x)
@@ -84,13 +84,20 @@ def evaluate(run: str | Path, part: str = "test", *, out: str | Path | None = No
     base = ckpt_dir.parent.parent if ckpt_dir.parent.name == "checkpoints" else ckpt_dir
     out_dir = Path(out) if out is not None else base / "count_eval" / part
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write(out_dir / "report.json", json.dumps(report, indent=1))
-    _write(out_dir / "report.md", metrics.to_markdown(report) + "\n![reliability](reliability.png)\n")
+    write_text_atomic(out_dir / "report.json", json.dumps(report, indent=1))
+    write_text_atomic(
+        out_dir / "report.md", metrics.to_markdown(report) + "\n![reliability](reliability.png)\n"
+    )
     from csipose.count.plots import reliability_diagram
 
     _, base_conf, base_class, _ = metrics.majority_baseline(train_labels, len(y))
-    series = {"CountNet": (conf, probs.argmax(axis=1) == y), "majority baseline": (base_conf, y == base_class)}
-    reliability_diagram(series, cfg.eval.bins, f"{cfg.data.split} / {part}", out_dir / "reliability.png")
+    series = {
+        "CountNet": (conf, probs.argmax(axis=1) == y),
+        "majority baseline": (base_conf, y == base_class),
+    }
+    reliability_diagram(
+        series, cfg.eval.bins, f"{cfg.data.split} / {part}", out_dir / "reliability.png"
+    )
     report["out_dir"] = str(out_dir)
     return report
 

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 import csipose
 from csipose import _native
+from csipose._files import write_json_atomic, write_text_atomic
 from csipose.count import calibrate
 from csipose.count.config import CountConfig
 from csipose.count.data import N_CLASSES, CountData, dataset_path, prepare
@@ -287,12 +288,11 @@ def _prune(run: Path, keep: int) -> None:
 
 
 def _write_log(run: Path, cfg: CountConfig, state: dict[str, Any]) -> None:
-    lines = "".join(json.dumps(h) + "\n" for h in state["history"])
-    tmp = run / f".metrics.jsonl.{os.getpid()}"
-    tmp.write_text(lines)
-    os.replace(tmp, run / "metrics.jsonl")
-    checkpoint.write_json_atomic(run / "calibration.json", state.get("calibration") or {})
-    (run / "config.toml").write_text(cfg.to_toml())
+    write_text_atomic(
+        run / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in state["history"])
+    )
+    write_json_atomic(run / "calibration.json", state.get("calibration") or {})
+    write_text_atomic(run / "config.toml", cfg.to_toml())
 
 
 __all__ = ["FORMAT", "TrainingError", "class_weights", "logits_of", "loss_terms", "train"]
