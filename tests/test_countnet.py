@@ -25,6 +25,7 @@ from csipose.data.simulate import simulate
 from csipose.errors import CheckpointError
 from csipose.models import CountNet as TorchCountNet
 from csipose.models.countnet import PARAMETERS, parameter_count
+from csipose.parity import parity
 
 from reference import countnet_forward
 
@@ -327,3 +328,28 @@ def test_load_never_panics(tmp_path_factory, blob, header):
     (d / "model.safetensors").write_bytes(data)
     with pytest.raises(CheckpointError):
         csipose.CountNet.load(d)
+
+
+def test_parity_command_compares_rust_with_torch(tmp_path, sim_windows, capsys, monkeypatch):
+    ck = save(random_model(4), tmp_path / "ck")
+    report = parity(ck, sim_windows)
+    assert report.ok and report.windows == len(sim_windows)
+    assert report.max_probability_difference <= 1e-5 and report.count_mismatches == 0
+    drawn = parity(ck, n=32)  # windows around the checkpoint's own statistics
+    assert drawn.ok and drawn.windows == 32
+    assert main(["parity", str(ck), "-n", "16"]) == 0
+    assert "parity holds" in capsys.readouterr().out
+    # A torch side that disagrees is reported, and the command exits 1.
+    from csipose.count import evaluate
+
+    real = evaluate.predict_torch
+
+    def off(file, x):
+        p, c, conf = real(file, x)
+        return p + 1e-3, c, conf
+
+    monkeypatch.setattr(evaluate, "predict_torch", off)
+    assert not parity(ck, sim_windows).ok
+    assert main(["parity", str(ck), "-n", "16"]) == 1
+    assert "PARITY FAILS" in capsys.readouterr().out
+    assert main(["parity", str(tmp_path / "nope")]) == 2
