@@ -25,24 +25,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
+from _bench import cpu_name, print_table
+
 BLOCK = 20
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main() -> None:
@@ -93,7 +83,13 @@ def main() -> None:
         rows = []
         for batch in (1, 64):
             x = rng.normal(0, 2, (batch, 56, 20)).astype(np.float32)
-            diff = float(np.max(np.abs(net.predict(x).probabilities - model.predict(torch.from_numpy(x))[0].numpy())))
+            diff = float(
+                np.max(
+                    np.abs(
+                        net.predict(x).probabilities - model.predict(torch.from_numpy(x))[0].numpy()
+                    )
+                )
+            )
             times: dict[str, list[float]] = {name: [] for name in runtimes}
             # Blocks of BLOCK calls per runtime, round-robin, each after `warmup` untimed
             # calls: calls interleaved one by one would time each runtime while the
@@ -109,15 +105,10 @@ def main() -> None:
             for name, ts in times.items():
                 med = statistics.median(ts)
                 rows.append((batch, name, med * 1e3, med * 1e6 / batch, med / base, diff))
-    if args.markdown:
-        print("\n| batch | runtime | median ms / call | us / window | time / candle's |")
-        print("|---:|---|---:|---:|---:|")
-        for b, name, ms, us, ratio, _ in rows:
-            print(f"| {b} | {name} | {ms:.3f} | {us:.1f} | {ratio:.2f}x |")
-    else:
-        print(f"\n{'batch':>5}  {'runtime':34} {'ms/call':>9} {'us/window':>10} {'vs candle':>10}")
-        for b, name, ms, us, ratio, _ in rows:
-            print(f"{b:>5}  {name:34} {ms:>9.3f} {us:>10.1f} {ratio:>9.2f}x")
+    print()
+    print_table(("batch", "runtime", "median ms / call", "us / window", "time / candle's"),
+                [(b, name, f"{ms:.3f}", f"{us:.1f}", f"{ratio:.2f}x") for b, name, ms, us, ratio, _ in rows],
+                markdown=args.markdown, align="rlrrr")  # fmt: skip
     for b in (1, 64):
         d = next(r[5] for r in rows if r[0] == b)
         print(f"batch {b}: max |p_rust - p_torch| = {d:.2e}")

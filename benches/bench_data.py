@@ -28,6 +28,8 @@ import csipose
 from csipose import signal
 from csipose.data import CsiTransform, Store, StoreWriter, ZScore
 
+from _bench import cpu_name, print_table
+
 FRAME = (3, 114, 10)
 BATCH = 64
 
@@ -78,16 +80,6 @@ def median_ms(fn: Callable[[], object], rounds: int) -> float:
         fn()
         ts.append(time.perf_counter() - t0)
     return float(np.median(ts)) * 1e3
-
-
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 def main() -> None:
@@ -231,17 +223,8 @@ def main() -> None:
         (k, f"{ms:.1f}", f"{gbytes / (ms / 1e3):.1f}", ratios.get(k, ""))
         for k, (ms, gbytes) in rows.items()
     ]
-    if args.markdown:
-        print(f"\n{machine}\n")
-        print("| " + " | ".join(header) + " |")
-        print("|---|---:|---:|---|")
-        for r in table:
-            print("| " + " | ".join(r) + " |")
-    else:
-        print(machine)
-        wd = max(len(r[0]) for r in table)
-        for r in [header, *table]:
-            print(f"{r[0]:<{wd}}  {r[1]:>9}  {r[2]:>17}  {r[3]}")
+    print(f"\n{machine}\n" if args.markdown else machine)
+    print_table(header, table, markdown=args.markdown, align="lrrl")
 
 
 if __name__ == "__main__":

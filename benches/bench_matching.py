@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 from collections.abc import Callable
 
@@ -26,16 +25,7 @@ from scipy.optimize import linear_sum_assignment
 import csipose
 from csipose import matching
 
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+from _bench import cpu_name, print_table
 
 
 def totals_loop(solve: Callable, mats: np.ndarray) -> np.ndarray:
@@ -124,18 +114,8 @@ def main() -> None:
         f"{cpu_name()}, {os.cpu_count()} CPUs, scipy {scipy.__version__}, numpy {np.__version__}, "
         f"csipose {csipose.__version__}, median of {args.rounds} rounds, uniform [0, 1) float64 costs"
     )
-    if args.markdown:
-        print(f"\n{machine}\n")
-        print("| " + " | ".join(header) + " |")
-        print("|---|---:|---:|---:|")
-        for r in rows:
-            print("| " + " | ".join(r) + " |")
-    else:
-        print(machine)
-        w = max(len(r[0]) for r in rows)
-        print(f"{header[0]:<{w}}  {header[1]:>12}  {header[2]:>13}  {header[3]:>8}")
-        for r in rows:
-            print(f"{r[0]:<{w}}  {r[1]:>12}  {r[2]:>13}  {r[3]:>8}")
+    print(f"\n{machine}\n" if args.markdown else machine)
+    print_table(header, rows, markdown=args.markdown, align="lrrr")
 
 
 if __name__ == "__main__":

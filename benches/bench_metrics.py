@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 from collections.abc import Callable
 
@@ -21,6 +20,8 @@ import numpy as np
 import csipose
 from csipose import metrics
 from csipose.skeleton import COCO17
+
+from _bench import cpu_name, print_table
 
 A, B = COCO17.torso  # right shoulder, left hip
 T = 0.2
@@ -70,17 +71,6 @@ def csipose_two_calls(pred, gt) -> tuple[float, float]:
 
 def csipose_oks(pred, gt, vis) -> float:
     return float(metrics.oks(pred, gt, visible=vis, area="keypoint_bbox").mean())
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main() -> None:
@@ -163,18 +153,8 @@ def main() -> None:
         f"N = {args.n:,} x 17 x 2 float32, median of {args.rounds} rounds"
     )
     print(f"values: PCK@0.2 {p0:.5f}, MPJPE {m0:.6f}, mean OKS {oks_vals[-1]:.6f}")
-    if args.markdown:
-        print(f"\n{machine}\n")
-        print("| " + " | ".join(header) + " |")
-        print("|---|---:|---:|---:|")
-        for r in rows:
-            print("| " + " | ".join(r) + " |")
-    else:
-        print(machine)
-        w = max(len(r[0]) for r in rows)
-        print(f"{header[0]:<{w}}  {header[1]:>9}  {header[2]:>17}  {header[3]:>21}")
-        for r in rows:
-            print(f"{r[0]:<{w}}  {r[1]:>9}  {r[2]:>17}  {r[3]:>21}")
+    print(f"\n{machine}\n" if args.markdown else machine)
+    print_table(header, rows, markdown=args.markdown, align="lrrr")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ Ratios are against wiflow-full.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 
@@ -23,19 +22,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from csipose.models import MODEL_NAMES, build_pose_model, pose_loss
 
+from _bench import cpu_name, print_table
+
 SHAPES = {"wiflow-mmfi": (342, 10, 17, 3, "h36m17")}
 WIFLOW = (540, 20, 15, 2, "body25_15")
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def macs(model: torch.nn.Module, channels: int, window: int) -> int:
@@ -83,15 +73,7 @@ def main() -> None:
         (n, shape, f"{p:,}", f"{m / 1e6:.2f}M", f"{s * 1e3:.1f}", f"{s / full[4]:.2f}")
         for n, shape, p, m, s in rows
     ]
-    if args.markdown:
-        print("| " + " | ".join(header) + " |")
-        print("|" + "---|" * len(header))
-        for line in lines:
-            print("| " + " | ".join(line) + " |")
-    else:
-        widths = [max(len(str(c)) for c in col) for col in zip(header, *lines, strict=True)]
-        for line in (header, *lines):
-            print("  ".join(str(c).rjust(w) for c, w in zip(line, widths, strict=True)))
+    print_table(header, lines, markdown=args.markdown, align="l" * len(header))
 
 
 if __name__ == "__main__":

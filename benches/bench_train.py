@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 
 import numpy as np
@@ -28,6 +27,8 @@ from csipose.models import pose_loss
 from csipose.train import config
 from csipose.train.data import dataset_path, prepare
 from csipose.train.loop import build_model, input_fields, model_input
+
+from _bench import cpu_name
 
 
 class NumpyWindows(torch.utils.data.Dataset):
@@ -123,7 +124,7 @@ def main() -> None:
     )
     base = time_batches(base_loader, n)
 
-    print(f"csipose {csipose.__version__}, torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+    print(f"csipose {csipose.__version__}, torch {torch.__version__}, {cpu_name()}, "
           f"{threads} threads, data.workers = {cfg.data.workers}")  # fmt: skip
     print(f"model {cfg.model.name} ({sum(p.numel() for p in model.parameters()):,} parameters), input "
           f"[{data.in_channels}, {data.time_steps}] ({cfg.data.inputs}), batch {bs}, {n} steps\n")  # fmt: skip
