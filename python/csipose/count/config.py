@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from csipose.train.config import ConfigError, _apply, _literal, to_toml
+from csipose.train.config import ConfigError, _apply, to_toml, update
 
 
 @dataclass
@@ -109,22 +108,7 @@ class CountConfig:
 
 def load(path: str | Path | None = None, overrides: list[str] | None = None) -> CountConfig:
     """The default configuration, updated by the TOML file ``path`` and then by ``overrides``."""
-    cfg = CountConfig()
-    if path is not None:
-        p = Path(path)
-        try:
-            data = tomllib.loads(p.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"{p}: no such configuration file") from None
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{p}: not valid TOML: {e}") from None
-        _apply(cfg, data, str(p))
-    for item in overrides or []:
-        key, sep, value = item.partition("=")
-        if not sep or "." not in key:
-            raise ConfigError(f"override {item!r} must look like section.key=value")
-        section, _, name = key.partition(".")
-        _apply(cfg, {section.strip(): {name.strip(): _literal(value.strip())}}, "override")
+    cfg = update(CountConfig(), path, overrides)
     check(cfg)
     return cfg
 

@@ -148,7 +148,7 @@ def _check_type(value: Any, hint: Any, key: str) -> Any:
     return value
 
 
-def _apply(cfg: Config, data: dict[str, Any], where: str) -> None:
+def _apply(cfg: Any, data: dict[str, Any], where: str) -> None:
     sections = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
     for name, values in data.items():
         if name not in sections:
@@ -175,7 +175,15 @@ def _literal(text: str) -> Any:
 
 def load(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
     """The default configuration, updated by the TOML file ``path`` and then by ``overrides``."""
-    cfg = Config()
+    cfg = update(Config(), path, overrides)
+    check(cfg)
+    return cfg
+
+
+def update(cfg: Any, path: str | Path | None, overrides: list[str] | None) -> Any:
+    """``cfg`` (a dataclass of section dataclasses) updated in place by the TOML file
+    ``path`` and then by ``section.key=value`` overrides; the shared reader of
+    ``csipose train`` and ``csipose count train``."""
     if path is not None:
         p = Path(path)
         try:
@@ -191,7 +199,6 @@ def load(path: str | Path | None = None, overrides: list[str] | None = None) -> 
             raise ConfigError(f"override {item!r} must look like section.key=value")
         section, _, name = key.partition(".")
         _apply(cfg, {section.strip(): {name.strip(): _literal(value.strip())}}, "override")
-    check(cfg)
     return cfg
 
 
