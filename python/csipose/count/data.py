@@ -10,7 +10,6 @@ inside the model, from statistics stored in the checkpoint.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,15 +85,10 @@ def dataset_path(cfg: CountConfig) -> Path:
         return Path(d.store)
     name = (f"sim{sim.VERSION}-esp32-count-e{d.environments}-s{d.subjects}-q{d.sequences}"
             f"-f{d.frames}-j{d.spot_jitter:g}-{d.heading_jitter:g}-seed{d.sim_seed}")  # fmt: skip
-    path = Path(d.cache_dir) / name
-    if not (path / "manifest.json").exists():
-        t0 = time.time()
-        print(f"simulating the ESP32 counting data once into {path} ...", flush=True)
-        sim.simulate(path, profile="esp32", environments=d.environments, subjects=d.subjects,
-                     frames=d.frames, sequences=d.sequences, seed=d.sim_seed,
-                     spot_jitter=d.spot_jitter, heading_jitter=d.heading_jitter, overwrite=True)  # fmt: skip
-        print(f"simulated in {time.time() - t0:.0f} s", flush=True)
-    return path
+    return sim.simulate_once(Path(d.cache_dir) / name, "the ESP32 counting data", profile="esp32",
+                             environments=d.environments, subjects=d.subjects, frames=d.frames,
+                             sequences=d.sequences, seed=d.sim_seed, spot_jitter=d.spot_jitter,
+                             heading_jitter=d.heading_jitter)  # fmt: skip
 
 
 @dataclass

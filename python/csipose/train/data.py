@@ -5,7 +5,6 @@ part, and the normalisation of targets."""
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,21 +68,10 @@ def dataset_path(cfg: Config, is_main: bool = True, wait: Any = None) -> Path:
     name = (f"sim{sim.VERSION}-{d.profile}-e{d.environments}-s{d.subjects}-f{d.frames}"
             f"-j{d.spot_jitter:g}-{d.heading_jitter:g}-seed{d.sim_seed}")  # fmt: skip
     path = Path(d.cache_dir) / name
-    if is_main and not (path / "manifest.json").exists():
-        t0 = time.time()
-        print(f"simulating the {d.profile} dataset once into {path} ...", flush=True)
-        sim.simulate(
-            path,
-            profile=d.profile,
-            environments=d.environments,
-            subjects=d.subjects,
-            frames=d.frames,
-            seed=d.sim_seed,
-            spot_jitter=d.spot_jitter,
-            heading_jitter=d.heading_jitter,
-            overwrite=True,
-        )
-        print(f"simulated in {time.time() - t0:.0f} s", flush=True)
+    if is_main:
+        sim.simulate_once(path, f"the {d.profile} dataset", profile=d.profile,
+                          environments=d.environments, subjects=d.subjects, frames=d.frames,
+                          seed=d.sim_seed, spot_jitter=d.spot_jitter, heading_jitter=d.heading_jitter)  # fmt: skip
     if wait is not None:
         wait()  # other processes wait until the main one has written it
     return path

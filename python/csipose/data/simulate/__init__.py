@@ -15,6 +15,7 @@ The model, its equations, parameters and limits: docs/simulator.md.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,7 @@ from csipose.data.simulate.profiles import PROFILES, Profile
 from csipose.data.simulate.room import Environment, make_environment, to_camera, to_image
 from csipose.data.writer import StoreWriter
 
-__all__ = ["ACTIONS", "PROFILES", "VERSION", "simulate"]
+__all__ = ["ACTIONS", "PROFILES", "VERSION", "simulate", "simulate_once"]
 
 #: Changes whenever the simulated data would change (cached datasets are keyed by it).
 VERSION = "1"
@@ -378,3 +379,15 @@ def _write_mmfi(root: Path, seq: _Seq, actions: list[str], r: dict[str, np.ndarr
             d / "wifi-csi" / f"frame{i + 1:03d}.mat",
             {"CSIamp": np.abs(hf).astype(np.float64), "CSIphase": np.angle(hf).astype(np.float64)},
         )
+
+
+def simulate_once(out: str | Path, what: str, **options: Any) -> Path:
+    """The store at ``out``, simulated with ``options`` unless a complete one is
+    already there (a cache: ``out`` must name the options, and :data:`VERSION`)."""
+    out = Path(out)
+    if not (out / "manifest.json").exists():
+        t0 = time.time()
+        print(f"simulating {what} once into {out} ...", flush=True)
+        simulate(out, overwrite=True, **options)
+        print(f"simulated in {time.time() - t0:.0f} s", flush=True)
+    return out
