@@ -29,19 +29,15 @@ from csipose.train import ConfigError, checkpoint
 
 from reference import count_confusion, count_ece
 
+# Training sets torch's thread count; every test gets it back as it was.
+pytestmark = pytest.mark.usefixtures("restore_torch_threads")
+
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("countstore")
     return simulate(root / "store", profile="esp32", environments=2, subjects=3, frames=40,
                     sequences=3, seed=1)  # fmt: skip
-
-
-@pytest.fixture(autouse=True)
-def _restore_threads():
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
 
 
 def overrides(store: Path, run: Path, *extra: str) -> list[str]:

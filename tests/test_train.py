@@ -27,19 +27,15 @@ from csipose.errors import CheckpointError
 from csipose.train import ConfigError, TrainingError, checkpoint, config, evaluate, train
 from csipose.train.data import prepare
 
+# Training sets torch's thread count; every test gets it back as it was.
+pytestmark = pytest.mark.usefixtures("restore_torch_threads")
+
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("train")
     return simulate(root / "store", environments=2, subjects=4, actions=["walk", "wave", "squat"],
                     frames=24, seed=3)  # fmt: skip
-
-
-@pytest.fixture(autouse=True)
-def _restore_threads():
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
 
 
 def overrides(store: Path, run: Path, *extra: str) -> list[str]:
