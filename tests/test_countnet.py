@@ -4,9 +4,6 @@ predict / health, and the ONNX export against onnxruntime."""
 
 from __future__ import annotations
 
-import sys
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +24,7 @@ from csipose.models import CountNet as TorchCountNet
 from csipose.models.countnet import PARAMETERS, parameter_count
 from csipose.parity import parity
 
+from gil import calls_during
 from reference import countnet_forward
 
 #: Section 2.1 of the upstream reference: names and shapes of the weights.
@@ -218,30 +216,8 @@ def test_predict_releases_the_gil(tmp_path):
     net = csipose.CountNet.load(save(random_model(0), tmp_path))
     big = np.random.default_rng(0).normal(size=(6000, 56, 20)).astype(np.float32)
     small = np.zeros((2, 17, 2), np.float32)
-    stamps: dict[str, int] = {}
-    inside = threading.Event()
-
-    def long_predict():
-        inside.set()
-        stamps["start"] = time.perf_counter_ns()
-        net.predict(big)
-        stamps["end"] = time.perf_counter_ns()
-
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(100.0)
-    try:
-        worker = threading.Thread(target=long_predict)
-        worker.start()
-        inside.wait()
-        finished = []
-        while worker.is_alive():
-            _native.joint_errors(small, small)
-            finished.append(time.perf_counter_ns())
-            time.sleep(0)
-        worker.join()
-    finally:
-        sys.setswitchinterval(old)
-    assert sum(stamps["start"] < t < stamps["end"] for t in finished) >= 10
+    _, overlapping, _ = calls_during(lambda: net.predict(big), lambda: _native.joint_errors(small, small))
+    assert overlapping >= 10
 
 
 def test_cli_health_and_predict(tmp_path, capsys, sim_windows):

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import threading
-import time
-
 import hypothesis.extra.numpy as hnp
 import numpy as np
 import pytest
@@ -16,6 +12,7 @@ import csipose
 from csipose import _native, matching
 from csipose.skeleton import COCO17
 
+from gil import calls_during
 from reference import best_partial_matching, coco_oks, mean_visible_distance
 
 scipy_optimize = pytest.importorskip("scipy.optimize")
@@ -182,36 +179,16 @@ def test_dense_batch_matches_scipy_and_ignores_thread_count(restore_threads):
 
 def test_batch_releases_the_gil(restore_threads):
     """While one thread solves a big batch, another completes small calls
-    (see tests/test_threads.py for the method)."""
+    (tests/gil.py has the method)."""
     csipose.set_num_threads(1)
     big = np.random.default_rng(1).random((4000, 24, 24))
     small = np.random.default_rng(2).random((3, 3))
-    stamps: dict[str, int] = {}
-    inside = threading.Event()
-
-    def long_kernel():
-        inside.set()
-        stamps["start"] = time.perf_counter_ns()
-        stamps["pairs"] = len(_native.assign_batch(big.reshape(-1), _shapes(big))[0])
-        stamps["end"] = time.perf_counter_ns()
-
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(100.0)
-    try:
-        worker = threading.Thread(target=long_kernel)
-        worker.start()
-        inside.wait()
-        finished = []
-        while worker.is_alive():
-            matching.assign(small)
-            finished.append(time.perf_counter_ns())
-            time.sleep(0)
-        worker.join()
-    finally:
-        sys.setswitchinterval(old)
-    assert stamps["pairs"] == 4000 * 24
-    overlapping = sum(stamps["start"] < t < stamps["end"] for t in finished)
-    assert overlapping >= 10, (overlapping, len(finished))
+    pairs, overlapping, calls = calls_during(
+        lambda: len(_native.assign_batch(big.reshape(-1), _shapes(big))[0]),
+        lambda: matching.assign(small),
+    )
+    assert pairs == 4000 * 24
+    assert overlapping >= 10, (overlapping, calls)
 
 
 def _shapes(costs: np.ndarray) -> np.ndarray:

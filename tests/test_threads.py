@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-import threading
-import time
-
 import numpy as np
 import pytest
 
 import csipose
 from csipose import _native
+
+from gil import calls_during
 
 
 @pytest.fixture(autouse=True)
@@ -42,31 +40,9 @@ def test_two_threads_run_kernels_concurrently():
     big_gt = rng.normal(size=(300_000, 17, 3)).astype(np.float32)
     big_pred = (big_gt + 0.1).astype(np.float32)
     small = rng.normal(size=(8, 17, 3)).astype(np.float32)
-    stamps: dict[str, int] = {}
-    inside = threading.Event()
-
-    def long_kernel():
-        inside.set()
-        stamps["start"] = time.perf_counter_ns()
-        stamps["pa"] = _native.aligned_errors(big_pred, big_gt, alignment="similarity")[
-            "dist_count"
-        ]
-        stamps["end"] = time.perf_counter_ns()
-
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(100.0)
-    try:
-        worker = threading.Thread(target=long_kernel)
-        worker.start()
-        inside.wait()
-        finished = []
-        while worker.is_alive():
-            _native.joint_errors(small, small)
-            finished.append(time.perf_counter_ns())
-            time.sleep(0)  # let the worker take the GIL back once its kernel returns
-        worker.join()
-    finally:
-        sys.setswitchinterval(old)
-    assert stamps["pa"] == 300_000 * 17
-    overlapping = sum(stamps["start"] < t < stamps["end"] for t in finished)
-    assert overlapping >= 10, (overlapping, len(finished))
+    pa, overlapping, calls = calls_during(
+        lambda: _native.aligned_errors(big_pred, big_gt, alignment="similarity")["dist_count"],
+        lambda: _native.joint_errors(small, small),
+    )
+    assert pa == 300_000 * 17
+    assert overlapping >= 10, (overlapping, calls)
