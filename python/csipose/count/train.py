@@ -254,7 +254,7 @@ def train(cfg: CountConfig, *, resume: str | None = None, progress: bool | None 
         opt_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
         checkpoint.save(run, f"epoch-{epoch:04d}", model=model, optimizer_state=opt_state,
                         trainer_state=state, metadata=meta, best=improved)  # fmt: skip
-        _prune(run, keep=2)
+        checkpoint.prune(run, keep=2)
         _write_log(run, cfg, state)
         h = state["history"][-1]
         print(f"epoch {epoch + 1}/{t.epochs}: train loss {h['train_loss']:.4f}, val accuracy {val_acc:.3f}, "
@@ -278,13 +278,6 @@ def train(cfg: CountConfig, *, resume: str | None = None, progress: bool | None 
                     trainer_state=state, metadata=_metadata(cfg, data, y_train, cal), best=True)  # fmt: skip
     _write_log(run, cfg, state)
     return run
-
-
-def _prune(run: Path, keep: int) -> None:
-    import shutil
-
-    for old in sorted((run / "checkpoints").glob("epoch-*"))[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _write_log(run: Path, cfg: CountConfig, state: dict[str, Any]) -> None:

@@ -19,6 +19,7 @@ import json
 import os
 import secrets
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,29 @@ def _replace_dir(new: Path, target: Path) -> None:
     os.rename(new, target)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def prune(run_dir: Path, keep: int) -> None:
+    """Delete all but the newest ``keep`` epoch checkpoints of a run."""
+    for old in sorted((Path(run_dir) / "checkpoints").glob("epoch-*"))[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def set_aside(run_dir: Path) -> None:
+    """Move an earlier run out of ``run_dir`` (to ``RUN.YYYYmmdd-HHMMSS``, the time of
+    its last checkpoint) so that a fresh run never mixes with it or deletes it."""
+    run = Path(run_dir)
+    if not (run / "checkpoints").exists():
+        return
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime((run / "checkpoints").stat().st_mtime))
+    old = run.with_name(f"{run.name}.{stamp}")
+    while old.exists():
+        old = old.with_name(old.name + "-1")
+    os.rename(run, old)
+    print(
+        f"{run} held an earlier run; moved it to {old} (continue a run with --resume auto)",
+        flush=True,
+    )
 
 
 def latest(run_dir: Path) -> Path | None:

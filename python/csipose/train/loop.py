@@ -159,7 +159,7 @@ def train(cfg: Config, *, resume: str | None = None, progress: bool | None = Non
 
     ckpt_path = checkpoint.latest(run) if resume == "auto" else (Path(resume) if resume else None)
     if ckpt_path is None and main:
-        _set_aside(run)
+        checkpoint.set_aside(run)
     if ckpt_path is not None:
         ck = checkpoint.load(ckpt_path)
         changed = _result_keys(json.loads(ck["metadata"]["config"])) != _result_keys(cfg.to_dict())
@@ -266,7 +266,7 @@ def train(cfg: Config, *, resume: str | None = None, progress: bool | None = Non
             opt_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
             checkpoint.save(run, f"epoch-{epoch:04d}", model=model, optimizer_state=opt_state,
                             trainer_state=state, metadata=meta, best=improved)  # fmt: skip
-            _prune(run, keep=2)
+            checkpoint.prune(run, keep=2)
             _write_logs(run, cfg, state)
             print(
                 f"epoch {epoch + 1}/{cfg.train.epochs}: train loss {state['history'][-1]['train_loss']:.4f}, "
@@ -318,29 +318,6 @@ def _metadata(cfg: Config, data: PoseData) -> dict[str, str]:
         "input_layout": "csipose.models.to_channels_time of [batch, frames, antennas (+ cos, sin of the relative "
         "phase of antennas 1.. when data.inputs = amplitude+phase), subcarriers, packets]",
     }
-
-
-def _set_aside(run: Path) -> None:
-    """A fresh run never mixes with (or deletes) an earlier run in the same directory."""
-    if not (run / "checkpoints").exists():
-        return
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime((run / "checkpoints").stat().st_mtime))
-    old = run.with_name(f"{run.name}.{stamp}")
-    while old.exists():
-        old = old.with_name(old.name + "-1")
-    os.rename(run, old)
-    print(
-        f"{run} held an earlier run; moved it to {old} (continue a run with --resume auto)",
-        flush=True,
-    )
-
-
-def _prune(run: Path, keep: int) -> None:
-    import shutil
-
-    epochs = sorted((run / "checkpoints").glob("epoch-*"))
-    for old in epochs[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _bar(total: int, epoch: int, epochs: int):
