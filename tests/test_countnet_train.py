@@ -93,7 +93,13 @@ def test_loss_has_a_gradient_in_every_term():
 def test_training_writes_an_atomic_calibrated_checkpoint(store, tmp_path):
     run = train(config.load(None, overrides(store, tmp_path / "run")))
     ck = run / "checkpoints"
-    assert sorted(p.name for p in ck.iterdir()) == ["best", "calibrated", "epoch-0000", "epoch-0001", "latest.json"]
+    assert sorted(p.name for p in ck.iterdir()) == [
+        "best",
+        "calibrated",
+        "epoch-0000",
+        "epoch-0001",
+        "latest.json",
+    ]
     assert not list(ck.glob(".*"))  # no temporary directory left behind
     for d in ("best", "calibrated", "epoch-0001"):
         assert {"model.safetensors", "optimizer.pt", "trainer_state.json", "rng_state.pt"} <= {
@@ -106,11 +112,15 @@ def test_training_writes_an_atomic_calibrated_checkpoint(store, tmp_path):
     state = json.loads((ck / "best" / "trainer_state.json").read_text())
     cal = state["calibration"]
     assert t["calibration.temperature"].item() == pytest.approx(cal["temperature"], rel=1e-6)
-    assert t["calibration.confidence_temperature"].item() == pytest.approx(cal["confidence_temperature"], rel=1e-6)
+    assert t["calibration.confidence_temperature"].item() == pytest.approx(
+        cal["confidence_temperature"], rel=1e-6
+    )
     assert cal["val_count_nll_after"] <= cal["val_count_nll_before"]
     assert cal["val_conf_nll_after"] <= cal["val_conf_nll_before"]
     lines = (run / "metrics.jsonl").read_text().splitlines()
-    assert len(lines) == 2 and {"train_loss", "val_accuracy", "val_nll"} <= set(json.loads(lines[0]))
+    assert len(lines) == 2 and {"train_loss", "val_accuracy", "val_nll"} <= set(
+        json.loads(lines[0])
+    )
     with safe_open(ck / "best" / "model.safetensors", "pt") as f:
         meta = f.metadata()
     assert meta["format"] == "csipose-countnet-checkpoint"
@@ -138,13 +148,36 @@ def test_training_writes_an_atomic_calibrated_checkpoint(store, tmp_path):
 
 
 def test_same_seed_same_weights(store, tmp_path):
-    a = train(config.load(None, overrides(store, tmp_path / "a", "train.epochs=1", "loss.balance=sampler")))
-    b = train(config.load(None, overrides(store, tmp_path / "b", "train.epochs=1", "loss.balance=sampler")))
+    a = train(
+        config.load(
+            None, overrides(store, tmp_path / "a", "train.epochs=1", "loss.balance=sampler")
+        )
+    )
+    b = train(
+        config.load(
+            None, overrides(store, tmp_path / "b", "train.epochs=1", "loss.balance=sampler")
+        )
+    )
     c = train(config.load(None, overrides(store, tmp_path / "c", "train.epochs=1", "loss.balance=sampler",
                                           "train.seed=1")))  # fmt: skip
     wa, wb, wc = (load_file(r / "checkpoints/best/model.safetensors") for r in (a, b, c))
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert not torch.equal(wa["enc.c1.weight"], wc["enc.c1.weight"])
+
+
+def test_a_fresh_run_sets_an_earlier_run_in_the_same_directory_aside(store, tmp_path):
+    run = tmp_path / "run"
+    first = overrides(store, run, "train.epochs=3")
+    train(config.load(None, first))
+    before = load_file(run / "checkpoints" / "best" / "model.safetensors")
+    train(config.load(None, [*overrides(store, run), "train.seed=1"]))
+    (aside,) = [p for p in tmp_path.iterdir() if p.name.startswith("run.")]
+    kept = load_file(aside / "checkpoints" / "best" / "model.safetensors")
+    assert all(torch.equal(kept[k], before[k]) for k in before)
+    assert sorted(p.name for p in (run / "checkpoints").glob("epoch-*")) == [
+        "epoch-0000",
+        "epoch-0001",
+    ]
 
 
 def test_an_interrupted_run_resumes_to_the_uninterrupted_result(store, tmp_path, monkeypatch):
@@ -161,7 +194,9 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_result(store, tmp_path,
     with pytest.raises(KeyboardInterrupt):
         train(cfg)
     monkeypatch.setattr(checkpoint, "save", save)
-    assert json.loads((tmp_path / "cut/checkpoints/latest.json").read_text())["name"] == "epoch-0001"
+    assert (
+        json.loads((tmp_path / "cut/checkpoints/latest.json").read_text())["name"] == "epoch-0001"
+    )
     cut = train(cfg, resume="auto")
     a, b = (load_file(r / "checkpoints/best/model.safetensors") for r in (full, cut))
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -174,12 +209,29 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_result(store, tmp_path,
 
 def test_eval_report_beside_the_majority_baseline(store, tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["count", "train", *overrides(store, run, "train.max_steps=3", "data.test_parts=['test']")]) == 0
+    assert (
+        main(
+            [
+                "count",
+                "train",
+                *overrides(store, run, "train.max_steps=3", "data.test_parts=['test']"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "baseline" in out and "upstream gate" in out
     rep = json.loads((run / "count_eval" / "test" / "report.json").read_text())
     assert set(rep) >= {"model", "majority_baseline", "baseline_definition", "context"}
-    for k in ("accuracy", "per_class_accuracy", "within_1", "mae", "confusion", "spearman_conf_correct", "ece"):
+    for k in (
+        "accuracy",
+        "per_class_accuracy",
+        "within_1",
+        "mae",
+        "confusion",
+        "spearman_conf_correct",
+        "ece",
+    ):
         assert "definition" in rep["model"][k]
     # The baseline is the training part's most frequent count (all equal here: count 0).
     assert rep["majority_baseline"]["confusion"]["value"][0][0] == rep["label_counts"][0]
@@ -208,7 +260,19 @@ def test_trains_on_a_paired_jsonl_store(tmp_path):
         lines.append(json.dumps(row))
     (tmp_path / "paired.jsonl").write_text("\n".join(lines) + "\n")
     out = tmp_path / "store"
-    assert main(["convert", "jsonl", str(tmp_path / "paired.jsonl"), str(out), "--layout", "frame-major"]) == 0
+    assert (
+        main(
+            [
+                "convert",
+                "jsonl",
+                str(tmp_path / "paired.jsonl"),
+                str(out),
+                "--layout",
+                "frame-major",
+            ]
+        )
+        == 0
+    )
     cfg = config.load(None, overrides(out, tmp_path / "run", "data.split=random", "data.test_parts=['test']",
                                       "train.epochs=6", "optim.lr=3e-3"))  # fmt: skip
     data = prepare(cfg, out)
@@ -242,7 +306,9 @@ def test_temperature_fit_lowers_the_nll_of_an_overconfident_model():
     assert fit["val_conf_nll_after"] < fit["val_conf_nll_before"]
     # The fit is the minimum: nearby temperatures are no better.
     t = fit["temperature"]
-    assert calibrate.count_nll(z, y, t) <= min(calibrate.count_nll(z, y, t * 0.95), calibrate.count_nll(z, y, t * 1.05))
+    assert calibrate.count_nll(z, y, t) <= min(
+        calibrate.count_nll(z, y, t * 0.95), calibrate.count_nll(z, y, t * 1.05)
+    )
     # An under-confident model gets T < 1; a calibrated one stays near 1.
     assert calibrate.fit(z / 16, y, c)["temperature"] < 0.5
     assert 0.8 < calibrate.fit(z / 4, y, c)["temperature"] < 1.25
@@ -272,7 +338,9 @@ def test_metrics_match_numpy_oracles():
     for c in range(8):
         sel = y == c
         want = correct[sel].mean() if sel.any() else None
-        assert m["per_class_accuracy"]["value"][c] == (pytest.approx(want) if want is not None else None)
+        assert m["per_class_accuracy"]["value"][c] == (
+            pytest.approx(want) if want is not None else None
+        )
     assert m["ece"]["value"] == pytest.approx(count_ece(conf, correct, 10), abs=1e-12)
     from scipy.stats import spearmanr
 

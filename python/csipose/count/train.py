@@ -171,6 +171,8 @@ def train(cfg: CountConfig, *, resume: str | None = None, progress: bool | None 
     best_state: dict[str, torch.Tensor] | None = None
     best_opt: dict[str, Any] | None = None
     ck_path = checkpoint.latest(run) if resume == "auto" else (Path(resume) if resume else None)
+    if ck_path is None:
+        checkpoint.set_aside(run)
     if ck_path is not None:
         ck = checkpoint.load(ck_path)
         if _result_keys(json.loads(ck["metadata"]["config"])) != _result_keys(cfg.to_dict()):
