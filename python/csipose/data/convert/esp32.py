@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +68,8 @@ SEGMENTS = ("lltf", "lltf+htltf", "htltf")
 _FLOAT = {"real_timestamp"}
 _TEXT = {"role", "mac"}
 #: A CSI list: integers separated by commas and/or whitespace, nothing else.
+_MAC = re.compile(r"[0-9A-F]{2}(?::[0-9A-F]{2}){5}")
+_NUMBER_CHARS = str.maketrans("", "", "0123456789- \t")
 _LIST = re.compile(r"\s*-?\d{1,5}(?:(?:\s*,\s*|\s+)-?\d{1,5})*\s*,?\s*")
 
 
@@ -108,7 +111,12 @@ def split_line(src: Path, number: int, line: str) -> Line:
     head = rest[:open_].replace('"', "").strip()
     if head and not head.startswith(","):
         raise cap.bad(src, f"line {number}: field type: 'CSI_DATA' must be followed by ','")
-    fields = [f.strip() for f in head.strip(",").split(",")] if head.strip(",") else []
+    body = head.strip(",")
+    fields = (
+        (body.split(",") if " " not in body else [f.strip() for f in body.split(",")])
+        if body
+        else []
+    )
     tail = rest[close + 1 :].replace('"', "").strip()
     if tail and not tail.startswith(","):
         raise cap.bad(
@@ -183,22 +191,38 @@ def _extra_columns(src: Path, lines: list[Line], side: str) -> tuple[dict[str, n
 
 
 def _values(src: Path, lines: list[Line]) -> list[np.ndarray]:
-    """Each line's CSI list as int64 (checked by a regular expression first: fromstring
-    would stop silently at the first bad token)."""
-    out = []
-    for x in lines:
-        if not _LIST.fullmatch(x.values):
-            bad = re.search(r"[^\d\s,-]|--|\d-", x.values)
-            what = (
-                repr(x.values[bad.start() : bad.start() + 12])
-                if bad
-                else "an empty or malformed list"
+    """Each line's CSI list as int64. One numpy parse of all lists; when the value count
+    or the characters do not add up (numpy stops silently at a bad token), a regular
+    expression finds the first bad line."""
+    texts = [x.values.replace(",", " ") for x in lines]
+    counts = np.asarray([len(t.split()) for t in texts])
+    big = " ".join(texts)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            flat = (
+                np.fromstring(big, dtype=np.int64, sep=" ")
+                if counts.sum()
+                else np.zeros(0, np.int64)
             )
-            raise cap.bad(
-                src, f"line {x.number}: field data: the CSI list is not integers ({what})"
-            )
-        out.append(np.fromstring(x.values.replace(",", " "), dtype=np.int64, sep=" "))
-    return out
+    except ValueError:  # numpy >= 2 raises where older numpy stopped with a warning
+        flat = np.zeros(0, np.int64)
+    squeezed = "\n" + "\n".join(x.values for x in lines).replace(" ", "").replace("\t", "")
+    empty = ",," in squeezed or "\n," in squeezed  # an empty value between commas
+    if big.translate(_NUMBER_CHARS) or empty or len(flat) != counts.sum() or (counts == 0).any():
+        for x in lines:
+            if not _LIST.fullmatch(x.values):
+                bad = re.search(r"[^\d\s,-]|--|\d-|,\s*,", x.values)
+                what = (
+                    repr(x.values[bad.start() : bad.start() + 12])
+                    if bad
+                    else "an empty or malformed list"
+                )
+                raise cap.bad(
+                    src, f"line {x.number}: field data: the CSI list is not integers ({what})"
+                )
+        raise cap.bad(src, "field data: a CSI list is not integers")
+    return np.split(flat, np.cumsum(counts)[:-1])
 
 
 def _int8(src: Path, v: np.ndarray) -> tuple[np.ndarray, str]:
@@ -333,7 +357,8 @@ def parse(src: Path, text: str, args: argparse.Namespace) -> tuple[list[Line], d
         if "CSI_DATA" not in line or line.lstrip('"').startswith("type,"):
             # Blank lines and CSV headers are expected; anything else is serial-log output
             # between the CSI lines, counted.
-            if line.strip() and "type," not in line:
+            header = number == 1 and "," in line  # a wrapping CSV's header
+            if line.strip() and "type," not in line and not header:
                 skipped += 1
             continue
         if number == len(raw) and "]" not in line and not text.endswith(("\n", "\r")):
@@ -367,6 +392,9 @@ def build(
     secondary = _secondary(src, args)
     names = FORMATS[fmt]
     macs = [x.fields[1].upper() for x in lines]
+    for x, m in zip(lines, macs, strict=True):
+        if not _MAC.fullmatch(m):
+            raise cap.bad(src, f"line {x.number}: field mac: {x.fields[1]!r} is not six hex bytes")
     per_mac = Counter(macs)
     mac = getattr(args, "mac", "auto")
     mac = per_mac.most_common(1)[0][0] if mac == "auto" else str(mac).upper()
