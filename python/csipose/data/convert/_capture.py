@@ -225,8 +225,21 @@ def write(
         names = {k: w.code(k, getattr(args, k)) for k in ("environment", "subject", "action")}
         sequence = w.code("sequence", src.name)
         if capture.groups is not None:
-            seq_codes = np.asarray([w.code("sequence", g) for g in capture.group_names])
-            act_codes = np.asarray([w.code("action", a) for a in capture.group_actions])
+            used = set(
+                np.unique(capture.groups).tolist()
+            )  # names of empty groups stay out of the tables
+            seq_codes = np.asarray(
+                [
+                    w.code("sequence", g) if i in used else -1
+                    for i, g in enumerate(capture.group_names)
+                ]
+            )
+            act_codes = np.asarray(
+                [
+                    w.code("action", a) if i in used else -1
+                    for i, a in enumerate(capture.group_actions)
+                ]
+            )
             for name, (parts, definition) in capture.splits.items():
                 w.add_split(
                     name, {k: [int(seq_codes[g]) for g in v] for k, v in parts.items()}, definition
