@@ -28,25 +28,33 @@ def predict_capture(capture: str, args: argparse.Namespace) -> int:
     print(note)
     windows = list(cc.Windower(target, args.stride).push(t, x))
     if not windows:
-        raise cc.CsiposeError(f"{capture}: {len(x)} packets, fewer than one window of {cc.N_FRAMES}")
+        raise cc.CsiposeError(
+            f"{capture}: {len(x)} packets, fewer than one window of {cc.N_FRAMES}"
+        )
     start = np.asarray([w[0] for w in windows])
     end = np.asarray([w[1] for w in windows])
     p = ck.net.predict(np.stack([w[2] for w in windows]).astype(np.float32))
     rows = [_row(i, start[i], end[i], int(p.counts[i]), float(p.confidences[i]), p.probabilities[i])
             for i in range(len(windows))]  # fmt: skip
-    print(f"clock: {args.clock} (seconds); {len(windows)} windows of {cc.N_FRAMES} packets from {len(x)} packets")
+    print(
+        f"clock: {args.clock} (seconds); {len(windows)} windows of {cc.N_FRAMES} packets from {len(x)} packets"
+    )
     print(HEADER)
     for r in rows[: args.show]:
         print(r)
     if len(rows) > args.show:
         print(f"... {len(rows) - args.show} more windows (--out writes them all)")
     hist = np.bincount(p.counts, minlength=8).tolist()
-    print(f"{len(rows)} windows; counts 0..7: {hist}; mean confidence {float(p.confidences.mean()):.3f}")
+    print(
+        f"{len(rows)} windows; counts 0..7: {hist}; mean confidence {float(p.confidences.mean()):.3f}"
+    )
     if args.out:
         write_text_atomic(args.out, "\n".join([HEADER, *rows]) + "\n")
         print(f"wrote {args.out}")
     if args.plot:
-        timeline(start, end, p.counts, p.confidences, Path(args.plot), f"{Path(capture).name}: {note}")
+        how = f"resampled to {target:g} packets/s" if target else "not resampled"
+        timeline(start, end, p.counts, p.confidences, Path(args.plot),
+                 f"{Path(capture).name}: people per {cc.N_FRAMES}-packet window ({how})")  # fmt: skip
         print(f"wrote {args.plot}")
     return 0
 
@@ -61,7 +69,10 @@ def _stream(args: argparse.Namespace, ck: cc.Checkpoint) -> int:
             continue
         start, end, w = item
         p = ck.net.predict(w[None].astype(np.float32))
-        print(_row(i, start, end, int(p.counts[0]), float(p.confidences[0]), p.probabilities[0]), flush=True)
+        print(
+            _row(i, start, end, int(p.counts[0]), float(p.confidences[0]), p.probabilities[0]),
+            flush=True,
+        )
         i += 1
     return 0
 
@@ -72,7 +83,9 @@ def timeline(start: np.ndarray, end: np.ndarray, counts: np.ndarray, conf: np.nd
     from csipose.train.plots import _pyplot, _save
 
     plt = _pyplot()
-    fig, (ax, cx) = plt.subplots(2, 1, figsize=(8, 4.2), sharex=True, gridspec_kw={"height_ratios": [2, 1]})
+    fig, (ax, cx) = plt.subplots(
+        2, 1, figsize=(8, 4.2), sharex=True, gridspec_kw={"height_ratios": [2, 1]}
+    )
     mid = (start + end) / 2
     ax.step(mid, counts, where="mid", color="C0")
     ax.scatter(mid, counts, c=conf, cmap="viridis", vmin=0, vmax=1, s=12, zorder=3)
