@@ -197,7 +197,9 @@ def test_predict_on_stdin_prints_one_flushed_line_per_window(labelled, monkeypat
         main(["count", "predict", str(tmp / "first100.csv"), "--model", str(run), "--show", "99"])
         == 0
     )
-    file_rows = [r for r in capsys.readouterr().out.splitlines() if r[:1].isdigit() and "windows;" not in r]
+    file_rows = [
+        r for r in capsys.readouterr().out.splitlines() if r[:1].isdigit() and "windows;" not in r
+    ]
     assert file_rows == out[2:]
 
 

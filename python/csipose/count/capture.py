@@ -37,7 +37,9 @@ def lltf_map(indices: list[int], null: Iterable[int], start: int = 0, stop: int 
     nulls = set(null)
     keep = [j for j in range(start, stop) if indices[j] not in nulls and -26 <= indices[j] <= 26]
     if len(keep) < 2:
-        raise CsiposeError(f"the {field} has {len(keep)} non-null subcarriers in -26..26: nothing to map to 56")
+        raise CsiposeError(
+            f"the {field} has {len(keep)} non-null subcarriers in -26..26: nothing to map to 56"
+        )
     inner = index_map([indices[j] for j in keep], np.linspace(-26.0, 26.0, N_SUBCARRIERS))
     w = np.zeros((N_SUBCARRIERS, len(indices)))
     w[:, keep] = inner.dense()
@@ -97,7 +99,10 @@ def _store_rate(path: Path) -> tuple[float | None, str]:
         d = d[d > 0]
         if len(d):
             rate = 1.0 / float(np.median(d))
-            return rate, f"median packet spacing of the training store ({path}: {rate:.4g} packets/s)"
+            return (
+                rate,
+                f"median packet spacing of the training store ({path}: {rate:.4g} packets/s)",
+            )
     return None, f"the training store {path} declares no packet rate"
 
 
@@ -112,7 +117,9 @@ def load_checkpoint(run: str | Path, rate: float | None = None) -> Checkpoint:
     if rate is not None:
         return Checkpoint(net, kind, float(rate), f"--train-rate {rate:g}")
     store = data.get("store")
-    r, source = _store_rate(Path(store)) if store else (None, "the checkpoint names no training store")
+    r, source = (
+        _store_rate(Path(store)) if store else (None, "the checkpoint names no training store")
+    )
     return Checkpoint(net, kind, r, source)
 
 
@@ -157,10 +164,14 @@ class Windower:
         while self.next_start is not None and self.t and self.t[-1] >= self.next_start + span:
             grid = self.next_start + np.arange(N_FRAMES) / self.rate
             tt, xx = np.asarray(self.t), np.stack(self.x)
-            w = np.stack([np.interp(grid, tt, xx[:, k]) for k in range(xx.shape[1])]).astype(np.float32)
+            w = np.stack([np.interp(grid, tt, xx[:, k]) for k in range(xx.shape[1])]).astype(
+                np.float32
+            )
             yield float(grid[0]), float(grid[-1]), w
             self.next_start += self.stride / self.rate
-            keep = max(int(np.searchsorted(tt, self.next_start)) - 1, 0)  # one row before, to interpolate
+            keep = max(
+                int(np.searchsorted(tt, self.next_start)) - 1, 0
+            )  # one row before, to interpolate
             del self.t[:keep], self.x[:keep]
 
 
@@ -173,9 +184,15 @@ def rate_of(t: np.ndarray) -> float | None:
 def decide_rate(capture_rate: float | None, ck: Checkpoint) -> tuple[float | None, str]:
     """The rate to resample to (None: keep packets as they are) and the sentence that says why."""
     if ck.rate_hz is None:
-        return None, f"training packet rate unknown ({ck.rate_source}): windows of 20 packets, not resampled"
+        return (
+            None,
+            f"training packet rate unknown ({ck.rate_source}): windows of 20 packets, not resampled",
+        )
     if capture_rate is None:
-        return None, "capture packet rate unknown (no increasing timestamps): windows of 20 packets, not resampled"
+        return (
+            None,
+            "capture packet rate unknown (no increasing timestamps): windows of 20 packets, not resampled",
+        )
     if abs(capture_rate / ck.rate_hz - 1) <= RATE_TOLERANCE:
         return None, (f"capture {capture_rate:.4g} packets/s, training {ck.rate_hz:.4g} ({ck.rate_source}): "
                       "within 10 %, windows of 20 packets, not resampled")  # fmt: skip
@@ -183,7 +200,9 @@ def decide_rate(capture_rate: float | None, ck: Checkpoint) -> tuple[float | Non
                         f"RESAMPLED by timestamps onto {ck.rate_hz:.4g} packets/s (linear interpolation)")  # fmt: skip
 
 
-def read_capture(path: Path, args: argparse.Namespace) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+def read_capture(
+    path: Path, args: argparse.Namespace
+) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     """(manifest-like csi description, amplitude [n, S], time [n]) of a store or an ESP32 log."""
     clock = getattr(args, "clock", "timestamp")
     if path.is_dir():
@@ -194,7 +213,9 @@ def read_capture(path: Path, args: argparse.Namespace) -> tuple[dict[str, Any], 
         if shape[1] != 1 or shape[3] != 1:
             raise DataFormatError(f"{path}: CountNet takes one antenna and one packet per row; the store has "
                                   f"{shape[1]} antennas x {shape[3]} packets")  # fmt: skip
-        amp = np.load(path / store.manifest["arrays"]["amplitude"]["file"], mmap_mode="r")[:, 0, :, 0]
+        amp = np.load(path / store.manifest["arrays"]["amplitude"]["file"], mmap_mode="r")[
+            :, 0, :, 0
+        ]
         if clock not in store.manifest["arrays"]:
             raise DataFormatError(f"{path}: no per-packet array {clock!r} for --clock")
         t = np.load(path / store.manifest["arrays"][clock]["file"]).reshape(len(amp), -1)[:, 0]
@@ -205,8 +226,14 @@ def read_capture(path: Path, args: argparse.Namespace) -> tuple[dict[str, Any], 
     data = cap.read_source(path)
     c = esp32.read(path, data, args)
     if clock not in c.extra:
-        raise DataFormatError(f"{path}: no per-packet time {clock!r} for --clock (have {', '.join(c.extra)})")
-    return _as_manifest(c), np.abs(c.csi[:, 0, :]).astype(np.float32), np.asarray(c.extra[clock], np.float64)
+        raise DataFormatError(
+            f"{path}: no per-packet time {clock!r} for --clock (have {', '.join(c.extra)})"
+        )
+    return (
+        _as_manifest(c),
+        np.abs(c.csi[:, 0, :]).astype(np.float32),
+        np.asarray(c.extra[clock], np.float64),
+    )
 
 
 def _as_manifest(c: Any) -> dict[str, Any]:
@@ -239,7 +266,9 @@ def stream(lines: Iterable[str], args: argparse.Namespace, ck: Checkpoint
                 continue
         c = esp32.build(src, [parsed], {}, args)
         if clock not in c.extra:
-            raise DataFormatError(f"<stdin>: line {number}: no per-packet time {clock!r} for --clock")
+            raise DataFormatError(
+                f"<stdin>: line {number}: no per-packet time {clock!r} for --clock"
+            )
         t = float(c.extra[clock][0])
         if m is None:
             m = capture_map(_as_manifest(c))
