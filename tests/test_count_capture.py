@@ -203,6 +203,41 @@ def test_predict_on_stdin_prints_one_flushed_line_per_window(labelled, monkeypat
     assert file_rows == out[2:]
 
 
+def test_predict_on_a_store_and_on_a_stream_with_another_station(
+    labelled, monkeypatch, capsys, tmp_path
+):
+    tmp, store, run = labelled
+    assert (
+        main(
+            ["count", "predict", str(store), "--model", str(run), "--out", str(tmp_path / "s.csv")]
+        )
+        == 0
+    )
+    assert len((tmp_path / "s.csv").read_text().splitlines()) == len(RANGES) * PER_RANGE // 20 + 1
+    capsys.readouterr()
+    lines = (tmp / "capture.csv").read_text().splitlines()[:40]
+    other = [x.replace("1A:00:00:00:00:00", "BB:00:00:00:00:02") for x in lines[:15]]
+    mixed = [v for pair in zip(lines[:15], other, strict=True) for v in pair] + lines[15:]
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(mixed) + "\n"))
+    assert main(["count", "predict", "-", "--model", str(run)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2 + 2 and out[1].startswith(
+        "# capture 20 packets/s"
+    )  # the other station's lines skipped
+
+
+def test_a_wrapping_header_naming_csi_data_is_a_header(tmp_path):
+    b, _ = ew.buffer(np.random.default_rng(0), ew.CLASSIC[(0, 0, 0, 0)][:3])
+    src = tmp_path / "h.csv"
+    src.write_text(
+        "host_time,type,seq,mac,CSI_DATA,label\n"
+        + ew.wrap(ew.esp_csi_line(b), before=(1.5,))
+        + "\n"
+    )
+    m = Store.open(convert("esp32", src, tmp_path / "s")).manifest
+    assert m["n_frames"] == 1 and m["csi"]["capture"]["skipped_lines"] == 0
+
+
 def test_old_predict_form_and_wrong_uses(labelled, tmp_path):
     _, _, run = labelled
     np.save(tmp_path / "w.npy", np.zeros((2, 56, 20), np.float32))

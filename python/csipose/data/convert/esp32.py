@@ -199,7 +199,9 @@ def _values(src: Path, lines: list[Line]) -> list[np.ndarray]:
     b = np.frombuffer(big.encode("ascii"), np.uint8)
     digit = (b >= 48) & (b <= 57)
     starts = digit & ~np.concatenate([[False], digit[:-1]])
-    counts = np.bincount(np.searchsorted(np.flatnonzero(b == 10), np.flatnonzero(starts)), minlength=len(lines))
+    counts = np.bincount(
+        np.searchsorted(np.flatnonzero(b == 10), np.flatnonzero(starts)), minlength=len(lines)
+    )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -357,7 +359,11 @@ def parse(src: Path, text: str, args: argparse.Namespace) -> tuple[list[Line], d
     notes: dict[str, Any] = {}
     skipped = 0
     for number, line in enumerate(raw, 1):
-        if "CSI_DATA" not in line or line.lstrip('"').startswith("type,"):
+        if (
+            "CSI_DATA" not in line
+            or line.lstrip('"').startswith("type,")
+            or (number == 1 and "[" not in line)
+        ):
             # Blank lines and CSV headers are expected; anything else is serial-log output
             # between the CSI lines, counted.
             header = number == 1 and "," in line  # a wrapping CSV's header
