@@ -238,6 +238,39 @@ def test_a_wrapping_header_naming_csi_data_is_a_header(tmp_path):
     assert m["n_frames"] == 1 and m["csi"]["capture"]["skipped_lines"] == 0
 
 
+def test_a_directory_of_captures_is_one_store_one_recording_per_file(tmp_path):
+    """One capture per count and session: each file a recording, labelled by a file,count CSV."""
+    d = tmp_path / "captures"
+    d.mkdir()
+    counts = [0, 1, 0, 1, 1, 0]
+    for i, c in enumerate(counts):
+        lines, _ = capture_lines(np.random.default_rng(10 + i), [c], 40, SPACING_US)
+        (d / f"s{i}.csv").write_text("\n".join(lines) + "\n")
+    (d / "labels.csv").write_text(
+        "file,count\n" + "".join(f"s{i}.csv,{c}\n" for i, c in enumerate(counts))
+    )
+    s = Store.open(convert("esp32", d, tmp_path / "store", labels=str(d / "labels.csv")))
+    m = s.manifest
+    assert [n for n in m["metadata"]["sequence"] if n.startswith("s")] == [
+        f"s{i}.csv#{i + 2}" for i in range(6)
+    ]
+    assert m["csi"]["hardware_profile"]["files"] == [f"s{i}.csv" for i in range(6)]
+    parts = s.split("grouped")
+    seq = s.gather(np.arange(len(s)), fields=["sequence"])["sequence"]
+    owner: dict[int, str] = {}
+    for part, idx in parts.items():
+        for q in np.unique(seq[idx]):
+            assert owner.setdefault(int(q), part) == part
+    pc = np.load(tmp_path / "store" / m["arrays"]["person_count"]["file"])
+    assert (pc == np.repeat(counts, 40)).all()
+    # The same with --label: every file one recording of that count; no labels: one per file.
+    m = Store.open(convert("esp32", d, tmp_path / "one", label=["count=3"])).manifest
+    assert m["metadata"]["sequence"][-6:] == [f"s{i}.csv" for i in range(6)]
+    (d / "bad.csv").write_text("file,count\nnope.csv,1\n")
+    with pytest.raises(DataFormatError, match=r"line 2: field file: 'nope\.csv'"):
+        convert("esp32", d, tmp_path / "x", labels=str(d / "bad.csv"))
+
+
 def test_old_predict_form_and_wrong_uses(labelled, tmp_path):
     _, _, run = labelled
     np.save(tmp_path / "w.npy", np.zeros((2, 56, 20), np.float32))
@@ -262,7 +295,7 @@ def test_label_options_are_checked(tmp_path):
     with pytest.raises(DataFormatError, match="overlap"):
         convert("esp32", src, tmp_path / "x", labels=str(tmp_path / "l.csv"))
     (tmp_path / "l.csv").write_text("start,end,count\n100,101,1\n")
-    with pytest.raises(DataFormatError, match=r"line 2: no packet in \[100.0, 101.0\)"):
+    with pytest.raises(DataFormatError, match=r"line 2: no packet of c.csv in \[100.0, 101.0\)"):
         convert("esp32", src, tmp_path / "x", labels=str(tmp_path / "l.csv"))
     (tmp_path / "l.csv").write_text("start,end,people\n1,2,1\n")
     with pytest.raises(DataFormatError, match="columns count missing"):

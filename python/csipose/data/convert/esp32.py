@@ -390,7 +390,11 @@ def read(src: Path, data: bytes, args: argparse.Namespace) -> cap.Capture:
 
 
 def build(
-    src: Path, lines: list[Line], notes: dict[str, Any], args: argparse.Namespace
+    src: Path,
+    lines: list[Line],
+    notes: dict[str, Any],
+    args: argparse.Namespace,
+    labels: bool = True,
 ) -> cap.Capture:
     """The Capture of parsed lines (also used on a live stream by ``csipose count predict``)."""
     fmt = _format(src, lines, getattr(args, "format", "auto"))
@@ -511,7 +515,8 @@ def build(
         null_subcarriers=null,
         notes=notes,
     )
-    esp32_labels.apply(src, capture, args)
+    if labels:
+        esp32_labels.apply(src, capture, args)
     return capture
 
 
@@ -525,15 +530,81 @@ def _report(capture: cap.Capture) -> None:
               f"packets); other stations left out: {others}")  # fmt: skip
 
 
-def _read_and_report(src: Path, data: bytes, args: argparse.Namespace) -> cap.Capture:
-    capture = read(src, data, args)
-    _report(capture)
-    return capture
+#: File names read from a directory of captures.
+CAPTURE_SUFFIXES = (".csv", ".txt", ".log")
 
 
-CONVERTER = cap.converter(
+def _concat(files: list[Path], caps: list[cap.Capture]) -> tuple[cap.Capture, np.ndarray]:
+    """One Capture of several files' (same layout and format), and each packet's file index."""
+    first = caps[0]
+    for f, c in zip(files[1:], caps[1:], strict=True):
+        if c.subcarrier_indices != first.subcarrier_indices or set(c.extra) != set(first.extra):
+            raise cap.bad(
+                f, f"its layout or columns differ from {files[0].name}'s: one layout per directory"
+            )
+    notes: dict[str, Any] = {"files": {f.name: c.notes for f, c in zip(files, caps, strict=True)}}
+    notes["segments"] = first.notes["segments"]
+    per: Counter[str] = Counter()
+    for c in caps:
+        per.update(c.notes.get("packets_per_mac", {}))
+    notes["packets_per_mac"] = dict(per.most_common())
+    notes["skipped_lines"] = sum(c.notes.get("skipped_lines", 0) for c in caps)
+    extra = {k: np.concatenate([c.extra[k] for c in caps]) for k in first.extra}
+    file_of = np.concatenate([np.full(len(c.csi), i) for i, c in enumerate(caps)])
+    merged = cap.Capture(
+        csi=np.concatenate([c.csi for c in caps]), n_tx=1, n_rx=1, antenna_order=first.antenna_order,
+        subcarrier_indices=first.subcarrier_indices, amplitude_units=first.amplitude_units,
+        hardware_profile=first.hardware_profile | {"files": [f.name for f in files]}, extra=extra,
+        null_subcarriers=first.null_subcarriers, notes=notes,
+    )  # fmt: skip
+    return merged, file_of
+
+
+def _run(src: Path, out: Path, args: argparse.Namespace) -> Path:
+    """One capture file, or a directory of them (each file its own recording, name order)."""
+    if not src.is_dir():
+        data = cap.read_source(src)
+        capture = read(src, data, args)
+        _report(capture)
+        return cap.write(capture, src, out, args, "esp32", data)
+    labels = getattr(args, "labels", "") or ""
+    files = sorted(p for p in src.iterdir() if p.is_file() and p.suffix.lower() in CAPTURE_SUFFIXES)
+    files = [p for p in files if not (labels and p.resolve() == Path(labels).resolve())]
+    if not files:
+        raise cap.bad(src, f"a directory without capture files ({', '.join(CAPTURE_SUFFIXES)})")
+    datas = [cap.read_source(f) for f in files]
+    caps: list[cap.Capture] = []
+    kept: list[Path] = []
+    others: list[str] = []
+    for f, d in zip(files, datas, strict=True):
+        try:
+            text = d.decode("ascii")
+        except UnicodeDecodeError as e:
+            raise cap.bad(f, f"not an ESP32 CSI log (byte {e.start} is not ASCII)") from None
+        if (
+            "CSI_DATA" not in text
+        ):  # e.g. a labels or notes CSV beside the captures: listed, not read
+            others.append(f.name)
+            continue
+        lines, notes = parse(f, text, args)
+        caps.append(build(f, lines, notes, args, labels=False))
+        kept.append(f)
+    if not caps:
+        raise cap.bad(src, f"no file with CSI_DATA lines among {', '.join(others)}")
+    files = kept
+    capture, file_of = _concat(files, caps)
+    if others:
+        capture.notes["files_without_csi_data"] = others
+        print(f"files without CSI_DATA lines, not read: {', '.join(others)}")
+    esp32_labels.apply(src, capture, args, [f.name for f in files], file_of)
+    print(f"read {len(files)} capture files, {len(capture.csi)} packets")
+    # The provenance checksum is of the files' bytes concatenated in name order.
+    return cap.write(capture, src, out, args, "esp32", b"".join(datas))
+
+
+CONVERTER = cap.Converter(
     "esp32",
-    "ESP32 CSI logs: ESP32-CSI-Tool and esp-csi CSI_DATA lines, any chip with a published table",
+    "ESP32 CSI logs (a file, or a directory of them): ESP32-CSI-Tool and esp-csi CSI_DATA lines",
     add_arguments,
-    _read_and_report,
+    _run,
 )

@@ -62,7 +62,9 @@ def _whole(src: Path, items: list[str]) -> dict[str, str]:
     return out
 
 
-def _ranges(path: Path) -> list[dict[str, Any]]:
+def _ranges(path: Path, files: list[str]) -> list[dict[str, Any]]:
+    """The rows of a labels CSV: ``count`` and ``activity``, a range ``start``/``end`` (empty
+    or absent: the whole file) and, for a directory of captures, the ``file``."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such labels file")
     try:
@@ -71,9 +73,10 @@ def _ranges(path: Path) -> list[dict[str, Any]]:
         raise cap.bad(path, f"cannot read as CSV: {e}") from e
     if not rows:
         raise cap.bad(
-            path, "no label rows (a header start,end,count[,activity] and one row per range)"
+            path, "no label rows (a header start,end,count[,activity][,file] and one row per range)"
         )
-    missing = {"start", "end", "count"} - set(rows[0])
+    need = {"count"} | ({"file"} if len(files) > 1 else {"start", "end"})
+    missing = need - set(rows[0])
     if missing:
         raise cap.bad(
             path,
@@ -81,83 +84,102 @@ def _ranges(path: Path) -> list[dict[str, Any]]:
         )
     out = []
     for line, row in enumerate(rows, 2):
-        try:
-            start, end = float(row["start"]), float(row["end"])
-        except (TypeError, ValueError):
+        name = (row.get("file") or "").strip() or files[0]
+        if name not in files:
             raise cap.bad(
-                path,
-                f"line {line}: field start/end: {row['start']!r}, {row['end']!r} are not seconds",
-            ) from None
-        if not (np.isfinite(start) and np.isfinite(end) and start < end):
-            raise cap.bad(
-                path, f"line {line}: field end: the range [{start}, {end}) is empty or not finite"
+                path, f"line {line}: field file: {name!r} is not one of the capture files"
             )
-        out.append({"line": line, "start": start, "end": end, "count": _count(f"{path}: line {line}", row["count"]),
+        start_s, end_s = (row.get("start") or "").strip(), (row.get("end") or "").strip()
+        if not start_s and not end_s:
+            start, end = -np.inf, np.inf
+        else:
+            try:
+                start, end = float(start_s), float(end_s)
+            except ValueError:
+                raise cap.bad(
+                    path, f"line {line}: field start/end: {start_s!r}, {end_s!r} are not seconds"
+                ) from None
+            if not (np.isfinite(start) and np.isfinite(end) and start < end):
+                raise cap.bad(
+                    path,
+                    f"line {line}: field end: the range [{start}, {end}) is empty or not finite",
+                )
+        out.append({"line": line, "file": files.index(name), "start": start, "end": end,
+                    "count": _count(f"{path}: line {line}", row["count"]),
                     "activity": (row.get("activity") or "").strip() or "unknown"})  # fmt: skip
-    out.sort(key=lambda r: r["start"])
+    out.sort(key=lambda r: (r["file"], r["start"]))
     for a, b in itertools.pairwise(out):
-        if b["start"] < a["end"]:
+        if a["file"] == b["file"] and b["start"] < a["end"]:
             raise cap.bad(path, f"lines {a['line']} and {b['line']}: the ranges overlap")
     return out
 
 
-def apply(src: Path, capture: cap.Capture, args: argparse.Namespace) -> None:
-    """Set the capture's counts, recordings, activities and grouped split from the options."""
+def apply(src: Path, capture: cap.Capture, args: argparse.Namespace, files: list[str] | None = None,
+          file_of: np.ndarray | None = None) -> None:  # fmt: skip
+    """Set the capture's counts, recordings, activities and grouped split from the options.
+    ``files`` / ``file_of``: the file names of a directory of captures and each packet's file."""
+    files = files or [src.name]
+    n = len(capture.csi)
+    file_of = np.zeros(n, np.int64) if file_of is None else file_of
     whole = _whole(src, list(getattr(args, "label", []) or []))
     table = getattr(args, "labels", "") or ""
     if whole and table:
         raise cap.bad(src, "--label and --labels: give one of them")
-    if not whole and not table:
+    if not whole and not table and len(files) == 1:
         return
-    n = len(capture.csi)
     count = np.full(n, -1, np.int16)
-    group = np.zeros(n, np.int64)
+    group = file_of.astype(np.int64).copy()  # each file its own recording to start with
+    names, activities, counts = list(files), ["unknown"] * len(files), [-1] * len(files)
     if whole:
-        if "count" in whole:
-            count[:] = _count(str(src), whole["count"])
-        names, activities = [src.name], [whole.get("activity", "unknown")]
-        counts = [int(count[0])]
-    else:
+        c = _count(str(src), whole["count"]) if "count" in whole else -1
+        count[:] = c
+        activities, counts = [whole.get("activity", "unknown")] * len(files), [c] * len(files)
+    elif table:
         clock = getattr(args, "label_clock", "timestamp")
         t = capture.extra.get(clock)
         if t is None or t.dtype.kind != "f" or t.ndim != 1:
             usable = [k for k, v in capture.extra.items() if v.dtype.kind == "f" and v.ndim == 1]
             raise cap.bad(src, f"--label-clock {clock!r}: not a per-packet time of this capture "
                           f"(have {', '.join(usable)})")  # fmt: skip
-        names, activities, counts = [f"{src.name}#unlabelled"], ["unknown"], [-1]
-        for r in _ranges(Path(table)):
-            inside = (t >= r["start"]) & (t < r["end"])
+        for r in _ranges(Path(table), files):
+            inside = (file_of == r["file"]) & (t >= r["start"]) & (t < r["end"])
             if not inside.any():
-                raise cap.bad(Path(table), f"line {r['line']}: no packet in [{r['start']}, {r['end']}) "
-                              f"on clock {clock} (the capture spans {t.min():.6g}..{t.max():.6g})")  # fmt: skip
+                raise cap.bad(Path(table), f"line {r['line']}: no packet of {files[r['file']]} in "
+                              f"[{r['start']}, {r['end']}) on clock {clock}")  # fmt: skip
             if np.diff(np.flatnonzero(inside)).max(initial=1) != 1:
                 raise cap.bad(Path(table), f"line {r['line']}: the packets in [{r['start']}, {r['end']}) "
                               f"are not consecutive in the file (clock {clock} is not monotonic)")  # fmt: skip
             group[inside] = len(names)
             count[inside] = r["count"]
-            names.append(f"{src.name}#{r['line']}")
+            names.append(f"{files[r['file']]}#{r['line']}")
             activities.append(r["activity"])
             counts.append(r["count"])
-        # A store sequence occupies consecutive rows: each unlabelled stretch is its own one.
-        gap = np.flatnonzero(group == 0)
-        if len(gap):
-            runs = np.split(gap, np.flatnonzero(np.diff(gap) != 1) + 1)
-            for k, run in enumerate(runs):
-                group[run] = len(names) if k else 0
-                if k:
-                    names.append(f"{src.name}#unlabelled{k + 1}")
-                    activities.append("unknown")
-                    counts.append(-1)
+    # A store sequence occupies consecutive rows: a recording split by labelled ranges
+    # (an unlabelled stretch between them) becomes one recording per stretch.
+    bounds = np.flatnonzero(np.diff(group)) + 1
+    seen: set[int] = set()
+    for start, stop in zip(np.r_[0, bounds], np.r_[bounds, n], strict=True):
+        g = int(group[start])
+        if g in seen:
+            group[start:stop] = len(names)
+            names.append(f"{names[g]}~{start}")
+            activities.append(activities[g])
+            counts.append(counts[g])
+        seen.add(g)
     capture.person_count = count
     capture.groups = group
     capture.group_names = names
     capture.group_actions = activities
+    used = set(np.unique(group).tolist())
     capture.notes["labels"] = {"source": "--label " + " ".join(f"{k}={v}" for k, v in whole.items())
-                               if whole else f"--labels {table}",
-                               "clock": None if whole else getattr(args, "label_clock", "timestamp"),
-                               "recordings": {nm: c for nm, c in zip(names, counts, strict=True) if c >= 0},
+                               if whole else f"--labels {table}" if table else "none (one recording per file)",
+                               "clock": getattr(args, "label_clock", "timestamp") if table else None,
+                               "recordings": {nm: c for i, (nm, c) in enumerate(zip(names, counts, strict=True))
+                                              if c >= 0 and i in used},
                                "unlabelled_packets": int((count < 0).sum())}  # fmt: skip
-    split = grouped_split(names, counts, args)
+    split = grouped_split(
+        [nm for nm in names], [c if i in used else -1 for i, c in enumerate(counts)], args
+    )
     if split is not None:
         capture.splits[SPLIT] = split
 
