@@ -24,8 +24,8 @@ table depends on it. Lines of other stations are counted and left out
 (``--mac``, default the most frequent source).
 
 Buffers are int8 pairs, imaginary part first (ESP-IDF). The parser is
-csipose's own; the value parsing is one numpy call per line after a regular
-expression has checked that the list holds integers only.
+csipose's own; the CSI lists of the whole file are counted and parsed by numpy
+at once, and a regular expression finds the bad line when the counts do not add up.
 """
 
 from __future__ import annotations
