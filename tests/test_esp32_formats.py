@@ -284,3 +284,28 @@ def test_a_100k_line_capture_parses(tmp_path):
     src.write_text((line + "\n") * 20_000)
     m, _ = store(convert("esp32", src, tmp_path / "s"))
     assert m["n_frames"] == 20_000
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(key=st.sampled_from(list(ew.C5)), seed=st.integers(0, 2**16), n=st.integers(1, 4),
+       before=st.lists(st.sampled_from(["1.25", "walk", "7", "a b"]), max_size=2),
+       after=st.lists(st.sampled_from(["1.7e9", "note", "-3"]), max_size=2))  # fmt: skip
+def test_fuzzed_wrapped_c5_lines_read_back_exactly(tmp_path_factory, key, seed, n, before, after):
+    """Any C5 table entry csipose places, inside a CSV with any columns around it."""
+    tmp = tmp_path_factory.mktemp("c5wrap")
+    sec, length = key
+    fields = ew.C5[key]
+    rng = np.random.default_rng(seed)
+    bufs = [ew.buffer(rng, fields) for _ in range(n)]
+    lines = [
+        ew.wrap(ew.c5_line(b, seq=i), before=before, after=after) for i, (b, _) in enumerate(bufs)
+    ]
+    src = write(tmp / "w.csv", lines)
+    seg = "lltf" if fields[0] else "htltf"
+    m, a = store(convert("esp32", src, tmp / "s", chip="esp32c5", secondary=sec, segments=seg))
+    cwb = 1 if length in (234, 468) else 0
+    np.testing.assert_allclose(stored_csi(a), expect(m, [k for _, k in bufs], 0, cwb), atol=1e-4)
+    for i, v in enumerate(before):
+        assert (f"before_{i}" in a) == (v not in ("walk", "a b"))
