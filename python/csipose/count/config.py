@@ -71,10 +71,17 @@ class CountTrainConfig:
     seed: int = 0
     epochs: int = 30
     batch_size: int = 64
-    #: Stop when the validation NLL has not improved for this many epochs (0 = never).
+    #: Stop when the best epoch (highest validation accuracy, then lowest validation NLL)
+    #: has not changed for this many epochs (0 = never).
     early_stop: int = 8
-    #: Wall-clock budget in minutes (0 = none), checked after every epoch.
-    time_budget_min: float = 4.0
+    #: Wall-clock budget in minutes (0 = none, the default: the result must not depend on
+    #: the machine's load), checked before every epoch.
+    time_budget_min: float = 0.0
+    #: Abort after this many non-finite losses (they are skipped until then).
+    max_nonfinite: int = 20
+    #: --resume refuses a configuration that changes the arithmetic (threads, device,
+    #: batch size, ...); true continues anyway, and says so.
+    allow_resume_changes: bool = False
     #: torch threads (0 = torch's default). One by default: CountNet is small enough that
     #: more threads barely help, and on a shared machine an OpenMP pool wider than the
     #: free cores slowed an epoch from 0.3 s to 30 s.

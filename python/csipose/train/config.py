@@ -92,14 +92,25 @@ class TrainConfig:
     batch_size: int = 64
     #: Stop when validation MPJPE has not improved for this many epochs (0 = never).
     early_stop: int = 6
-    #: Wall-clock budget in minutes (0 = none); training stops after the epoch that crosses it.
-    time_budget_min: float = 9.5
+    #: Wall-clock budget in minutes (0 = none, the default: a run's result must not
+    #: depend on the machine's load); training stops after the epoch that crosses it.
+    time_budget_min: float = 0.0
     #: Abort after this many non-finite losses (they are skipped until then).
     max_nonfinite: int = 20
     device: str = "cpu"
     threads: int = 0
     #: Stop after this many optimiser steps in total (0 = no limit).
     max_steps: int = 0
+    #: CUDA only: "bf16" runs the forward pass and loss under bfloat16 autocast; "none" on CPU.
+    amp: str = "none"
+    #: Wrap the model in torch.compile (the first epoch is slower; numbers may differ in the last bits).
+    compile: bool = False
+    #: Train with batch_size x batch_scale and optim.lr x batch_scale (the linear scaling
+    #: rule, for a larger device); 1 = as configured.
+    batch_scale: int = 1
+    #: --resume refuses a configuration that changes the arithmetic (threads, device,
+    #: amp, batch size, ...); true continues anyway, and says so.
+    allow_resume_changes: bool = False
 
 
 @dataclass
@@ -216,9 +227,12 @@ def check(cfg: Config) -> None:
         raise ConfigError(
             f"optim.scheduler must be 'plateau' or 'cosine', got {cfg.optim.scheduler!r}"
         )
+    if cfg.train.amp not in ("none", "bf16"):
+        raise ConfigError(f"train.amp must be 'none' or 'bf16', got {cfg.train.amp!r}")
     for key, value in (
         ("train.epochs", cfg.train.epochs),
         ("train.batch_size", cfg.train.batch_size),
+        ("train.batch_scale", cfg.train.batch_scale),
     ):
         if value < 1:
             raise ConfigError(f"{key} must be >= 1, got {value}")
