@@ -108,6 +108,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_proof(args: argparse.Namespace) -> int:
+    from csipose.train import proof
+
+    return proof.main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="csipose", description=__doc__)
     parser.add_argument("--version", action="version", version=f"csipose {__version__}")
@@ -195,6 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
     from csipose.count import cli as count_cli
 
     count_cli.add_parser(sub)
+    pf = sub.add_parser("proof", help="reproducibility proof: a fixed tiny training run against a committed hash",
+                        description="Train a fixed tiny CountNet run (CPU, one thread) and compare the hash of its "
+                        "weights with the one committed for this environment (docs/training.md).")  # fmt: skip
+    pf.set_defaults(func=_cmd_proof)
     export.add_parser(sub)
     parity.add_parser(sub)
     return parser
