@@ -7,8 +7,8 @@ import ctypes
 import ctypes.util
 import json
 import os
-import shutil
 import secrets
+import shutil
 from pathlib import Path
 from typing import Any
 

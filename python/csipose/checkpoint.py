@@ -63,13 +63,21 @@ def checkpoint_dir(path: str | os.PathLike[str], which: str = "best", *,
         if which == "latest":
             found = latest(p)
             if found is None:
-                raise CheckpointError(f"{p}: the run has no checkpoint (no checkpoints/latest.json)")
+                raise CheckpointError(
+                    f"{p}: the run has no checkpoint (no checkpoints/latest.json)"
+                )
         else:
             found = p / "checkpoints" / "best"
             if not found.is_dir():
                 newest = latest(p)
-                hint = f"; its newest checkpoint is {newest.name}, ask for it explicitly (latest)" if newest else ""
-                raise CheckpointError(f"{p}: the run has no best checkpoint (checkpoints/best){hint}")
+                hint = (
+                    f"; its newest checkpoint is {newest.name}, ask for it explicitly (latest)"
+                    if newest
+                    else ""
+                )
+                raise CheckpointError(
+                    f"{p}: the run has no best checkpoint (checkpoints/best){hint}"
+                )
         p = found
     need = FILES if complete else FILES[:1]
     missing = [f for f in need if not (p / f).is_file()]

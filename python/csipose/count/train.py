@@ -39,8 +39,8 @@ from csipose.count import config as config_module
 from csipose.count.config import CountConfig
 from csipose.count.data import N_CLASSES, CountData, dataset_path, prepare
 from csipose.data.loader import epoch_seed
-from csipose.models.countnet import CountNet
 from csipose.errors import TrainingError
+from csipose.models.countnet import CountNet
 from csipose.train import checkpoint
 from csipose.train.config import ConfigError
 from csipose.train.engine import Engine, Task, device_of
@@ -147,7 +147,9 @@ class CountTask(Task):
         )
         self.weight = None
         if cfg.loss.balance == "weights":
-            self.weight = torch.tensor(class_weights(self.y_train), dtype=torch.float32, device=self.device)
+            self.weight = torch.tensor(
+                class_weights(self.y_train), dtype=torch.float32, device=self.device
+            )
         self.xt, self.yt = torch.from_numpy(self.x_train), torch.from_numpy(self.y_train)
         if self.device.type == "cuda":
             self.xt, self.yt = self.xt.pin_memory(), self.yt.pin_memory()
@@ -161,7 +163,9 @@ class CountTask(Task):
     def batches(self, epoch: int) -> tuple[int, Any]:
         order = _order(len(self.y_train), self.y_train, self.cfg, epoch)
         starts = range(0, len(order), self.cfg.train.batch_size)
-        return len(starts), (torch.from_numpy(order[s : s + self.cfg.train.batch_size]) for s in starts)
+        return len(starts), (
+            torch.from_numpy(order[s : s + self.cfg.train.batch_size]) for s in starts
+        )
 
     def loss(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
         xb = self.xt[idx].to(self.device, non_blocking=True)
@@ -222,8 +226,10 @@ class CountTask(Task):
               f"{cal['val_count_nll_before']:.4f} -> {cal['val_count_nll_after']:.4f}), T_conf = "
               f"{cal['confidence_temperature']:.4f} (confidence NLL {cal['val_conf_nll_before']:.4f} -> "
               f"{cal['val_conf_nll_after']:.4f})", flush=True)  # fmt: skip
-        checkpoint.save(run, "calibrated", model=model, optimizer_state={"optimizer": best["optimizer"]["optimizer"]},
-                        trainer_state=state, metadata=_metadata(cfg, self.data, self.y_train, cal), best=True)  # fmt: skip
+        opt = {"optimizer": best["optimizer"]["optimizer"]}
+        meta = _metadata(cfg, self.data, self.y_train, cal)
+        checkpoint.save(run, "calibrated", model=model, optimizer_state=opt, trainer_state=state,
+                        metadata=meta, best=True)  # fmt: skip
         _write_log(run, cfg, state)
 
 

@@ -156,7 +156,9 @@ class Engine:
         task.build()
         amp = self._opt("amp", "none")
         if amp != "none" and task.device.type != "cuda":
-            raise TrainingError(f"train.amp = {amp!r} needs a CUDA device (train.device = {t.device!r})")
+            raise TrainingError(
+                f"train.amp = {amp!r} needs a CUDA device (train.device = {t.device!r})"
+            )
         state: dict[str, Any] = {"epoch": -1, "step": 0, "best_epoch": -1, "stale_epochs": 0,
                                  "nonfinite_skipped": 0, "elapsed_s": 0.0, "history": [],
                                  **task.initial_state()}  # fmt: skip
@@ -181,7 +183,11 @@ class Engine:
         task.start()
         if self._opt("compile", False):
             task.net = torch.compile(task.net)  # type: ignore[assignment]
-        show = main and (sys.stderr.isatty() if progress is None else progress) and not os.environ.get("CI")
+        show = (
+            main
+            and (sys.stderr.isatty() if progress is None else progress)
+            and not os.environ.get("CI")
+        )
         self._loop(run, state, show, amp)
         if main:
             task.finish(run, state)
@@ -194,7 +200,9 @@ class Engine:
         ``train.allow_resume_changes`` says to go on anyway."""
         task = self.task
         saved = task.saved_config(ck["metadata"].get("config", "{}"))
-        changes = config_changes(saved, task.cfg.to_dict(), task.free_keys | {("train", "allow_resume_changes")})
+        changes = config_changes(
+            saved, task.cfg.to_dict(), task.free_keys | {("train", "allow_resume_changes")}
+        )
         if not changes:
             return
         said = ", ".join(f"{k} {a!r} -> {b!r}" for k, a, b in changes)
@@ -282,7 +290,9 @@ class Engine:
             took = time.time() - t_epoch
             state["epoch"] = epoch
             state["elapsed_s"] = time.time() - started
-            means = {f"train_{k}": float(np.mean(v)) for k, v in terms.items()} or {"train_loss": math.nan}
+            means = {f"train_{k}": float(np.mean(v)) for k, v in terms.items()} or {
+                "train_loss": math.nan
+            }
             state["history"].append({
                 "epoch": epoch, "step": state["step"], **means, **val,
                 "lr": task.optimizer.param_groups[0]["lr"], "epoch_s": round(took, 3),
@@ -290,7 +300,10 @@ class Engine:
                 "nonfinite_skipped": state["nonfinite_skipped"],
             })  # fmt: skip
             if main:
-                opt_state = {"optimizer": task.optimizer.state_dict(), "scheduler": task.scheduler.state_dict()}
+                opt_state = {
+                    "optimizer": task.optimizer.state_dict(),
+                    "scheduler": task.scheduler.state_dict(),
+                }
                 checkpoint.save(run, f"epoch-{epoch:04d}", model=task.model, optimizer_state=opt_state,
                                 trainer_state=state, metadata=task.metadata(), best=improved)  # fmt: skip
                 checkpoint.prune(run, keep=2)

@@ -150,8 +150,9 @@ class PoseTask(Task):
         self.data = data = prepare(cfg, dataset_path(cfg, is_main=self.rank == 0, wait=barrier))
         self.model = build_model(data, cfg).to(self.device)
         self.net = self.model
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=scaled(cfg)[1],
-                                           betas=tuple(cfg.optim.betas), weight_decay=cfg.optim.weight_decay)  # fmt: skip
+        o = cfg.optim
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=scaled(cfg)[1], betas=tuple(o.betas),
+                                           weight_decay=o.weight_decay)  # fmt: skip
         self.scheduler = _scheduler(cfg, self.optimizer)
         self.offset = torch.tensor(data.mean_pose, dtype=torch.float32, device=self.device)
         self.meta = _metadata(cfg, data)

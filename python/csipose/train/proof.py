@@ -31,7 +31,14 @@ import torch
 HASHES = Path(__file__).with_name("proof_hashes.json")
 
 #: The fixed run. Changing any of this changes every committed hash.
-STORE = {"profile": "esp32", "environments": 2, "subjects": 3, "frames": 40, "sequences": 3, "seed": 1}
+STORE = {
+    "profile": "esp32",
+    "environments": 2,
+    "subjects": 3,
+    "frames": 40,
+    "sequences": 3,
+    "seed": 1,
+}
 OVERRIDES = ["train.epochs=6", "train.batch_size=16", "train.threads=1", "train.seed=0", "train.early_stop=0",
              'train.device="cpu"', "train.time_budget_min=0", "data.train_stride=2"]  # fmt: skip
 
@@ -42,7 +49,12 @@ def weights_hash(state: dict[str, torch.Tensor]) -> str:
     for name in sorted(state):
         t = state[name].detach().cpu().contiguous()
         a = t.view(torch.int16).numpy() if t.dtype == torch.bfloat16 else t.numpy()
-        h.update(name.encode() + b"\0" + f"{str(t.dtype).removeprefix('torch.')}{list(t.shape)}".encode() + b"\0")
+        h.update(
+            name.encode()
+            + b"\0"
+            + f"{str(t.dtype).removeprefix('torch.')}{list(t.shape)}".encode()
+            + b"\0"
+        )
         h.update(np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<"), copy=False).tobytes())
     return h.hexdigest()
 
@@ -80,10 +92,16 @@ def run_once(store: Path, run_dir: Path) -> tuple[str, list[float], int]:
     finally:
         torch.set_num_threads(threads)
     state = json.loads((run_dir / "checkpoints" / "best" / "trainer_state.json").read_text())
-    return weights_hash(task.model.state_dict()), [h["train_loss"] for h in state["history"]], state["step"]
+    return (
+        weights_hash(task.model.state_dict()),
+        [h["train_loss"] for h in state["history"]],
+        state["step"],
+    )
 
 
-def prove(*, runs_dir: str | Path | None = None, hashes: Path = HASHES) -> tuple[str, dict[str, Any]]:
+def prove(
+    *, runs_dir: str | Path | None = None, hashes: Path = HASHES
+) -> tuple[str, dict[str, Any]]:
     """Run the proof; returns (verdict, details). Verdict: PASS, FAIL, NEW-ENVIRONMENT
     (two runs agreed and the loss fell) or NEW-ENVIRONMENT-FAIL."""
     import contextlib
@@ -120,16 +138,23 @@ def prove(*, runs_dir: str | Path | None = None, hashes: Path = HASHES) -> tuple
 def main(args: Any) -> int:
     verdict, d = prove()
     print(f"environment: {d['key']}")
-    print(f"run: {d['steps']} steps, train loss per epoch {', '.join(f'{x:.4f}' for x in d['train_loss'])}")
+    print(
+        f"run: {d['steps']} steps, train loss per epoch {', '.join(f'{x:.4f}' for x in d['train_loss'])}"
+    )
     print(f"weights hash: {d['hash']}")
     if verdict in ("PASS", "FAIL"):
         print(f"expected:     {d['expected']}")
-        print(verdict if verdict == "PASS" else "FAIL: the weights differ from the hash committed for this environment")
+        print(
+            verdict
+            if verdict == "PASS"
+            else "FAIL: the weights differ from the hash committed for this environment"
+        )
         return 0 if verdict == "PASS" else 1
-    print(f"second run:   {d['second_hash']} ({'identical' if d['second_hash'] == d['hash'] else 'DIFFERENT'})")
+    print(
+        f"second run:   {d['second_hash']} ({'identical' if d['second_hash'] == d['hash'] else 'DIFFERENT'})"
+    )
     print(f"loss fell:    {'yes' if d['loss_fell'] else 'NO'}")
     entry = {d["key"]: {"hash": d["hash"], "fingerprint": d["fingerprint"], "steps": d["steps"]}}
     print(f"NEW-ENVIRONMENT: no hash committed for this environment; add to {HASHES.name}:")
     print(json.dumps(entry, indent=1))
     return 0 if verdict == "NEW-ENVIRONMENT" else 1
-
