@@ -238,7 +238,8 @@ class Engine:
         )
         max_nonfinite = self._opt("max_nonfinite", 20)
         for epoch in range(state["epoch"] + 1, t.epochs):
-            if why := self.stop_reason(state, started):
+            # A fresh run trains at least one epoch; a resumed one may stop at once.
+            if state["epoch"] >= 0 and (why := self.stop_reason(state, started)):
                 if main:
                     print(f"stopping after epoch {epoch} of {t.epochs}: {why}", flush=True)
                 break
