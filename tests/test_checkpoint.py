@@ -147,6 +147,39 @@ def test_replace_dir_never_leaves_a_moment_without_the_target(tmp_path):
     assert ck.read_metadata(target) == {"k": "v"}
 
 
+def _steps_without_target(tmp_path, monkeypatch) -> list[str]:
+    """Replace a directory with every file-system step of replace_dir wrapped: the
+    steps after which the target was missing."""
+    target = make_checkpoint(tmp_path / "best", 0.0)
+    gaps: list[str] = []
+
+    def watched(name, fn):
+        def step(*a, **k):
+            out = fn(*a, **k)
+            if not (target / "model.safetensors").exists():
+                gaps.append(name)
+            return out
+
+        return step
+
+    monkeypatch.setattr(_files.os, "rename", watched("rename", _files.os.rename))
+    monkeypatch.setattr(_files, "exchange", watched("exchange", _files.exchange))
+    monkeypatch.setattr(_files.shutil, "rmtree", watched("rmtree", _files.shutil.rmtree))
+    _files.replace_dir(make_checkpoint(tmp_path / ".best.tmp", 1.0), target)
+    return gaps
+
+
+def test_no_step_of_replace_dir_leaves_the_target_missing(tmp_path, monkeypatch):
+    assert _steps_without_target(tmp_path, monkeypatch) == []
+
+
+def test_the_gap_check_catches_a_rename_aside(tmp_path, monkeypatch):
+    """The check above can fail: without the exchange (rename aside, then into place)
+    there is a step with no target."""
+    monkeypatch.setattr(_files, "exchange", lambda a, b: False)
+    assert _steps_without_target(tmp_path, monkeypatch) == ["rename"]
+
+
 def test_replace_dir_without_an_exchange_still_replaces(tmp_path, monkeypatch):
     monkeypatch.setattr(_files, "exchange", lambda a, b: False)
     target = make_checkpoint(tmp_path / "t", 0.0)
