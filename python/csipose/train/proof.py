@@ -100,7 +100,7 @@ def run_once(store: Path, run_dir: Path) -> tuple[str, list[float], int]:
 
 
 def prove(
-    *, runs_dir: str | Path | None = None, hashes: Path = HASHES
+    *, runs_dir: str | Path | None = None, hashes: Path | None = None
 ) -> tuple[str, dict[str, Any]]:
     """Run the proof; returns (verdict, details). Verdict: PASS, FAIL, NEW-ENVIRONMENT
     (two runs agreed and the loss fell) or NEW-ENVIRONMENT-FAIL."""
@@ -111,6 +111,7 @@ def prove(
     from csipose.data.simulate import simulate
 
     fp = fingerprint()
+    hashes = hashes or HASHES
     expected = json.loads(hashes.read_text()) if hashes.exists() else {}
     rayon = csipose.get_num_threads()
     csipose.set_num_threads(1)
