@@ -143,3 +143,46 @@ def test_a_conversion_killed_during_its_write_leaves_the_old_store(store, tmp_pa
     )
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
     assert len(Store.open(out)) > 0
+
+
+def test_resume_refuses_another_thread_count_unless_told(store, tmp_path, capsys, monkeypatch):
+    run = tmp_path / "run"
+    save = checkpoint.save
+
+    def interrupted(run, name, **kwargs):
+        if name == "epoch-0001":
+            raise KeyboardInterrupt
+        return save(run, name, **kwargs)
+
+    monkeypatch.setattr(checkpoint, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        count_train.train(config.load(None, overrides(store, run, "train.epochs=2")))
+    monkeypatch.setattr(checkpoint, "save", save)
+    assert ckfind.latest(run).name == "epoch-0000"
+    with pytest.raises(TrainingError, match=r"another configuration \(train\.threads 1 -> 2;") as e:
+        count_train.train(
+            config.load(None, overrides(store, run, "train.epochs=2", "train.threads=2")),
+            resume="auto",
+        )
+    assert "train.allow_resume_changes=true" in str(e.value)
+    assert ckfind.latest(run).name == "epoch-0000"  # nothing was touched
+    told = overrides(
+        store, run, "train.epochs=2", "train.threads=2", "train.allow_resume_changes=true"
+    )
+    count_train.train(config.load(None, told), resume="auto")
+    assert "continues with different arithmetic" in capsys.readouterr().out
+    assert (run / "checkpoints" / "epoch-0001").is_dir()
+
+
+def test_pose_resume_keys():
+    """Threads, device, amp, compile and the batch change the numbers; epochs only sets
+    the cosine period, so it may change under the plateau schedule."""
+    from csipose.train import config as pose_config
+    from csipose.train.loop import PoseTask
+
+    free = PoseTask(pose_config.load()).free_keys
+    for key in ("threads", "device", "amp", "compile", "batch_size", "batch_scale", "epochs"):
+        assert ("train", key) not in free
+    assert ("train", "epochs") in PoseTask(
+        pose_config.load(None, ["optim.scheduler=plateau"])
+    ).free_keys
