@@ -71,7 +71,7 @@ def checkpoint_dir(path: str | os.PathLike[str], which: str = "best", *,
             if not found.is_dir():
                 newest = latest(p)
                 hint = (
-                    f"; its newest checkpoint is {newest.name}, ask for it explicitly (latest)"
+                    f"; its newest checkpoint is {newest.name}: pass {newest} or ask for which='latest'"
                     if newest
                     else ""
                 )
