@@ -84,7 +84,20 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from csipose.countnet import CountNet
+    if args.model:
+        if len(args.inputs) != 1:
+            raise CsiposeError("count predict CAPTURE --model RUN takes one capture (a file, a store or '-')")
+        from csipose.count.predict_capture import predict_capture
+
+        return predict_capture(args.inputs[0], args)
+    if len(args.inputs) != 2:
+        raise CsiposeError("count predict takes CAPTURE --model RUN, or (the older form) RUN WINDOWS.npy")
+    args.checkpoint, args.windows = args.inputs
+    return _predict_windows(args)
+
+
+def _predict_windows(args: argparse.Namespace) -> int:
+    from csipose import CountNet
 
     net = CountNet.load(args.checkpoint)
     try:
@@ -162,12 +175,26 @@ def add_parser(sub: Any) -> None:
     ev.add_argument("--runtime", default="rust", choices=("rust", "torch"), help="which runtime predicts")
     ev.set_defaults(func=_cmd_eval)
 
-    pr = cs.add_parser("predict", help="count people in windows [n, 56, 20] (.npy) with the Rust runtime")
-    pr.add_argument("checkpoint", help="a checkpoint directory, run directory or model.safetensors")
-    pr.add_argument("windows", help="windows [n, 56, 20] or one [56, 20] (.npy, raw amplitude after the "
-                    "checkpoint's subcarrier map)")  # fmt: skip
-    pr.add_argument("--out", help="write probabilities, counts and confidences to this .npz")
-    pr.add_argument("--show", type=int, default=10, help="windows to print (default 10)")
+    pr = cs.add_parser("predict", help="count people over time in a capture (CAPTURE --model RUN), or in "
+                       "windows [n, 56, 20] (RUN WINDOWS.npy)",
+                       description="CAPTURE --model RUN: an ESP32 CSI log (any format convert esp32 reads), "
+                       "a store, or '-' (a live stream on stdin, one output line per window). "
+                       "RUN WINDOWS.npy: windows [n, 56, 20] or one [56, 20] (raw amplitude after the "
+                       "checkpoint's subcarrier map).")  # fmt: skip
+    pr.add_argument("inputs", nargs="+", metavar="CAPTURE | RUN WINDOWS.npy")
+    pr.add_argument("--model", help="the counting run / checkpoint (the CAPTURE form)")
+    pr.add_argument("--out", help="CAPTURE form: counts per window as CSV; WINDOWS form: an .npz")
+    pr.add_argument("--plot", help="CAPTURE form: a timeline plot (PNG) of the counts and confidences")
+    pr.add_argument("--show", type=int, default=10, help="windows to print (default 10; a stream prints all)")
+    pr.add_argument("--clock", default="timestamp", help="the per-packet time of each window (default "
+                    "timestamp, the board's clock; e.g. real_timestamp, before_0)")  # fmt: skip
+    pr.add_argument("--train-rate", type=float, help="packets/s of the training data, when the checkpoint's "
+                    "training store is not at hand")  # fmt: skip
+    pr.add_argument("--stride", type=int, default=20, help="a window every STRIDE packets (default 20)")
+    for flag in ("--format", "--chip", "--secondary", "--segments", "--mac"):
+        pr.add_argument(flag, default="lltf" if flag == "--segments" else "auto",
+                        help=f"as in csipose convert esp32 {flag}")  # fmt: skip
+    pr.add_argument("--allow-truncated", action="store_true", help="as in csipose convert esp32")
     pr.set_defaults(func=_cmd_predict)
 
     he = cs.add_parser("health", help="load a checkpoint in the Rust runtime, check it, run a dummy window")

@@ -52,6 +52,10 @@ def subcarrier_map(spec: str, manifest: dict[str, Any], where: Path) -> Subcarri
     s = manifest["arrays"]["amplitude"]["shape"][2]
     indices = list(manifest.get("csi", {}).get("subcarrier_indices") or [])
     esp32 = [t for t in ("esp32-lltf", "esp32-lltf-ht40") if indices == SUBCARRIERS[t]]
+    if spec in ("auto", "esp32") and not esp32 and (manifest.get("csi", {}).get("capture") or {}).get("segments"):
+        from csipose.count.capture import capture_map  # an ESP32 capture store: its declared layout
+
+        return capture_map(manifest)
     if spec == "auto":
         if esp32:
             return esp32_map(esp32[0])

@@ -54,6 +54,15 @@ class Capture:
     extra: dict[str, np.ndarray] = field(default_factory=dict)  # per packet: [n_packets, ...]
     null_subcarriers: list[int] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)  # what the reader skipped or assumed
+    # Labels (ESP32 --label / --labels): per packet count (-1 unknown) and recording index;
+    # each recording becomes a store sequence (named group_names[i], action group_actions[i]).
+    person_count: np.ndarray | None = None
+    groups: np.ndarray | None = None
+    group_names: list[str] = field(default_factory=list)
+    group_actions: list[str] = field(default_factory=list)
+    splits: dict[str, tuple[dict[str, list[int]], str]] = field(
+        default_factory=dict
+    )  # parts by group
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -202,6 +211,9 @@ def write(
         "capture": capture.notes,
     }
     window = {"length": 1, "stride": 1, "label": "first"}
+    if capture.person_count is not None and p == 1:
+        # Labelled captures: CountNet's 20-packet windows, labelled by their last packet.
+        window = {"length": 20, "stride": 20, "label": "last"}
     with open_store(
         out, src, args, converter=converter, options=_options(args),
         csi=csi, labels=None, default_window=window,
@@ -212,6 +224,26 @@ def write(
         }
         names = {k: w.code(k, getattr(args, k)) for k in ("environment", "subject", "action")}
         sequence = w.code("sequence", src.name)
+        if capture.groups is not None:
+            used = set(
+                np.unique(capture.groups).tolist()
+            )  # names of empty groups stay out of the tables
+            seq_codes = np.asarray(
+                [
+                    w.code("sequence", g) if i in used else -1
+                    for i, g in enumerate(capture.group_names)
+                ]
+            )
+            act_codes = np.asarray(
+                [
+                    w.code("action", a) if i in used else -1
+                    for i, a in enumerate(capture.group_actions)
+                ]
+            )
+            for name, (parts, definition) in capture.splits.items():
+                w.add_split(
+                    name, {k: [int(seq_codes[g]) for g in v] for k, v in parts.items()}, definition
+                )
         counts = {"repaired_values": 0, "repaired_frames": 0, "all_nan_frames": 0}
         counts |= {"constant_frames": 0, "excluded_frames": 0}
         batches = range(0, n_frames, _BATCH)
@@ -222,14 +254,18 @@ def write(
             valid = np.ones(stop - start, bool)
             if not finite:
                 amplitude, phase, valid = _repair(amplitude, phase, counts)
+            labelled = {}
+            if capture.groups is not None and capture.person_count is not None:
+                first = _frames(capture.groups, start, stop, p)[:, 0]
+                labelled = {"sequence": seq_codes[first], "action": act_codes[first],
+                            "person_count": _frames(capture.person_count, start, stop, p)[:, 0]}  # fmt: skip
             w.add_frames(
                 amplitude=amplitude,
                 phase=phase,
-                sequence=sequence,
                 frame_index=np.arange(start, stop, dtype=np.int32),
                 valid=valid,
                 extra={k: _frames(v, start, stop, p) for k, v in capture.extra.items()},
-                **names,
+                **({"sequence": sequence, **names} | labelled),
             )
         rule = "none" if finite else f"{MMFI_RULE}; applied to amplitude and phase separately"
         w.repair = {"rule": rule, **counts}
