@@ -82,3 +82,57 @@ def test_counting_training_and_calibration_see_no_unseen_room(stores):
     for part in (cfg.data.val_part, "test"):
         assert _rooms(data.store, data.parts[part]).isdisjoint(unseen), part
     assert "part train" in data.zscore_source
+
+
+def test_summary_over_rooms_matches_numpy():
+    from csipose.metrics import by_group
+
+    rng = np.random.default_rng(0)
+    m, b = rng.uniform(0.1, 1, 5), rng.uniform(0.1, 1, 5)
+    s = by_group.summarise(
+        {f"E{i}": {"mpjpe": (m[i], b[i]), "ece": (None, b[i])} for i in range(5)}
+    )
+    for what, v in (("model", m), ("baseline", b), ("ratio", m / b)):
+        got = s["summary"]["mpjpe"][what]
+        assert got["mean"] == pytest.approx(v.mean()) and got["std"] == pytest.approx(v.std())
+        assert (got["min"], got["max"], got["n"]) == (
+            pytest.approx(v.min()),
+            pytest.approx(v.max()),
+            5,
+        )
+    assert s["summary"]["ece"]["model"]["n"] == 0 and s["groups"]["E0"]["ece"]["ratio"] is None
+    assert "| **mean** |" in by_group.to_markdown(s)
+
+
+def test_eval_reports_each_unseen_room_beside_the_baselines(stores, tmp_path):
+    from csipose.count.evaluate import evaluate as count_evaluate
+    from csipose.count.train import train as count_train
+    from csipose.train.evaluate import evaluate
+    from csipose.train.loop import train
+
+    common = ["data.split=rooms", 'data.test_parts=["test","unseen"]', "train.threads=1",
+              "train.early_stop=0", "train.max_steps=2"]  # fmt: skip
+    run = train(pose_config.load(None, [*common, 'data.source="store"', f'data.store="{stores[0]}"',
+                                        f'train.run_dir="{tmp_path / "pose"}"', "train.epochs=1",
+                                        'model.name="wiflow-tiny"', "model.options={input_pw_groups=2}"]),
+                progress=False)  # fmt: skip
+    evaluate(run, "unseen")
+    rep = __import__("json").loads((run / "eval/unseen/report.json").read_text())
+    rooms = rep["by_room"]
+    assert len(rooms["groups"]) == protocol.UNSEEN_ROOMS
+    per = [g["mpjpe"]["model"] for g in rooms["groups"].values()]
+    assert rooms["summary"]["mpjpe"]["model"]["mean"] == pytest.approx(np.mean(per))
+    for name, g in rooms["groups"].items():
+        r = rep["by_environment"][name]
+        assert g["mpjpe"]["baseline"] == r["mean_pose_baseline"]["mpjpe"]["value"]
+        assert g["mpjpe"]["ratio"] == pytest.approx(g["mpjpe"]["model"] / g["mpjpe"]["baseline"])
+        assert g["pck@20"]["baseline"] is not None  # its ratio is null when the baseline scores 0
+
+    crun = tmp_path / "count"
+    count_train(count_config.load(None, [*common, 'data.source="store"', f'data.store="{stores[1]}"',
+                                         f'train.run_dir="{crun}"', "train.epochs=1"]))  # fmt: skip
+    crep = count_evaluate(crun, "unseen")
+    assert len(crep["by_room"]["groups"]) == protocol.UNSEEN_ROOMS
+    maes = [r["model"]["mae"]["value"] for r in crep["by_environment"].values()]
+    assert crep["by_room"]["summary"]["mae"]["model"]["mean"] == pytest.approx(np.mean(maes))
+    assert "| **std** |" in (crun / "count_eval/unseen/report.md").read_text()
