@@ -136,3 +136,18 @@ def test_eval_reports_each_unseen_room_beside_the_baselines(stores, tmp_path):
     maes = [r["model"]["mae"]["value"] for r in crep["by_environment"].values()]
     assert crep["by_room"]["summary"]["mae"]["model"]["mean"] == pytest.approx(np.mean(maes))
     assert "| **std** |" in (crun / "count_eval/unseen/report.md").read_text()
+
+
+def test_capture_norm_normalises_each_room_by_its_own_windows(stores):
+    cfg = count_config.load(None, ["data.split=rooms", 'data.test_parts=["test","unseen"]',
+                                   'data.features=["static_removal","capture_norm"]'])  # fmt: skip
+    data = count_data.prepare(cfg, stores[1])
+    for part in ("val", "unseen"):
+        x, _ = data.windows(part)
+        rooms = data.store.gather(data.parts[part], fields=["environment"])["environment"]
+        for r in np.unique(rooms):
+            # Every window of the room is in this part, so the room's statistics are exactly these.
+            xs = x[rooms == r].transpose(1, 0, 2).reshape(56, -1)
+            np.testing.assert_allclose(xs.mean(1), 0, atol=1e-4)
+            np.testing.assert_allclose(xs.std(1), 1, atol=1e-3)
+    assert "features" in data.zscore_source and data.metadata()["features"] == cfg.data.features

@@ -18,7 +18,7 @@ import numpy as np
 from csipose._files import write_text_atomic
 from csipose.count import metrics
 from csipose.count.config import from_json
-from csipose.count.data import gather, prepare
+from csipose.count.data import prepare
 from csipose.countnet import CountNet, checkpoint_file, read_metadata
 from csipose.errors import CheckpointError
 from csipose.metrics import by_group
@@ -71,7 +71,7 @@ def evaluate(run: str | Path, part: str = "test", *, out: str | Path | None = No
         raise ValueError(
             f"split {cfg.data.split!r} has no part {part!r} (it has {', '.join(data.parts)})"
         )
-    x, y = gather(data.store, data.parts[part])
+    x, y = data.windows(part)
     if runtime == "rust":
         pred = CountNet.load(file).predict(x)
         probs, conf = pred.probabilities, pred.confidences

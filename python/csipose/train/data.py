@@ -5,7 +5,7 @@ part, and the normalisation of targets."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ import numpy as np
 from csipose import signal, skeleton
 from csipose.data import CsiTransform, Store, ZScore
 from csipose.data import simulate as sim
+from csipose.signal_features import extra_channels
 from csipose.train.config import Config, ConfigError
 
 
@@ -35,6 +36,8 @@ class PoseData:
     #: deviation from the mean pose (one scale for every axis, so bones keep their
     #: proportions); a zero output is the mean-pose baseline.
     target_scale: float
+    #: Environment-robust input features (DataConfig.features, csipose.signal_features).
+    features: list[str] = field(default_factory=list)
 
     @property
     def keypoints(self) -> int:
@@ -150,6 +153,7 @@ def prepare(cfg: Config, path: Path) -> PoseData:
                 "data.subcarriers maps the amplitude only; use data.inputs = 'amplitude' with it"
             )
         channels += 2 * (a - 1) * s
+    channels += extra_channels(d.features, a, transform.out_subcarriers(s))
     return PoseData(
         store=store,
         parts=parts,
@@ -160,6 +164,7 @@ def prepare(cfg: Config, path: Path) -> PoseData:
         time_steps=store.window.length * p,
         mean_pose=mean_pose,
         target_scale=spread or 1.0,
+        features=list(d.features),
     )
 
 

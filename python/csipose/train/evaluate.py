@@ -45,6 +45,7 @@ def load_run(
         time_steps=meta["time_steps"],
         mean_pose=meta["mean_pose"],
         target_scale=meta["target_scale"],
+        features=list(cfg.data.features),
     )
     model = build_model(data, cfg)
     model.load_state_dict(ck["tensors"])
