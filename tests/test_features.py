@@ -105,11 +105,11 @@ def test_count_features_match_numpy():
 
 
 def test_unknown_features_are_config_errors():
-    with pytest.raises(pose_config.ConfigError, match="data.features"):
+    with pytest.raises(pose_config.ConfigError, match=r"data\.features"):
         pose_config.load(None, ['data.features=["doppler"]'])
     with pytest.raises(pose_config.ConfigError, match="conj_product"):
         pose_config.load(None, ['data.features=["conj_product"]', "data.inputs=amplitude"])
     from csipose.count import config as count_config
 
-    with pytest.raises(pose_config.ConfigError, match="data.features"):
+    with pytest.raises(pose_config.ConfigError, match=r"data\.features"):
         count_config.load(None, ['data.features=["conj_product"]'])
