@@ -101,3 +101,12 @@ def test_room_draw_is_checked(tmp_path):
         simulate(tmp_path / "x", room_draw="sometimes", **SMALL)
     with pytest.raises(ValueError, match="at least 6 rooms"):
         simulate(tmp_path / "y", room_draw="per_sequence", **{**SMALL, "environments": 4})
+
+
+def test_cli_simulate_per_sequence_rooms(tmp_path, capsys):
+    from csipose.cli import main
+
+    assert main(["simulate", str(tmp_path / "c"), "--environments", "6", "--subjects", "1",
+                 "--actions", "wave", "--frames", "3", "--rooms", "per_sequence"]) == 0  # fmt: skip
+    assert "wrote store" in capsys.readouterr().out
+    assert len(Store.open(tmp_path / "c").manifest["provenance"]["drawn_rooms"]) == 1
