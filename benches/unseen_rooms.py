@@ -107,9 +107,9 @@ def count(args: argparse.Namespace) -> list[dict[str, Any]]:
         if args.variants and name not in args.variants:
             continue
         store = simulate_once(
-            Path(args.root) / f"count-{draw}-e{args.environments}-s{args.count_subjects}-q2-f{args.count_frames}",
+            Path(args.root) / f"count-{draw}-e{args.environments}-s{args.count_subjects}-q{args.count_sequences}-f{args.count_frames}",
             f"counting data ({draw} rooms)", profile="esp32", environments=args.environments,
-            subjects=args.count_subjects, sequences=2, frames=args.count_frames, room_draw=draw,
+            subjects=args.count_subjects, sequences=args.count_sequences, frames=args.count_frames, room_draw=draw,
             progress=False,
         )  # fmt: skip
         run = Path(args.root) / "runs" / f"count-{draw}-{'+'.join(features) or 'plain'}"
@@ -173,13 +173,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", choices=["pose", "count"], default=None)
     ap.add_argument("--variants", nargs="*", default=None, help="variant names (default: all)")
     ap.add_argument("--environments", type=int, default=10)
-    ap.add_argument("--subjects", type=int, default=4)
-    ap.add_argument("--frames", type=int, default=16)
+    ap.add_argument("--subjects", type=int, default=3)
+    ap.add_argument("--frames", type=int, default=12)
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--pose-model", default="wiflow-tiny")
     ap.add_argument("--count-subjects", type=int, default=6)
-    ap.add_argument("--count-frames", type=int, default=100)
+    ap.add_argument("--count-frames", type=int, default=60)
+    ap.add_argument("--count-sequences", type=int, default=3)
     ap.add_argument("--count-epochs", type=int, default=15)
     args = ap.parse_args(argv)
     p = pose(args) if args.only in (None, "pose") else []
