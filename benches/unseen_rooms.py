@@ -107,7 +107,8 @@ def count(args: argparse.Namespace) -> list[dict[str, Any]]:
         if args.variants and name not in args.variants:
             continue
         store = simulate_once(
-            Path(args.root) / f"count-{draw}-e{args.environments}-s{args.count_subjects}-q{args.count_sequences}-f{args.count_frames}",
+            Path(args.root) / (f"count-{draw}-e{args.environments}-s{args.count_subjects}"
+                               f"-q{args.count_sequences}-f{args.count_frames}"),
             f"counting data ({draw} rooms)", profile="esp32", environments=args.environments,
             subjects=args.count_subjects, sequences=args.count_sequences, frames=args.count_frames, room_draw=draw,
             progress=False,
