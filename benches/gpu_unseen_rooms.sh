@@ -38,7 +38,7 @@ elapsed "bench_train done"
 
 # Pose: a quarter-size WiFlow on 14 rooms (9 training, 1 validation, 4 unseen), more
 # people and frames than the CPU run; today's inputs against the CPU run's best.
-timeout 270 python benches/unseen_rooms.py --root "$OUT/unseen" --device cuda --threads "$CORES" \
+timeout 210 python benches/unseen_rooms.py --root "$OUT/unseen" --device cuda --threads "$CORES" \
     --only pose --environments 14 --subjects 5 --frames 24 --epochs 20 --batch-size 128 \
     --pose-model wiflow-quarter \
     --variants "baseline (today's inputs)" "domain-randomised rooms" \
@@ -46,7 +46,7 @@ timeout 270 python benches/unseen_rooms.py --root "$OUT/unseen" --device cuda --
 elapsed "pose done"
 
 # Counting: CountNet on the same protocol, more scenes per room.
-timeout 150 python benches/unseen_rooms.py --root "$OUT/unseen" --device cuda --threads "$CORES" \
+timeout 110 python benches/unseen_rooms.py --root "$OUT/unseen" --device cuda --threads "$CORES" \
     --only count --environments 14 --count-subjects 6 --count-sequences 4 --count-frames 100 \
     --count-epochs 30 \
     --variants "baseline (today's inputs)" "capture_norm" "domain-randomised + capture_norm" \
