@@ -173,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--only", choices=["pose", "count"], default=None)
     ap.add_argument("--variants", nargs="*", default=None, help="variant names (default: all)")
+    ap.add_argument("--tag", default="", help="appended to the results file names")
     ap.add_argument("--environments", type=int, default=10)
     ap.add_argument("--subjects", type=int, default=3)
     ap.add_argument("--frames", type=int, default=12)
@@ -189,10 +190,10 @@ def main(argv: list[str] | None = None) -> int:
     md = tables(p, c)
     root = Path(args.root)
     root.mkdir(parents=True, exist_ok=True)
-    (root / f"results-{args.only or 'all'}.json").write_text(
+    (root / f"results-{args.only or 'all'}{args.tag}.json").write_text(
         json.dumps({"pose": p, "count": c, "args": vars(args)}, indent=1)
     )
-    (root / f"results-{args.only or 'all'}.md").write_text(md)
+    (root / f"results-{args.only or 'all'}{args.tag}.md").write_text(md)
     print(md)
     return 0
 

@@ -299,7 +299,10 @@ def simulate(
             )
             if tree is not None:
                 _write_mmfi(tree, seq, acts, r)
-            h = r["complex"] * np.float32(amp_gain) if amp_gain != 1.0 else r["complex"]
+            h = r["complex"]
+            if amp_gain != 1.0:  # real and imaginary parts apart: an infinite value stays (inf, 0)
+                h.real *= np.float32(amp_gain)
+                h.imag *= np.float32(amp_gain)
             amp, phase, valid = tally.add(np.abs(h), np.angle(h))
             w.repair = tally.to_dict()
             kp, vis, extra = _keypoints(p, r)
