@@ -29,6 +29,8 @@ class CountDataConfig:
     sim_seed: int = 0
     spot_jitter: float = 0.15
     heading_jitter: float = 15.0
+    #: "fixed" rooms, or "per_sequence": domain randomisation (docs/simulator.md; >= 6 rooms).
+    room_draw: str = "fixed"
     #: The split and its parts. "random" splits a store without splits (e.g. paired
     #: JSONL) by window, stratified by count, with val_fraction and test_fraction.
     split: str = "default"

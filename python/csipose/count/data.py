@@ -86,10 +86,12 @@ def dataset_path(cfg: CountConfig) -> Path:
         return Path(d.store)
     name = (f"sim{sim.VERSION}-esp32-count-e{d.environments}-s{d.subjects}-q{d.sequences}"
             f"-f{d.frames}-j{d.spot_jitter:g}-{d.heading_jitter:g}-seed{d.sim_seed}")  # fmt: skip
+    if d.room_draw != "fixed":
+        name += f"-{d.room_draw}"
     return sim.simulate_once(Path(d.cache_dir) / name, "the ESP32 counting data", profile="esp32",
                              environments=d.environments, subjects=d.subjects, frames=d.frames,
                              sequences=d.sequences, seed=d.sim_seed, spot_jitter=d.spot_jitter,
-                             heading_jitter=d.heading_jitter)  # fmt: skip
+                             heading_jitter=d.heading_jitter, room_draw=d.room_draw)  # fmt: skip
 
 
 @dataclass

@@ -40,6 +40,9 @@ class DataConfig:
     #: per sequence; 0 and 0: everyone acts on the room's marked spot, facing the camera.
     spot_jitter: float = 0.0
     heading_jitter: float = 0.0
+    #: "fixed" rooms, or "per_sequence": every training sequence in a drawn room of its own
+    #: (domain randomisation, docs/simulator.md; needs environments >= 6).
+    room_draw: str = "fixed"
     #: The split and its parts.
     split: str = "default"
     train_part: str = "train"

@@ -70,11 +70,14 @@ def dataset_path(cfg: Config, is_main: bool = True, wait: Any = None) -> Path:
         return Path(d.store)
     name = (f"sim{sim.VERSION}-{d.profile}-e{d.environments}-s{d.subjects}-f{d.frames}"
             f"-j{d.spot_jitter:g}-{d.heading_jitter:g}-seed{d.sim_seed}")  # fmt: skip
+    if d.room_draw != "fixed":
+        name += f"-{d.room_draw}"
     path = Path(d.cache_dir) / name
     if is_main:
         sim.simulate_once(path, f"the {d.profile} dataset", profile=d.profile,
                           environments=d.environments, subjects=d.subjects, frames=d.frames,
-                          seed=d.sim_seed, spot_jitter=d.spot_jitter, heading_jitter=d.heading_jitter)  # fmt: skip
+                          seed=d.sim_seed, spot_jitter=d.spot_jitter, heading_jitter=d.heading_jitter,
+                          room_draw=d.room_draw)  # fmt: skip
     if wait is not None:
         wait()  # other processes wait until the main one has written it
     return path
