@@ -40,7 +40,7 @@ elapsed "bench_train done"
 # people and frames than the CPU run; today's inputs against the CPU run's best.
 timeout 210 python benches/unseen_rooms.py --root "$OUT/unseen" --device cuda --threads "$CORES" \
     --only pose --environments 14 --subjects 5 --frames 24 --epochs 20 --batch-size 128 \
-    --pose-model wiflow-quarter \
+    --pose-model wiflow-quarter --model-options "" \
     --variants "baseline (today's inputs)" "domain-randomised rooms" \
     "domain-randomised + static_removal + augment" 2>&1 | tee "$OUT/pose.log" || true
 elapsed "pose done"

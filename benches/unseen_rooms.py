@@ -77,6 +77,7 @@ def pose(args: argparse.Namespace) -> list[dict[str, Any]]:
             f'model.name="{args.pose_model}"', f"train.epochs={args.epochs}", "train.time_budget_min=0",
             f"train.batch_size={args.batch_size}", f'train.device="{args.device}"',
             f"train.threads={args.threads}", f'train.run_dir="{run}"',
+            *([f"model.options={args.model_options}"] if args.model_options else []),
         ])  # fmt: skip
         t0 = time.time()
         train(cfg, progress=False)
@@ -180,6 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--pose-model", default="wiflow-tiny")
+    ap.add_argument(
+        "--model-options",
+        default="{input_pw_groups=2}",
+        help="model.options as TOML ('' = the model's own); the default fits wiflow-tiny",
+    )
     ap.add_argument("--count-subjects", type=int, default=6)
     ap.add_argument("--count-frames", type=int, default=60)
     ap.add_argument("--count-sequences", type=int, default=3)
