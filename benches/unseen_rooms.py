@@ -38,6 +38,7 @@ COUNT_VARIANTS: list[tuple[str, str, list[str]]] = [
     ("static_removal + capture_norm", "fixed", ["static_removal", "capture_norm"]),
     ("domain-randomised rooms", "per_sequence", []),
     ("domain-randomised + capture_norm", "per_sequence", ["capture_norm"]),
+    ("domain-randomised + static_removal", "per_sequence", ["static_removal"]),
 ]
 
 
