@@ -151,3 +151,12 @@ def test_capture_norm_normalises_each_room_by_its_own_windows(stores):
             np.testing.assert_allclose(xs.mean(1), 0, atol=1e-4)
             np.testing.assert_allclose(xs.std(1), 1, atol=1e-3)
     assert "features" in data.zscore_source and data.metadata()["features"] == cfg.data.features
+
+
+def test_shipped_unseen_room_configs_load():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "configs"
+    for f in sorted(root.glob("unseen-rooms*.toml")):
+        cfg = (count_config if "count" in f.name else pose_config).load(f)
+        assert cfg.data.split == "rooms" and "unseen" in cfg.data.test_parts, f
