@@ -59,6 +59,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         heading_jitter=args.heading_jitter,
         mmfi_tree=args.mmfi_tree,
         overwrite=args.overwrite,
+        room_draw=args.rooms,
     )
     print(f"wrote store {out}")
     return 0
@@ -183,6 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="std of where a person faces, per sequence, in degrees (default 15)")  # fmt: skip
     sim.add_argument("--mmfi-tree", help="also write the official MM-Fi layout here (profile mmfi)")
     sim.add_argument("--overwrite", action="store_true", help="replace an existing store")
+    sim.add_argument("--rooms", choices=["fixed", "per_sequence"], default="fixed",
+                     help="per_sequence: domain randomisation, every training sequence in a room "
+                     "of its own (needs >= 6 environments; docs/simulator.md)")  # fmt: skip
     sim.set_defaults(func=_cmd_simulate)
 
     from csipose.data.convert import converters

@@ -40,6 +40,9 @@ class DataConfig:
     #: per sequence; 0 and 0: everyone acts on the room's marked spot, facing the camera.
     spot_jitter: float = 0.0
     heading_jitter: float = 0.0
+    #: "fixed" rooms, or "per_sequence": every training sequence in a drawn room of its own
+    #: (domain randomisation, docs/simulator.md; needs environments >= 6).
+    room_draw: str = "fixed"
     #: The split and its parts.
     split: str = "default"
     train_part: str = "train"
@@ -57,6 +60,8 @@ class DataConfig:
     #: Model input: "amplitude", or "amplitude+phase" (adds cos and sin of each antenna's
     #: phase relative to antenna 0, csipose.models.antenna_phase_features).
     inputs: str = "amplitude+phase"
+    #: Environment-robust input features (csipose.signal_features.POSE_FEATURES); [] = none.
+    features: list[str] = field(default_factory=list)
     workers: int = 0
 
 
@@ -223,6 +228,15 @@ def check(cfg: Config) -> None:
         raise ConfigError(
             f"data.inputs must be 'amplitude' or 'amplitude+phase', got {cfg.data.inputs!r}"
         )
+    try:
+        from csipose.signal_features import POSE_FEATURES
+        from csipose.signal_features import check as check_features
+
+        check_features(cfg.data.features, POSE_FEATURES)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    if "conj_product" in cfg.data.features and cfg.data.inputs != "amplitude+phase":
+        raise ConfigError("data.features 'conj_product' needs data.inputs = 'amplitude+phase'")
     if cfg.optim.scheduler not in ("plateau", "cosine"):
         raise ConfigError(
             f"optim.scheduler must be 'plateau' or 'cosine', got {cfg.optim.scheduler!r}"
