@@ -138,7 +138,8 @@ class CountTask(Task):
         self.x_val, self.y_val = data.windows(cfg.data.val_part)
         model = CountNet()
         model.set_preprocess(torch.from_numpy(data.mean), torch.from_numpy(data.std))
-        self.model = self.net = model.to(self.device)
+        self.countnet = model.to(self.device)
+        self.model = self.net = self.countnet
         self.optimizer = torch.optim.AdamW(
             model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay
         )
@@ -173,7 +174,7 @@ class CountTask(Task):
         return loss_terms(self.net(xb), yb, self.cfg, self.weight)
 
     def validate(self) -> dict[str, float]:
-        z, _ = logits_of(self.model, self.x_val, self.cfg.eval.batch_size)
+        z, _ = logits_of(self.countnet, self.x_val, self.cfg.eval.batch_size)
         pred = z.argmax(axis=1)
         return {"val_accuracy": float(np.mean(pred == self.y_val)),
                 "val_mae": float(np.mean(np.abs(pred - self.y_val))),
@@ -215,7 +216,7 @@ class CountTask(Task):
         validation part, written as checkpoints/calibrated, which becomes best."""
         cfg = self.cfg
         best = checkpoint.load(run / "checkpoints" / "best")
-        model = self.model.cpu()
+        model = self.countnet.cpu()
         model.load_state_dict(best["tensors"])
         z, c = logits_of(model, self.x_val, cfg.eval.batch_size)
         cal = calibrate.fit(z, self.y_val, c)

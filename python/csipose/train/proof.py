@@ -31,7 +31,7 @@ import torch
 HASHES = Path(__file__).with_name("proof_hashes.json")
 
 #: The fixed run. Changing any of this changes every committed hash.
-STORE = {
+STORE: dict[str, Any] = {
     "profile": "esp32",
     "environments": 2,
     "subjects": 3,
