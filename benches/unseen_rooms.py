@@ -59,7 +59,7 @@ def pose(args: argparse.Namespace) -> list[dict[str, Any]]:
 
     rows = []
     for name, draw, features in POSE_VARIANTS:
-        if args.variants and name not in args.variants:
+        if (args.variants and name not in args.variants) or (args.rooms and draw != args.rooms):
             continue
         store = simulate_once(
             Path(args.root) / f"pose-{draw}-e{args.environments}-s{args.subjects}-f{args.frames}",
@@ -67,6 +67,8 @@ def pose(args: argparse.Namespace) -> list[dict[str, Any]]:
             subjects=args.subjects, frames=args.frames, spot_jitter=0.0, heading_jitter=0.0,
             room_draw=draw, progress=False,
         )  # fmt: skip
+        if args.simulate_only:
+            continue
         run = (
             Path(args.root)
             / "runs"
@@ -106,7 +108,7 @@ def count(args: argparse.Namespace) -> list[dict[str, Any]]:
 
     rows = []
     for name, draw, features in COUNT_VARIANTS:
-        if args.variants and name not in args.variants:
+        if (args.variants and name not in args.variants) or (args.rooms and draw != args.rooms):
             continue
         store = simulate_once(
             Path(args.root) / (f"count-{draw}-e{args.environments}-s{args.count_subjects}"
@@ -115,6 +117,8 @@ def count(args: argparse.Namespace) -> list[dict[str, Any]]:
             subjects=args.count_subjects, sequences=args.count_sequences, frames=args.count_frames, room_draw=draw,
             progress=False,
         )  # fmt: skip
+        if args.simulate_only:
+            continue
         run = Path(args.root) / "runs" / f"count-{draw}-{'+'.join(features) or 'plain'}"
         cfg = config.load(None, [
             'data.source="store"', f'data.store="{store}"', "data.split=rooms",
@@ -176,6 +180,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", choices=["pose", "count"], default=None)
     ap.add_argument("--variants", nargs="*", default=None, help="variant names (default: all)")
     ap.add_argument("--tag", default="", help="appended to the results file names")
+    ap.add_argument(
+        "--rooms",
+        choices=["fixed", "per_sequence"],
+        default=None,
+        help="only the variants on these rooms",
+    )
+    ap.add_argument("--simulate-only", action="store_true", help="simulate the data, train nothing")
     ap.add_argument("--environments", type=int, default=10)
     ap.add_argument("--subjects", type=int, default=3)
     ap.add_argument("--frames", type=int, default=12)
@@ -194,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     p = pose(args) if args.only in (None, "pose") else []
     c = count(args) if args.only in (None, "count") else []
+    if args.simulate_only:
+        return 0
     md = tables(p, c)
     root = Path(args.root)
     root.mkdir(parents=True, exist_ok=True)
