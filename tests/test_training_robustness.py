@@ -88,12 +88,16 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 180) -> None:
         time.sleep(0.05)
 
 
-def test_a_run_killed_during_a_checkpoint_write_resumes_to_the_uninterrupted_result(
-    store, tmp_path
-):
-    whole = count_train.train(config.load(None, overrides(store, tmp_path / "whole")))
-    run, marker = tmp_path / "killed", tmp_path / "paused"
-    env = {**os.environ, "CSIPOSE_TEST_PAUSE_IN_CHECKPOINT": f"epoch-0001:{marker}"}
+@pytest.fixture(scope="module")
+def whole(store, tmp_path_factory) -> Path:
+    return count_train.train(
+        config.load(None, overrides(store, tmp_path_factory.mktemp("whole") / "run"))
+    )
+
+
+def _killed_at(store: Path, run: Path, pause: str) -> None:
+    marker = run.parent / "paused"
+    env = {**os.environ, "CSIPOSE_TEST_PAUSE_IN_CHECKPOINT": f"{pause}:{marker}"}
     args = ["count", "train", *overrides(store, run), "--no-eval"]
     proc = subprocess.Popen([sys.executable, "-m", "csipose", *args], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)  # fmt: skip
@@ -101,6 +105,13 @@ def test_a_run_killed_during_a_checkpoint_write_resumes_to_the_uninterrupted_res
     proc.send_signal(signal.SIGKILL)
     _, err = proc.communicate()
     assert marker.exists() and proc.returncode == -signal.SIGKILL, err.decode()
+
+
+def test_a_run_killed_during_a_checkpoint_write_resumes_to_the_uninterrupted_result(
+    store, whole, tmp_path
+):
+    run = tmp_path / "killed"
+    _killed_at(store, run, "epoch-0001")
     ck = run / "checkpoints"
     # Killed half-way through writing epoch-0001: its weights are in a hidden directory only.
     (partial,) = ck.glob(".epoch-0001.tmp-*")
@@ -113,6 +124,23 @@ def test_a_run_killed_during_a_checkpoint_write_resumes_to_the_uninterrupted_res
     assert same(weights(run, "best"), weights(run, "epoch-0000"))
     assert main(["count", "train", *overrides(store, run), "--resume", "auto", "--no-eval"]) == 0
     for name in ("epoch-0001", "epoch-0002", "best"):
+        assert same(weights(whole, name), weights(run, name)), name
+
+
+def test_a_run_killed_while_swapping_best_keeps_the_old_best_and_resumes(store, whole, tmp_path):
+    """Killed after the calibrated checkpoint is copied for ``best`` and before the
+    swap: the previous ``best`` (the uncalibrated best epoch) is intact and complete."""
+    run = tmp_path / "killed"
+    _killed_at(store, run, "calibrated/best")
+    ck = run / "checkpoints"
+    assert list(ck.glob(".best.tmp-*")) and (ck / "calibrated").is_dir()
+    best = checkpoint.load(run)  # complete
+    assert "calibration" not in best["trainer"]
+    assert json.loads(best["metadata"]["calibration"])["note"] == "not calibrated yet"
+    assert ckfind.latest(run) == ck / "epoch-0002"
+    assert main(["count", "train", *overrides(store, run), "--resume", "auto", "--no-eval"]) == 0
+    assert "calibration" in checkpoint.load(run)["trainer"]
+    for name in ("epoch-0002", "calibrated", "best"):
         assert same(weights(whole, name), weights(run, name)), name
 
 

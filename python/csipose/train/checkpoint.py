@@ -49,7 +49,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def _test_pause(name: str) -> None:
     """Crash-safety tests: ``CSIPOSE_TEST_PAUSE_IN_CHECKPOINT=NAME:MARKER`` makes the
-    write of checkpoint NAME stop half-way, touch MARKER and wait to be killed."""
+    write of checkpoint NAME stop half-way (``NAME/best``: its copy to ``best``, just
+    before the swap), touch MARKER and wait to be killed."""
     hook = os.environ.get("CSIPOSE_TEST_PAUSE_IN_CHECKPOINT", "")
     want, _, marker = hook.partition(":")
     if hook and want == name:
@@ -94,6 +95,7 @@ def save(
         if best:
             copy = root / f".best.tmp-{os.getpid()}-{secrets.token_hex(3)}"
             shutil.copytree(root / name, copy)
+            _test_pause(f"{name}/best")
             replace_dir(copy, root / "best")
         write_json_atomic(root / "latest.json", {"name": name})
     except BaseException:
