@@ -1,6 +1,6 @@
 """Training throughput and the data loader's share of step time.
 
-    python benches/bench_train.py [section.key=value ...] [--steps N]
+    python benches/bench_train.py [section.key=value ...] [--steps N] [--device cpu,cuda]
 
 Trains the configured model (default: the built-in job's, on its cached
 simulated data) for N steps and reports windows per second and the share of
@@ -73,12 +73,46 @@ def time_batches(loader, n: int) -> float:
     return (time.perf_counter() - t) / n
 
 
+def train_steps(cfg, data, loader, device: torch.device, n: int) -> tuple[float, float]:
+    """(step, wait) seconds summed over ``n`` training steps on ``device`` after 3 warm-up steps."""
+    torch.manual_seed(0)
+    model = build_model(data, cfg).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr)
+    mean = torch.tensor(data.mean_pose, dtype=torch.float32, device=device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    wait = step = 0.0
+    done = 0
+    while done < n + 3:
+        t_wait = time.perf_counter()
+        for batch in loader:
+            t0 = time.perf_counter()
+            y = (batch["keypoints"].to(device) - mean) / data.target_scale
+            loss = pose_loss(model(model_input(batch, device, data.features)), y, data.skeleton,
+                             visible=batch["visibility"].to(device))  # fmt: skip
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sync()  # the step is done when the device is
+            t1 = time.perf_counter()
+            if done >= 3:  # skip warm-up steps
+                wait += t0 - t_wait
+                step += t1 - t_wait
+            done += 1
+            if done >= n + 3:
+                break
+            t_wait = time.perf_counter()
+    return step, wait
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("overrides", nargs="*")
     ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--device", default="cpu",
+                    help="comma-separated devices to time the training step on (cpu, cuda); a device "
+                    "torch does not see is reported and skipped")  # fmt: skip
     args = ap.parse_args()
     cfg = config.load(None, args.overrides)
     threads = cfg.train.threads or os.cpu_count() or 1
@@ -90,31 +124,15 @@ def main() -> None:
     bs = cfg.train.batch_size
     loader = make_loader(WindowDataset(data.store, idx, fields=fields), bs,
                          sampler=EpochSampler(len(idx), seed=0), num_workers=cfg.data.workers)  # fmt: skip
-    model = build_model(data, cfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr)
-    mean = torch.tensor(data.mean_pose, dtype=torch.float32)
-
-    wait = step = 0.0
-    done = 0
-    while done < args.steps + 3:
-        t_wait = time.perf_counter()
-        for batch in loader:
-            t0 = time.perf_counter()
-            y = (batch["keypoints"] - mean) / data.target_scale
-            loss = pose_loss(model(model_input(batch, torch.device("cpu"))), y, data.skeleton,
-                             visible=batch["visibility"])  # fmt: skip
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            t1 = time.perf_counter()
-            if done >= 3:  # skip warm-up steps
-                wait += t0 - t_wait
-                step += t1 - t_wait
-            done += 1
-            if done >= args.steps + 3:
-                break
-            t_wait = time.perf_counter()
+    devices = []
+    for name in args.device.split(","):
+        if name.startswith("cuda") and not torch.cuda.is_available():
+            print(f"device {name}: torch sees no CUDA device; skipped")
+            continue
+        devices.append(torch.device(name))
     n = args.steps
+    timed = {dev: train_steps(cfg, data, loader, dev, n) for dev in devices}
+    model = build_model(data, cfg)
     rust = time_batches(loader, n)
     base_loader = torch.utils.data.DataLoader(
         NumpyWindows(data.store, idx, fields),
@@ -130,9 +148,15 @@ def main() -> None:
           f"[{data.in_channels}, {data.time_steps}] ({cfg.data.inputs}), batch {bs}, {n} steps\n")  # fmt: skip
     print("| measurement | value |")
     print("|---|---:|")
-    print(f"| training step (data + forward + backward + AdamW) | {1e3 * step / n:.1f} ms |")
-    print(f"| windows per second | {n * bs / step:,.0f} |")
-    print(f"| waiting for data, share of step time | {100 * wait / step:.1f}% |")
+    for dev, (step, wait) in timed.items():
+        print(
+            f"| {dev}: training step (data + forward + backward + AdamW) | {1e3 * step / n:.1f} ms |"
+        )
+        print(f"| {dev}: windows per second | {n * bs / step:,.0f} |")
+        print(f"| {dev}: waiting for data, share of step time | {100 * wait / step:.1f}% |")
+    if len(timed) > 1:
+        (d0, (s0, _)), (d1, (s1, _)) = list(timed.items())[:2]
+        print(f"| {d1} / {d0} windows per second | {s0 / s1:.1f}x |")
     print(f"| csipose loader alone, per batch | {1e3 * rust:.2f} ms |")
     print(
         f"| baseline loader (numpy per window + default collate), per batch | {1e3 * base:.2f} ms |"

@@ -169,7 +169,7 @@ def test_an_incomplete_checkpoint_is_refused(tmp_path):
     (ck / "optimizer.pt").unlink()
     with pytest.raises(CheckpointError, match=r"missing optimizer\.pt"):
         checkpoint.load(ck)
-    with pytest.raises(CheckpointError, match="has no checkpoint"):
+    with pytest.raises(CheckpointError, match="has no best checkpoint"):
         checkpoint.resolve(_empty_run(tmp_path))
 
 

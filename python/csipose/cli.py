@@ -59,6 +59,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         heading_jitter=args.heading_jitter,
         mmfi_tree=args.mmfi_tree,
         overwrite=args.overwrite,
+        room_draw=args.rooms,
     )
     print(f"wrote store {out}")
     return 0
@@ -106,6 +107,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     rep = evaluate(args.run, args.split, out=args.out, store=args.store, device=args.device)
     print(rep.to_markdown())
     return 0
+
+
+def _cmd_proof(args: argparse.Namespace) -> int:
+    from csipose.train import proof
+
+    return proof.main(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -177,6 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="std of where a person faces, per sequence, in degrees (default 15)")  # fmt: skip
     sim.add_argument("--mmfi-tree", help="also write the official MM-Fi layout here (profile mmfi)")
     sim.add_argument("--overwrite", action="store_true", help="replace an existing store")
+    sim.add_argument("--rooms", choices=["fixed", "per_sequence"], default="fixed",
+                     help="per_sequence: domain randomisation, every training sequence in a room "
+                     "of its own (needs >= 6 environments; docs/simulator.md)")  # fmt: skip
     sim.set_defaults(func=_cmd_simulate)
 
     from csipose.data.convert import converters
@@ -195,6 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
     from csipose.count import cli as count_cli
 
     count_cli.add_parser(sub)
+    pf = sub.add_parser("proof", help="reproducibility proof: a fixed tiny training run against a committed hash",
+                        description="Train a fixed tiny CountNet run (CPU, one thread) and compare the hash of its "
+                        "weights with the one committed for this environment (docs/training.md).")  # fmt: skip
+    pf.set_defaults(func=_cmd_proof)
     export.add_parser(sub)
     parity.add_parser(sub)
     return parser

@@ -29,6 +29,8 @@ class CountDataConfig:
     sim_seed: int = 0
     spot_jitter: float = 0.15
     heading_jitter: float = 15.0
+    #: "fixed" rooms, or "per_sequence": domain randomisation (docs/simulator.md; >= 6 rooms).
+    room_draw: str = "fixed"
     #: The split and its parts. "random" splits a store without splits (e.g. paired
     #: JSONL) by window, stratified by count, with val_fraction and test_fraction.
     split: str = "default"
@@ -43,6 +45,8 @@ class CountDataConfig:
     #: Training windows start every train_stride frames (0 = the store's stride);
     #: evaluation always uses the store's windows.
     train_stride: int = 5
+    #: Environment-robust input features (csipose.signal_features.COUNT_FEATURES); [] = none.
+    features: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -71,10 +75,17 @@ class CountTrainConfig:
     seed: int = 0
     epochs: int = 30
     batch_size: int = 64
-    #: Stop when the validation NLL has not improved for this many epochs (0 = never).
+    #: Stop when the best epoch (highest validation accuracy, then lowest validation NLL)
+    #: has not changed for this many epochs (0 = never).
     early_stop: int = 8
-    #: Wall-clock budget in minutes (0 = none), checked after every epoch.
-    time_budget_min: float = 4.0
+    #: Wall-clock budget in minutes (0 = none, the default: the result must not depend on
+    #: the machine's load), checked before every epoch.
+    time_budget_min: float = 0.0
+    #: Abort after this many non-finite losses (they are skipped until then).
+    max_nonfinite: int = 20
+    #: --resume refuses a configuration that changes the arithmetic (threads, device,
+    #: batch size, ...); true continues anyway, and says so.
+    allow_resume_changes: bool = False
     #: torch threads (0 = torch's default). One by default: CountNet is small enough that
     #: more threads barely help, and on a shared machine an OpenMP pool wider than the
     #: free cores slowed an epoch from 0.3 s to 30 s.
@@ -147,6 +158,13 @@ def check(cfg: CountConfig) -> None:
         raise ConfigError(f"data.train_stride must be >= 0, got {d.train_stride}")
     if not (0 < d.val_fraction < 1 and 0 <= d.test_fraction < 1 and d.val_fraction + d.test_fraction < 1):
         raise ConfigError("data.val_fraction and data.test_fraction must lie in (0, 1) and sum to < 1")
+    try:
+        from csipose.signal_features import COUNT_FEATURES
+        from csipose.signal_features import check as check_features
+
+        check_features(d.features, COUNT_FEATURES)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     if cfg.optim.lr <= 0:
         raise ConfigError(f"optim.lr must be > 0, got {cfg.optim.lr}")
     for key, value in (("loss.conf_weight", cfg.loss.conf_weight), ("loss.brier_weight", cfg.loss.brier_weight)):

@@ -10,12 +10,13 @@ inside the model, from statistics stored in the checkpoint.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from csipose import signal_features as sf
 from csipose.count.config import ConfigError, CountConfig
 from csipose.data import CsiTransform, Store
 from csipose.data import simulate as sim
@@ -89,10 +90,12 @@ def dataset_path(cfg: CountConfig) -> Path:
         return Path(d.store)
     name = (f"sim{sim.VERSION}-esp32-count-e{d.environments}-s{d.subjects}-q{d.sequences}"
             f"-f{d.frames}-j{d.spot_jitter:g}-{d.heading_jitter:g}-seed{d.sim_seed}")  # fmt: skip
+    if d.room_draw != "fixed":
+        name += f"-{d.room_draw}"
     return sim.simulate_once(Path(d.cache_dir) / name, "the ESP32 counting data", profile="esp32",
                              environments=d.environments, subjects=d.subjects, frames=d.frames,
                              sequences=d.sequences, seed=d.sim_seed, spot_jitter=d.spot_jitter,
-                             heading_jitter=d.heading_jitter)  # fmt: skip
+                             heading_jitter=d.heading_jitter, room_draw=d.room_draw)  # fmt: skip
 
 
 @dataclass
@@ -108,14 +111,31 @@ class CountData:
     std: np.ndarray  # [56] float64, the divisor (population std + eps)
     zscore_source: str
     dropped_unlabelled: int
+    #: Environment-robust input features (csipose.signal_features.COUNT_FEATURES).
+    features: list[str] = field(default_factory=list)
+    #: capture_norm: each room's (mean, std) over its own windows' amplitude (no labels).
+    room_stats: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     def windows(self, part: str) -> tuple[np.ndarray, np.ndarray]:
         """(windows [n, 56, 20] float32, counts [n] int64) of ``part``."""
-        return gather(self.store, self.parts[part])
+        return self.featurise(self.store, self.parts[part], *gather(self.store, self.parts[part]))
 
     def train_set(self) -> tuple[np.ndarray, np.ndarray]:
         """The training windows (``data.train_stride``) and their counts."""
-        return gather(self.train_store, self.train_windows)
+        x, y = gather(self.train_store, self.train_windows)
+        return self.featurise(self.train_store, self.train_windows, x, y)
+
+    def featurise(self, store: Store, idx: np.ndarray, x: np.ndarray,
+                  y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        """``x`` with the configured features (unchanged when there are none)."""
+        if "static_removal" in self.features:
+            x = sf.static_removal_np(x)
+        if "capture_norm" in self.features:
+            rooms = store.gather(np.asarray(idx, np.int64), fields=["environment"])["environment"]
+            x = x.copy()
+            for r in np.unique(rooms):
+                x[rooms == r] = sf.capture_norm(x[rooms == r], *self.room_stats[int(r)])
+        return x, y
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -127,6 +147,7 @@ class CountData:
             if self.subcarriers is None
             else self.subcarriers.definition,
             "zscore_source": self.zscore_source,
+            "features": list(self.features),
         }
 
 
@@ -202,6 +223,10 @@ def prepare(cfg: CountConfig, path: Path) -> CountData:
             raise ConfigError(f"split {d.split!r}: the part {part!r} has no labelled window")
     source = f"split {d.split}, part {d.train_part} of {path}"
     z = store.zscore(windows=parts[d.train_part], source=source)
+    if d.features:
+        return _with_features(
+            cfg, store, train_store, parts, train_windows, m, source, int((~known).sum())
+        )
     return CountData(
         store=store,
         train_store=train_store,
@@ -213,6 +238,30 @@ def prepare(cfg: CountConfig, path: Path) -> CountData:
         zscore_source=z.source,
         dropped_unlabelled=int((~known).sum()),
     )
+
+
+def _with_features(cfg: CountConfig, store: Store, train_store: Store, parts: dict[str, np.ndarray],
+                   train_windows: np.ndarray, m: SubcarrierMap | None, source: str,
+                   dropped: int) -> CountData:  # fmt: skip
+    """CountData whose windows carry ``data.features``; the in-model z-score statistics
+    are those of the featurised training windows."""
+    data = CountData(store=store, train_store=train_store, parts=parts, train_windows=train_windows,
+                     subcarriers=m, mean=np.zeros(N_SUBCARRIERS), std=np.ones(N_SUBCARRIERS),
+                     zscore_source="", dropped_unlabelled=dropped, features=list(cfg.data.features))  # fmt: skip
+    if "capture_norm" in data.features:
+        # Each room's statistics from all of its windows' amplitude (its unlabelled CSI).
+        every = np.arange(len(store), dtype=np.int64)
+        x, _ = gather(store, every)
+        if "static_removal" in data.features:
+            x = sf.static_removal_np(x)
+        rooms = store.gather(every, fields=["environment"])["environment"]
+        data.room_stats = {int(r): sf.capture_stats(x[rooms == r]) for r in np.unique(rooms)}
+    x, _ = data.featurise(
+        store, parts[cfg.data.train_part], *gather(store, parts[cfg.data.train_part])
+    )
+    data.mean, data.std = sf.capture_stats(x)
+    data.zscore_source = f"{source}, after data.features {data.features}"
+    return data
 
 
 __all__ = ["CountData", "dataset_path", "esp32_map", "gather", "prepare", "subcarrier_map"]

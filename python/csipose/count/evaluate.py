@@ -18,9 +18,10 @@ import numpy as np
 from csipose._files import write_text_atomic
 from csipose.count import metrics
 from csipose.count.config import from_json
-from csipose.count.data import gather, prepare
+from csipose.count.data import prepare
 from csipose.countnet import CountNet, checkpoint_file, read_metadata
 from csipose.errors import CheckpointError
+from csipose.metrics import by_group
 
 
 def predict_torch(
@@ -41,6 +42,12 @@ def predict_torch(
     if not outs:
         return np.zeros((0, 8), np.float32), np.zeros(0, np.int64), np.zeros(0, np.float32)
     return tuple(np.concatenate([o[i].numpy() for o in outs]) for i in range(3))  # type: ignore[return-value]
+
+
+def _rooms(store: Any, idx: np.ndarray) -> np.ndarray:
+    """The environment (room) name of each window."""
+    names = np.array(store.manifest["metadata"]["environment"])
+    return names[store.gather(np.asarray(idx, np.int64), fields=["environment"])["environment"]]
 
 
 def evaluate(run: str | Path, part: str = "test", *, out: str | Path | None = None,
@@ -64,7 +71,7 @@ def evaluate(run: str | Path, part: str = "test", *, out: str | Path | None = No
         raise ValueError(
             f"split {cfg.data.split!r} has no part {part!r} (it has {', '.join(data.parts)})"
         )
-    x, y = gather(data.store, data.parts[part])
+    x, y = data.windows(part)
     if runtime == "rust":
         pred = CountNet.load(file).predict(x)
         probs, conf = pred.probabilities, pred.confidences
@@ -80,13 +87,24 @@ def evaluate(run: str | Path, part: str = "test", *, out: str | Path | None = No
                "windows": data.store.window.definition(),
                "subcarriers": saved.get("subcarrier_definition", "")}  # fmt: skip
     report = metrics.count_report(probs, y, conf, train_labels, bins=cfg.eval.bins, context=context)
+    rooms = _rooms(data.store, data.parts[part])
+    report["by_environment"] = {
+        str(r): metrics.count_report(probs[rooms == r], y[rooms == r], conf[rooms == r], train_labels,
+                                     bins=cfg.eval.bins, context={**context, "environment": str(r)})
+        for r in np.unique(rooms)
+    }  # fmt: skip
+    report["by_room"] = by_group.from_count_reports(report["by_environment"])
     ckpt_dir = file.parent
     base = ckpt_dir.parent.parent if ckpt_dir.parent.name == "checkpoints" else ckpt_dir
     out_dir = Path(out) if out is not None else base / "count_eval" / part
     out_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out_dir / "report.json", json.dumps(report, indent=1))
     write_text_atomic(
-        out_dir / "report.md", metrics.to_markdown(report) + "\n![reliability](reliability.png)\n"
+        out_dir / "report.md",
+        metrics.to_markdown(report)
+        + "\n"
+        + by_group.to_markdown(report["by_room"], "by room", "majority baseline")
+        + "\n![reliability](reliability.png)\n",
     )
     from csipose.count.plots import reliability_diagram
 

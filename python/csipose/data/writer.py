@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from csipose._files import replace_dir
 from csipose.data import manifest as mf
 from csipose.errors import DataFormatError
 
@@ -249,15 +250,9 @@ class StoreWriter:
         return self.path
 
     def _move_into_place(self) -> None:
-        old = None
-        if self.path.exists():
-            if not self.overwrite:
-                raise FileExistsError(f"{self.path} appeared while converting; not replacing it")
-            old = self.path.parent / f".{self.path.name}.old-{secrets.token_hex(4)}"
-            os.rename(self.path, old)
-        os.rename(self.tmp, self.path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        if self.path.exists() and not self.overwrite:
+            raise FileExistsError(f"{self.path} appeared while converting; not replacing it")
+        replace_dir(self.tmp, self.path)  # an existing store is exchanged, never missing
 
     def abort(self) -> None:
         """Remove everything written so far."""

@@ -1,4 +1,5 @@
-"""Checkpoint directories, written atomically.
+"""Writing and reading training checkpoints (the torch side; finding one is
+``csipose.checkpoint``, which needs no torch).
 
     RUN/checkpoints/epoch-0007/
         model.safetensors   weights; metadata: config, input/target normalisation, versions
@@ -8,9 +9,11 @@
     RUN/checkpoints/best/   a copy of the best epoch
     RUN/checkpoints/latest.json  {"name": "epoch-0007"}
 
-A checkpoint is written into a hidden temporary directory and renamed into
-place only when complete, so a crash never leaves a half-written checkpoint
-where a good one was; weights that are not finite are never written.
+A checkpoint is written into a hidden temporary directory and put into place
+only when complete (``csipose._files.replace_dir``: an atomic exchange, so
+``best`` is never missing, not even for a moment); a crash never leaves a
+half-written checkpoint where a good one was; weights that are not finite are
+never written.
 """
 
 from __future__ import annotations
@@ -26,18 +29,9 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from csipose._files import write_json_atomic
+from csipose._files import fsync_dir, replace_dir, write_json_atomic
+from csipose.checkpoint import FILES, checkpoint_dir, latest, read_metadata
 from csipose.errors import CheckpointError
-
-FILES = ("model.safetensors", "optimizer.pt", "rng_state.pt", "trainer_state.json")
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def rng_state() -> dict[str, Any]:
@@ -51,6 +45,17 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _test_pause(name: str) -> None:
+    """Crash-safety tests: ``CSIPOSE_TEST_PAUSE_IN_CHECKPOINT=NAME:MARKER`` makes the
+    write of checkpoint NAME stop half-way (``NAME/best``: its copy to ``best``, just
+    before the swap), touch MARKER and wait to be killed."""
+    hook = os.environ.get("CSIPOSE_TEST_PAUSE_IN_CHECKPOINT", "")
+    want, _, marker = hook.partition(":")
+    if hook and want == name:
+        Path(marker).touch()
+        time.sleep(600)
 
 
 def save(
@@ -74,8 +79,10 @@ def save(
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".{name}.tmp-{os.getpid()}-{secrets.token_hex(3)}"
     tmp.mkdir()
+    copy = None
     try:
         save_file(tensors, tmp / "model.safetensors", metadata=metadata)
+        _test_pause(name)
         torch.save(optimizer_state, tmp / "optimizer.pt")
         torch.save(rng_state(), tmp / "rng_state.pt")
         with open(tmp / "trainer_state.json", "w") as f:
@@ -83,27 +90,20 @@ def save(
         for file in FILES:
             with open(tmp / file, "rb") as f:
                 os.fsync(f.fileno())
-        _fsync_dir(tmp)
-        _replace_dir(tmp, root / name)
+        fsync_dir(tmp)
+        replace_dir(tmp, root / name)
         if best:
-            copy = root / f".best.tmp-{os.getpid()}"
+            copy = root / f".best.tmp-{os.getpid()}-{secrets.token_hex(3)}"
             shutil.copytree(root / name, copy)
-            _replace_dir(copy, root / "best")
+            _test_pause(f"{name}/best")
+            replace_dir(copy, root / "best")
         write_json_atomic(root / "latest.json", {"name": name})
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if copy is not None:
+            shutil.rmtree(copy, ignore_errors=True)
         raise
     return root / name
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{secrets.token_hex(3)}")
-        os.rename(target, old)
-    os.rename(new, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def prune(run_dir: Path, keep: int) -> None:
@@ -112,12 +112,12 @@ def prune(run_dir: Path, keep: int) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def set_aside(run_dir: Path) -> None:
+def set_aside(run_dir: Path) -> Path | None:
     """Move an earlier run out of ``run_dir`` (to ``RUN.YYYYmmdd-HHMMSS``, the time of
     its last checkpoint) so that a fresh run never mixes with it or deletes it."""
     run = Path(run_dir)
     if not (run / "checkpoints").exists():
-        return
+        return None
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime((run / "checkpoints").stat().st_mtime))
     old = run.with_name(f"{run.name}.{stamp}")
     while old.exists():
@@ -127,45 +127,20 @@ def set_aside(run_dir: Path) -> None:
         f"{run} held an earlier run; moved it to {old} (continue a run with --resume auto)",
         flush=True,
     )
+    return old
 
 
-def latest(run_dir: Path) -> Path | None:
-    """The newest complete checkpoint of a run, or None."""
-    pointer = Path(run_dir) / "checkpoints" / "latest.json"
-    if not pointer.exists():
-        return None
-    try:
-        name = json.loads(pointer.read_text())["name"]
-    except (OSError, ValueError, KeyError) as e:
-        raise CheckpointError(f"{pointer}: unreadable ({e})") from None
-    return Path(run_dir) / "checkpoints" / name
+def resolve(path: str | Path, which: str = "best") -> Path:
+    """A complete checkpoint directory from a checkpoint, a run directory (its ``best``,
+    or ``latest``) or a model.safetensors file."""
+    return checkpoint_dir(path, which, complete=True)
 
 
-def resolve(path: str | Path) -> Path:
-    """A checkpoint directory from a checkpoint, a run directory or a model.safetensors file."""
-    p = Path(path)
-    if p.is_file() and p.name == "model.safetensors":
-        p = p.parent
-    if (p / "checkpoints").is_dir():
-        best = p / "checkpoints" / "best"
-        found = best if best.is_dir() else latest(p)
-        if found is None:
-            raise CheckpointError(f"{p}: the run has no checkpoint")
-        p = found
-    missing = [f for f in FILES if not (p / f).exists()]
-    if missing:
-        raise CheckpointError(f"{p}: not a complete checkpoint (missing {', '.join(missing)})")
-    return p
-
-
-def load(path: str | Path, *, map_location: str = "cpu") -> dict[str, Any]:
+def load(path: str | Path, *, which: str = "best", map_location: str = "cpu") -> dict[str, Any]:
     """Everything in a checkpoint directory: tensors, metadata, optimiser, rng and trainer state."""
-    p = resolve(path)
+    p = resolve(path, which)
     try:
-        from safetensors import safe_open
-
-        with safe_open(p / "model.safetensors", framework="pt") as f:
-            metadata = dict(f.metadata() or {})
+        metadata = read_metadata(p / "model.safetensors")
         tensors = load_file(p / "model.safetensors", device=map_location)
         optimizer_state = torch.load(
             p / "optimizer.pt", map_location=map_location, weights_only=True
@@ -182,3 +157,7 @@ def load(path: str | Path, *, map_location: str = "cpu") -> dict[str, Any]:
         "rng": rng,
         "trainer": trainer_state,
     }
+
+
+__all__ = ["FILES", "latest", "load", "prune", "resolve", "rng_state", "save", "set_aside",
+           "set_rng_state"]  # fmt: skip

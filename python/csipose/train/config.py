@@ -40,6 +40,9 @@ class DataConfig:
     #: per sequence; 0 and 0: everyone acts on the room's marked spot, facing the camera.
     spot_jitter: float = 0.0
     heading_jitter: float = 0.0
+    #: "fixed" rooms, or "per_sequence": every training sequence in a drawn room of its own
+    #: (domain randomisation, docs/simulator.md; needs environments >= 6).
+    room_draw: str = "fixed"
     #: The split and its parts.
     split: str = "default"
     train_part: str = "train"
@@ -57,6 +60,8 @@ class DataConfig:
     #: Model input: "amplitude", or "amplitude+phase" (adds cos and sin of each antenna's
     #: phase relative to antenna 0, csipose.models.antenna_phase_features).
     inputs: str = "amplitude+phase"
+    #: Environment-robust input features (csipose.signal_features.POSE_FEATURES); [] = none.
+    features: list[str] = field(default_factory=list)
     workers: int = 0
 
 
@@ -92,14 +97,25 @@ class TrainConfig:
     batch_size: int = 64
     #: Stop when validation MPJPE has not improved for this many epochs (0 = never).
     early_stop: int = 6
-    #: Wall-clock budget in minutes (0 = none); training stops after the epoch that crosses it.
-    time_budget_min: float = 9.5
+    #: Wall-clock budget in minutes (0 = none, the default: a run's result must not
+    #: depend on the machine's load); training stops after the epoch that crosses it.
+    time_budget_min: float = 0.0
     #: Abort after this many non-finite losses (they are skipped until then).
     max_nonfinite: int = 20
     device: str = "cpu"
     threads: int = 0
     #: Stop after this many optimiser steps in total (0 = no limit).
     max_steps: int = 0
+    #: CUDA only: "bf16" runs the forward pass and loss under bfloat16 autocast; "none" on CPU.
+    amp: str = "none"
+    #: Wrap the model in torch.compile (the first epoch is slower; numbers may differ in the last bits).
+    compile: bool = False
+    #: Train with batch_size x batch_scale and optim.lr x batch_scale (the linear scaling
+    #: rule, for a larger device); 1 = as configured.
+    batch_scale: int = 1
+    #: --resume refuses a configuration that changes the arithmetic (threads, device,
+    #: amp, batch size, ...); true continues anyway, and says so.
+    allow_resume_changes: bool = False
 
 
 @dataclass
@@ -212,13 +228,25 @@ def check(cfg: Config) -> None:
         raise ConfigError(
             f"data.inputs must be 'amplitude' or 'amplitude+phase', got {cfg.data.inputs!r}"
         )
+    try:
+        from csipose.signal_features import POSE_FEATURES
+        from csipose.signal_features import check as check_features
+
+        check_features(cfg.data.features, POSE_FEATURES)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    if "conj_product" in cfg.data.features and cfg.data.inputs != "amplitude+phase":
+        raise ConfigError("data.features 'conj_product' needs data.inputs = 'amplitude+phase'")
     if cfg.optim.scheduler not in ("plateau", "cosine"):
         raise ConfigError(
             f"optim.scheduler must be 'plateau' or 'cosine', got {cfg.optim.scheduler!r}"
         )
+    if cfg.train.amp not in ("none", "bf16"):
+        raise ConfigError(f"train.amp must be 'none' or 'bf16', got {cfg.train.amp!r}")
     for key, value in (
         ("train.epochs", cfg.train.epochs),
         ("train.batch_size", cfg.train.batch_size),
+        ("train.batch_scale", cfg.train.batch_scale),
     ):
         if value < 1:
             raise ConfigError(f"{key} must be >= 1, got {value}")

@@ -5,7 +5,7 @@ part, and the normalisation of targets."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ import numpy as np
 from csipose import signal, skeleton
 from csipose.data import CsiTransform, Store, ZScore
 from csipose.data import simulate as sim
+from csipose.signal_features import extra_channels
 from csipose.train.config import Config, ConfigError
 
 
@@ -35,6 +36,8 @@ class PoseData:
     #: deviation from the mean pose (one scale for every axis, so bones keep their
     #: proportions); a zero output is the mean-pose baseline.
     target_scale: float
+    #: Environment-robust input features (DataConfig.features, csipose.signal_features).
+    features: list[str] = field(default_factory=list)
 
     @property
     def keypoints(self) -> int:
@@ -67,11 +70,14 @@ def dataset_path(cfg: Config, is_main: bool = True, wait: Any = None) -> Path:
         return Path(d.store)
     name = (f"sim{sim.VERSION}-{d.profile}-e{d.environments}-s{d.subjects}-f{d.frames}"
             f"-j{d.spot_jitter:g}-{d.heading_jitter:g}-seed{d.sim_seed}")  # fmt: skip
+    if d.room_draw != "fixed":
+        name += f"-{d.room_draw}"
     path = Path(d.cache_dir) / name
     if is_main:
         sim.simulate_once(path, f"the {d.profile} dataset", profile=d.profile,
                           environments=d.environments, subjects=d.subjects, frames=d.frames,
-                          seed=d.sim_seed, spot_jitter=d.spot_jitter, heading_jitter=d.heading_jitter)  # fmt: skip
+                          seed=d.sim_seed, spot_jitter=d.spot_jitter, heading_jitter=d.heading_jitter,
+                          room_draw=d.room_draw)  # fmt: skip
     if wait is not None:
         wait()  # other processes wait until the main one has written it
     return path
@@ -150,6 +156,7 @@ def prepare(cfg: Config, path: Path) -> PoseData:
                 "data.subcarriers maps the amplitude only; use data.inputs = 'amplitude' with it"
             )
         channels += 2 * (a - 1) * s
+    channels += extra_channels(d.features, a, transform.out_subcarriers(s))
     return PoseData(
         store=store,
         parts=parts,
@@ -160,6 +167,7 @@ def prepare(cfg: Config, path: Path) -> PoseData:
         time_steps=store.window.length * p,
         mean_pose=mean_pose,
         target_scale=spread or 1.0,
+        features=list(d.features),
     )
 
 

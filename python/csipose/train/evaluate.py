@@ -18,7 +18,7 @@ import torch
 from csipose import metrics, skeleton
 from csipose._files import write_text_atomic
 from csipose.data import Store
-from csipose.metrics import AccuracyReport
+from csipose.metrics import AccuracyReport, by_group
 from csipose.train import checkpoint
 from csipose.train.config import from_dict
 from csipose.train.data import PoseData, from_metadata
@@ -45,6 +45,7 @@ def load_run(
         time_steps=meta["time_steps"],
         mean_pose=meta["mean_pose"],
         target_scale=meta["target_scale"],
+        features=list(cfg.data.features),
     )
     model = build_model(data, cfg)
     model.load_state_dict(ck["tensors"])
@@ -87,11 +88,16 @@ def evaluate(
             str(name): report(names == name, {kind: str(name)}).to_dict()
             for name in np.unique(names)
         }
+    by_room = by_group.from_pose_reports(groups["by_environment"])
     base = Path(run) if (Path(run) / "checkpoints").is_dir() else ck["path"].parent.parent
     out_dir = Path(out) if out is not None else base / "eval" / part
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out_dir / "report.json", json.dumps({**rep.to_dict(), **groups}, indent=2))
-    md = rep.to_markdown() + "\n" + _group_table(groups)
+    write_text_atomic(
+        out_dir / "report.json",
+        json.dumps({**rep.to_dict(), **groups, "by_room": by_room}, indent=2),
+    )
+    md = rep.to_markdown() + "\n" + by_group.to_markdown(by_room, "by room", "mean-pose baseline")
+    md += "\n" + _group_table(groups)
     write_text_atomic(out_dir / "report.md", md)
     t = np.linspace(0, 0.5, 26)
     baseline = np.broadcast_to(data.mean_pose.astype(np.float32), gt.shape)

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from csipose.data import protocol
 from csipose.data.repair import RepairTally
 from csipose.data.simulate.actions import ACTIONS, perform
 from csipose.data.simulate.body import Subject, forward_kinematics
@@ -36,6 +37,7 @@ from csipose.data.simulate.channel import (
     synthesize,
 )
 from csipose.data.simulate.profiles import PROFILES, Profile
+from csipose.data.simulate.randomize import draw_environment, gain
 from csipose.data.simulate.room import Environment, make_environment, to_camera, to_image
 from csipose.data.writer import StoreWriter
 
@@ -180,6 +182,7 @@ def simulate(
     mmfi_tree: str | Path | None = None,
     overwrite: bool = False,
     progress: bool | None = None,
+    room_draw: str = "fixed",
 ) -> Path:
     """Simulate a dataset into a store at ``out`` (atomically) and return its path.
 
@@ -193,10 +196,16 @@ def simulate(
       where a single person stands and faces in each sequence, around the room's
       spot and heading (0 and 0: everyone on the marked spot, facing the camera).
     * ``mmfi_tree``: also write the official MM-Fi layout there (mmfi profile).
+    * ``room_draw``: "fixed" (every sequence of a room in that room) or
+      "per_sequence" (domain randomisation: every sequence of the leave-rooms-out
+      protocol's training rooms in a room of its own, drawn by
+      :func:`csipose.data.simulate.randomize.draw_environment`; the validation and
+      unseen rooms stay fixed rooms). Needs at least 6 rooms.
 
     Deterministic in ``seed``. Writes the splits ``default`` (train / val / test
     on held-out subjects of the first rooms, ``test_unseen_env`` on the last
-    room) and ``cross-environment``.
+    room), ``cross-environment`` and, with 6 or more rooms, ``rooms`` (the
+    leave-rooms-out protocol, :mod:`csipose.data.protocol`).
     """
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
@@ -210,6 +219,9 @@ def simulate(
         raise ValueError("environments, subjects, frames and sequences must be >= 1")
     if not (spot_jitter >= 0 and heading_jitter >= 0):
         raise ValueError("spot_jitter and heading_jitter must be >= 0")
+    if room_draw not in ("fixed", "per_sequence"):
+        raise ValueError(f"room_draw must be 'fixed' or 'per_sequence', got {room_draw!r}")
+    roles = protocol.room_roles(environments) if room_draw == "per_sequence" else []
     if mmfi_tree is not None and (
         profile != "mmfi" or environments > 4 or subjects > 10 or len(acts) > 27 or frames > 999
     ):
@@ -249,7 +261,7 @@ def simulate(
         "source": f"csipose.data.simulate version {VERSION} (docs/simulator.md)",
         "options": {"profile": profile, "environments": environments, "subjects": subjects, "actions": acts,
                     "frames": frames, "sequences": sequences, "seed": seed, "spot_jitter_m": spot_jitter,
-                    "heading_jitter_deg": heading_jitter},
+                    "heading_jitter_deg": heading_jitter, **({"room_draw": room_draw} if roles else {})},
         "environments": [e.describe() for e in envs],
         "subjects": [s.to_dict() for grp in people for s in grp],
     }  # fmt: skip
@@ -263,11 +275,21 @@ def simulate(
     tally = RepairTally()
     with StoreWriter(out, csi=csi, labels=_labels(p), default_window=p.default_window,
                      provenance=provenance, overwrite=overwrite) as w:  # fmt: skip
+        drawn: list[dict[str, Any]] = []
         for seq in items:
+            env, static, amp_gain = envs[seq.env], statics[seq.env], 1.0
+            if roles and roles[seq.env] == "train":
+                # Domain randomisation: this sequence's own room, keyed by the sequence.
+                rng = np.random.default_rng([seed, 5000, *seq.key])
+                env = draw_environment(p, f"{env.name}-r{len(drawn) + 1:04d}", rng)
+                static = static_paths(env, p, rng)
+                amp_gain = gain(rng)
+                drawn.append(_summary(env, amp_gain))
+                w.provenance["drawn_rooms"] = drawn
             r = _sequence(
                 seq,
-                envs[seq.env],
-                statics[seq.env],
+                env,
+                static,
                 people[seq.env],
                 phases[seq.env],
                 p,
@@ -278,6 +300,9 @@ def simulate(
             if tree is not None:
                 _write_mmfi(tree, seq, acts, r)
             h = r["complex"]
+            if amp_gain != 1.0:  # real and imaginary parts apart: an infinite value stays (inf, 0)
+                h.real *= np.float32(amp_gain)
+                h.imag *= np.float32(amp_gain)
             amp, phase, valid = tally.add(np.abs(h), np.angle(h))
             w.repair = tally.to_dict()
             kp, vis, extra = _keypoints(p, r)
@@ -288,7 +313,7 @@ def simulate(
                 visibility=vis,
                 sequence=w.code("sequence", seq.name),
                 frame_index=np.arange(frames),
-                environment=w.code("environment", envs[seq.env].name),
+                environment=w.code("environment", env.name),
                 subject=w.code(
                     "subject", "+".join(people[seq.env][s].name for s in seq.people) or "none"
                 ),
@@ -299,6 +324,15 @@ def simulate(
             )
         _splits(w, plan, environments, subjects if p.max_people == 1 else sequences)
     return Path(out)
+
+
+def _summary(env: Environment, amp_gain: float) -> dict[str, Any]:
+    """A drawn room in a few numbers (its diffuse points would swell the manifest)."""
+    return {"name": env.name, "size_m": env.size.round(2).tolist(),
+            "wall_reflectivity": env.reflectivity.round(2).tolist(),
+            "scatterers": len(env.furniture), "tx_centre": env.tx.mean(0).round(2).tolist(),
+            "rx_centre": env.rx.mean(0).round(2).tolist(), "spot": env.spot.round(2).tolist(),
+            "snr_db": round(env.snr_db, 1), "gain": round(amp_gain, 3)}  # fmt: skip
 
 
 def _keypoints(
@@ -354,6 +388,17 @@ def _splits(w: StoreWriter, plan: list[_Seq], environments: int, groups: int) ->
             f"test_unseen_env: every sequence of room {environments} (empty with one room)"
         ),
     )
+    if environments >= protocol.UNSEEN_ROOMS + protocol.VAL_ROOMS + 1:
+        masks = protocol.parts(np.array([s.env for s in plan]), np.array([s.group for s in plan]),
+                               environments, groups)  # fmt: skip
+        w.add_split(
+            protocol.NAME,
+            {
+                k: [codes[s.name] for s, keep in zip(plan, m, strict=True) if keep]
+                for k, m in masks.items()
+            },
+            definition=protocol.definition(environments),
+        )
     if environments > 1:
         w.add_split(
             "cross-environment",
