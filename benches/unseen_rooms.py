@@ -129,8 +129,8 @@ def count(args: argparse.Namespace) -> list[dict[str, Any]]:
         cfg = config.load(None, [
             'data.source="store"', f'data.store="{store}"', "data.split=rooms",
             'data.test_parts=["test","unseen"]', f"data.features={json.dumps(features)}",
-            f"train.epochs={args.count_epochs}", "train.time_budget_min=0", f"train.seed={args.seed}", f'train.device="{args.device}"',
-            f"train.threads={args.threads}", f'train.run_dir="{run}"',
+            f"train.epochs={args.count_epochs}", "train.time_budget_min=0", f"train.seed={args.seed}",
+            f'train.device="{args.device}"', f"train.threads={args.threads}", f'train.run_dir="{run}"',
         ])  # fmt: skip
         t0 = time.time()
         train(cfg, progress=False)
