@@ -48,6 +48,10 @@ def _fmt(s: dict[str, Any], digits: int = 3) -> str:
     return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f} [{s['min']:.{digits}f}, {s['max']:.{digits}f}]"
 
 
+def _seed(args: argparse.Namespace) -> str:
+    return f"-seed{args.seed}" if args.seed else ""
+
+
 def _ratio(rep: Any, key: str) -> float:
     return rep.model[key].value / rep.mean_pose_baseline[key].value
 
@@ -72,14 +76,14 @@ def pose(args: argparse.Namespace) -> list[dict[str, Any]]:
         run = (
             Path(args.root)
             / "runs"
-            / f"pose-{args.pose_model}-{draw}-{'+'.join(features) or 'plain'}"
+            / f"pose-{args.pose_model}-{draw}-{'+'.join(features) or 'plain'}{_seed(args)}"
         )
         cfg = config.load(None, [
             'data.source="store"', f'data.store="{store}"', "data.split=rooms",
             'data.test_parts=["test","unseen"]', f"data.features={json.dumps(features)}",
             f'model.name="{args.pose_model}"', f"train.epochs={args.epochs}", "train.time_budget_min=0",
             f"train.batch_size={args.batch_size}", f'train.device="{args.device}"',
-            f"train.threads={args.threads}", f'train.run_dir="{run}"',
+            f"train.threads={args.threads}", f'train.run_dir="{run}"', f"train.seed={args.seed}",
             *([f"model.options={args.model_options}"] if args.model_options else []),
         ])  # fmt: skip
         t0 = time.time()
@@ -119,12 +123,14 @@ def count(args: argparse.Namespace) -> list[dict[str, Any]]:
         )  # fmt: skip
         if args.simulate_only:
             continue
-        run = Path(args.root) / "runs" / f"count-{draw}-{'+'.join(features) or 'plain'}"
+        run = (
+            Path(args.root) / "runs" / f"count-{draw}-{'+'.join(features) or 'plain'}{_seed(args)}"
+        )
         cfg = config.load(None, [
             'data.source="store"', f'data.store="{store}"', "data.split=rooms",
             'data.test_parts=["test","unseen"]', f"data.features={json.dumps(features)}",
-            f"train.epochs={args.count_epochs}", "train.time_budget_min=0", f'train.device="{args.device}"',
-            f"train.threads={args.threads}", f'train.run_dir="{run}"',
+            f"train.epochs={args.count_epochs}", "train.time_budget_min=0", f"train.seed={args.seed}",
+            f'train.device="{args.device}"', f"train.threads={args.threads}", f'train.run_dir="{run}"',
         ])  # fmt: skip
         t0 = time.time()
         train(cfg, progress=False)
@@ -186,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="only the variants on these rooms",
     )
+    ap.add_argument("--seed", type=int, default=0, help="train.seed (the data's seed stays 0)")
     ap.add_argument("--simulate-only", action="store_true", help="simulate the data, train nothing")
     ap.add_argument("--environments", type=int, default=10)
     ap.add_argument("--subjects", type=int, default=3)

@@ -134,6 +134,9 @@ class CountData:
             rooms = store.gather(np.asarray(idx, np.int64), fields=["environment"])["environment"]
             x = x.copy()
             for r in np.unique(rooms):
+                if int(r) not in self.room_stats:
+                    raise ValueError(f"{store.path}: room code {int(r)} has no capture statistics "
+                                     "(no evaluation window of that room)")  # fmt: skip
                 x[rooms == r] = sf.capture_norm(x[rooms == r], *self.room_stats[int(r)])
         return x, y
 
