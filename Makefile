@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: help run test test-rust test-py lint fmt dev bench clean
+.PHONY: help run test test-rust test-py lint fmt dev bench clean wheel
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -32,11 +32,22 @@ test-rust:
 test-py: dev
 	$(PY) -m pytest
 
-lint: dev  ## cargo fmt, clippy, ruff, and the _native.pyi check
+lint: dev  ## cargo fmt, clippy, ruff, the _native.pyi check, mypy and the import layers
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	$(VENV)/bin/ruff check python tests benches
 	$(PY) -m mypy.stubtest csipose._native
+	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
+
+# An abi3 wheel (CPython >= 3.11) with CountNet (candle) built in, into dist/. The release
+# profile is the one `make dev` builds, so cargo reuses its output. manylinux_2_28: this
+# machine's glibc (Debian 12, 2.36) is newer, but the extension links only libc/libm/
+# libgcc_s symbols up to GLIBC 2.28 (maturin's auditwheel check verifies it and fails the
+# build otherwise); pip on any glibc >= 2.28 Linux accepts it. tests/test_wheel.py
+# installs it into a fresh venv without cargo on PATH.
+wheel: $(PY)  ## build the abi3 manylinux wheel into dist/
+	maturin build --release --compatibility manylinux_2_28 --out dist
 
 fmt: dev  ## format Rust and Python sources
 	cargo fmt --all
