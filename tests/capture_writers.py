@@ -129,3 +129,49 @@ def atheros_file(path: Path, packets: list[np.ndarray], **kwargs) -> Path:
         b"".join(atheros_record(c, timestamp=1000 * i, **kwargs) for i, c in enumerate(packets))
     )
     return path
+
+
+def nexmon_packet(csi: np.ndarray, *, seq: int, core: int = 0, stream: int = 0, rssi: int = -50,
+                  chanspec: int = 0x1001, chip: int = 0x4345) -> bytes:  # fmt: skip
+    """The Ethernet frame nexmon_csi sends for one (frame, core, stream): Ethernet
+    (source address b"NEXMON"), IPv4 and UDP headers (42 bytes), the 18-byte header of
+    nexmon_csi pull request 46 (u16 magic 0x1111, s8 rssi, u8 frame control, 6-byte
+    source MAC, u16 sequence, u16 core | stream << 3, u16 chanspec, u16 chip; little
+    endian), then ``csi`` (complex, FFT order) as int16 I/Q pairs, the bcm4339 /
+    bcm43455c0 format."""
+    eth = b"\xff" * 6 + b"NEXMON" + b"\x08\x00"
+    ip_udp = bytes(20) + (5500).to_bytes(2, "big") + (5500).to_bytes(2, "big") + bytes(4)
+    header = (
+        b"\x11\x11"
+        + bytes([rssi & 0xFF, 0x08])
+        + bytes.fromhex("020304050607")
+        + seq.to_bytes(2, "little")
+        + (core | stream << 3).to_bytes(2, "little")
+        + chanspec.to_bytes(2, "little")
+        + chip.to_bytes(2, "little")
+    )
+    iq = np.stack([csi.real, csi.imag], axis=-1).astype("<i2").tobytes()
+    return eth + ip_udp + header + iq
+
+
+def pcap_file(path: Path, frames: list[bytes], *, t0: int = 1_700_000_000) -> Path:
+    """A little-endian pcap (microsecond timestamps, Ethernet link type) of ``frames``,
+    one every 10 ms."""
+    out = [
+        bytes.fromhex("d4c3b2a1")
+        + (2).to_bytes(2, "little")
+        + (4).to_bytes(2, "little")
+        + bytes(8)
+        + (65535).to_bytes(4, "little")
+        + (1).to_bytes(4, "little")
+    ]
+    for i, f in enumerate(frames):
+        sec, usec = t0 + (i * 10_000) // 1_000_000, (i * 10_000) % 1_000_000
+        out.append(
+            sec.to_bytes(4, "little")
+            + usec.to_bytes(4, "little")
+            + len(f).to_bytes(4, "little") * 2
+            + f
+        )
+    path.write_bytes(b"".join(out))
+    return path

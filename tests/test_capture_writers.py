@@ -82,3 +82,20 @@ def test_atheros_reads_back_what_was_written(tmp_path, tones, nr, nc, endian):
     assert m["csi"]["subcarrier_indices"] == SUBCARRIERS[f"atheros-ht{20 if tones == 56 else 40}"]
     assert m["csi"]["antennas"]["n_rx"] == nr and m["csi"]["antennas"]["n_tx"] == nc
     assert_rows(a, tx_major(np.stack(packets)))
+
+
+@pytest.mark.parametrize("nfft", [64, 128, 256])
+def test_nexmon_reads_back_what_was_written(tmp_path, nfft):
+    rng = np.random.default_rng(nfft)
+    packets = [w.random_csi(rng, (nfft,), -2000, 2000) for _ in range(3)]
+    frames = [w.nexmon_packet(c, seq=16 * (i + 1), rssi=-40 - i) for i, c in enumerate(packets)]
+    # A foreign UDP packet between them is skipped and counted.
+    frames.insert(1, b"\xff" * 6 + b"OTHER!" + b"\x08\x00" + bytes(60))
+    src = w.pcap_file(tmp_path / "cap.pcap", frames)
+    m, a = read_store(convert("nexmon", src, tmp_path / "s", chip="43455c0"))
+    assert m["n_frames"] == 3
+    assert m["csi"]["subcarrier_indices"] == [*range(nfft // 2), *range(-nfft // 2, 0)]
+    assert_rows(a, np.stack(packets)[:, None, :])
+    np.testing.assert_array_equal(a["seq_ctrl"][:, 0], [16, 32, 48])
+    np.testing.assert_array_equal(a["rssi"][:, 0], [-40, -41, -42])
+    np.testing.assert_allclose(a["timestamp"][:, 0] - 1_700_000_000, [0, 0.02, 0.03], atol=1e-6)
