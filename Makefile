@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: help run test test-rust test-py lint fmt dev bench clean
+.PHONY: help run test test-rust test-py lint fmt dev bench clean wheel
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -32,11 +32,24 @@ test-rust:
 test-py: dev
 	$(PY) -m pytest
 
-lint: dev  ## cargo fmt, clippy, ruff, and the _native.pyi check
+lint: dev  ## cargo fmt, clippy, ruff, the _native.pyi check, mypy and the import layers
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	$(VENV)/bin/ruff check python tests benches
 	$(PY) -m mypy.stubtest csipose._native
+	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
+
+# An abi3 wheel (CPython >= 3.11) with CountNet (candle) built in, into dist/. The release
+# profile is the one `make dev` builds, so cargo reuses its output. The manylinux tag is
+# the oldest this build can honestly claim: built on Debian 12 (glibc 2.36), the
+# extension uses libc/libm symbols up to GLIBC_2.35, so manylinux_2_28 is refused by
+# maturin's auditwheel check and manylinux_2_35 passes it. For older glibc, build in a
+# manylinux_2_28 container. tests/test_wheel.py installs the wheel into a fresh venv
+# without cargo on PATH.
+WHEEL_TAG ?= manylinux_2_35
+wheel: $(PY)  ## build the abi3 manylinux wheel into dist/
+	maturin build --release --compatibility $(WHEEL_TAG) --out dist
 
 fmt: dev  ## format Rust and Python sources
 	cargo fmt --all

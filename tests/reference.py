@@ -1,7 +1,7 @@
 """Plain numpy oracles for the Rust kernels.
 
-Each function follows the published definition (reference/wiflow-mmfi-metrics-peers.md
-section 3) in float64 on the float32 inputs, written for reading, not speed.
+Each function follows the published definition (docs/architecture.md, "Metric
+definitions") in float64 on the float32 inputs, written for reading, not speed.
 Sums of squared coordinate differences are written out left to right
 (dx*dx + dy*dy + dz*dz) so that boundary decisions are the ones a float64
 computation of the formula makes.
@@ -478,3 +478,38 @@ def count_confusion(labels, pred, classes: int = 8):
     for t, p in zip(labels, pred, strict=True):
         m[t, p] += 1
     return m
+
+
+def map_weights(m) -> np.ndarray:
+    """The dense [n_out, n_src] matrix a SubcarrierMap should hold, rebuilt from
+    its declared kind and parameters by a different route than csipose.signal:
+    interpolation through ``np.interp`` applied to each source basis vector, the
+    Gaussian fit as an augmented least-squares problem (lstsq, no normal equations)."""
+    p, n_src = m.params, m.n_src
+    kind = p.get("kind")
+    eye = np.eye(n_src)
+    if kind == "identity":
+        return eye
+    if kind == "select":
+        return eye[np.asarray(p["keep"], np.int64)]
+    if kind == "linear":
+        n_out = p["n_out"]
+        at = np.linspace(0.0, n_src - 1, n_out) if n_out > 1 else np.zeros(1)
+        return np.stack([np.interp(at, np.arange(n_src), eye[j]) for j in range(n_src)], axis=1)
+    if kind == "index":
+        src, target = np.asarray(p["src"], float), np.asarray(p["target"], float)
+        order = np.argsort(src)
+        # np.interp holds the end values outside the source range, as the map promises.
+        return np.stack(
+            [np.interp(target, src[order], eye[j][order]) for j in range(n_src)], axis=1
+        )
+    if kind == "gaussian":
+        n_out, sigma, lam = p["n_out"], p["sigma"], p["lam"]
+        pos_src = np.linspace(0.0, 1.0, n_src)
+        pos_out = np.linspace(0.0, 1.0, n_out)
+        a = np.exp(-(np.subtract.outer(pos_src, pos_out) ** 2) / sigma**2)
+        # argmin |A x - b|^2 + lam |x|^2 == lstsq of [A; sqrt(lam) I] x = [b; 0], per basis b.
+        big = np.vstack([a, np.sqrt(lam) * np.eye(n_out)])
+        rhs = np.vstack([eye, np.zeros((n_out, n_src))])
+        return np.linalg.lstsq(big, rhs, rcond=None)[0]
+    raise ValueError(f"no oracle for map kind {kind!r}")

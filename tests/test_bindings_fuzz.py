@@ -62,11 +62,11 @@ def pose_like(draw):
     return p, g, v
 
 
-def survives(fn, *args, **kwargs):
+def survives(fn, *args, clear=CLEAR, **kwargs):
     try:
         with np.errstate(all="ignore"):
             fn(*args, **kwargs)
-    except CLEAR:
+    except clear:
         pass
     except BaseException as e:  # a PanicException derives from BaseException
         pytest.fail(f"{fn.__name__} raised {type(e).__module__}.{type(e).__name__}: {e}")
@@ -148,3 +148,212 @@ def test_wrong_dtype_and_layout_give_clear_messages():
         _native.joint_errors(np.zeros((1, 2, 5), np.float32), np.zeros((1, 2, 5), np.float32))
     with pytest.raises(TypeError, match="real numbers"):
         metrics.mpjpe(np.zeros((1, 2, 2), complex), np.zeros((1, 2, 2)))
+
+
+# --- signal, simulator, store and shuffle bindings -----------------------------------
+# Each draws either well-formed arrays with hostile values (so the kernel itself runs)
+# or anything at all in each argument (so the argument checks run).
+
+
+def f32_4d(draw, shape=None):
+    shape = shape or tuple(draw(st.integers(0, 3)) for _ in range(4))
+    with np.errstate(over="ignore", invalid="ignore"):
+        return draw(hnp.arrays(np.float32, shape, elements=st.sampled_from(VALUES)))
+
+
+@st.composite
+def subcarrier_maps(draw, n_src):
+    """(start, index, weight) in the binding's dtypes: usually a consistent CSR map,
+    sometimes broken (index past n_src, start not monotone or not ending at nnz)."""
+    n_out = draw(st.integers(0, 4))
+    counts = draw(st.lists(st.integers(0, 3), min_size=n_out, max_size=n_out))
+    start = np.concatenate([[0], np.cumsum(counts)]).astype(np.uint32)
+    nnz = int(start[-1])
+    index = np.array(
+        draw(st.lists(st.integers(0, max(n_src - 1, 0)), min_size=nnz, max_size=nnz)), np.uint32
+    )
+    weight = np.array(draw(st.lists(st.sampled_from(VALUES), min_size=nnz, max_size=nnz)))
+    breakage = draw(st.sampled_from(["none", "none", "index", "start", "short", "dtype"]))
+    if breakage == "index" and nnz:
+        index[0] = n_src + draw(st.sampled_from([0, 1, 2**31]))
+    elif breakage == "start" and n_out:
+        start[-1] = start[-1] + 5
+    elif breakage == "short":
+        weight = weight[:-1]
+    elif breakage == "dtype":
+        start = start.astype(np.int64)
+    return start, index, weight
+
+
+@given(data=st.data())
+def test_sanitize_binding_never_panics(data):
+    frames = f32_4d(data.draw) if data.draw(st.integers(0, 3)) else data.draw(arrays())
+    survives(_native.sanitize_mmfi, frames)
+    if isinstance(frames, np.ndarray) and frames.dtype == np.float32 and frames.ndim == 4:
+        from csipose import signal
+
+        survives(signal.sanitize, frames.copy())
+
+
+@given(data=st.data())
+def test_apply_subcarrier_map_binding_never_panics(data):
+    x = f32_4d(data.draw) if data.draw(st.integers(0, 3)) else data.draw(arrays())
+    n_src = x.shape[2] if isinstance(x, np.ndarray) and x.ndim == 4 else 3
+    start, index, weight = data.draw(subcarrier_maps(n_src))
+    n_out = max(len(start) - 1, 0) + data.draw(st.sampled_from([0, 0, 0, 1]))
+    if isinstance(x, np.ndarray) and x.ndim == 4:
+        out = np.zeros((x.shape[0], x.shape[1], n_out, x.shape[3]), np.float32)
+    else:
+        out = data.draw(arrays())
+    if data.draw(st.integers(0, 5)) == 0:
+        out = data.draw(arrays())
+    survives(_native.apply_subcarrier_map, x, start, index, weight, out)
+
+
+@given(data=st.data())
+def test_multipath_response_binding_never_panics(data):
+    if data.draw(st.integers(0, 3)):
+        n, p = data.draw(st.integers(0, 4)), data.draw(st.integers(0, 4))
+        mats = [
+            data.draw(hnp.arrays(np.float64, (n, p), elements=st.sampled_from(VALUES)))
+            for _ in range(3)
+        ]
+        if data.draw(st.booleans()):
+            mats[data.draw(st.integers(0, 2))] = np.zeros((n + 1, p))
+        index = data.draw(
+            hnp.arrays(
+                np.int32, data.draw(st.integers(0, 6)), elements=st.integers(-(2**31), 2**31 - 1)
+            )
+        )
+    else:
+        mats = [data.draw(arrays(ndim=2)) for _ in range(3)]
+        index = data.draw(arrays(ndim=1))
+    fc = data.draw(st.sampled_from([5.32e9, 0.0, -1.0, float("nan"), float("inf"), 1e300]))
+    df = data.draw(st.sampled_from([312.5e3, 0.0, float("nan"), -1e300]))
+    survives(_native.multipath_response, *mats, fc, df, index)
+
+
+@given(data=st.data())
+def test_shadowing_binding_never_panics(data):
+    def f64(shape):
+        return data.draw(hnp.arrays(np.float64, shape, elements=st.sampled_from(VALUES)))
+
+    if data.draw(st.integers(0, 3)):
+        n, links, paths, q, segs = (data.draw(st.integers(0, 3)) for _ in range(5))
+        args = [
+            f64((links, paths, 2, 2, 3)),
+            f64((links, paths, 2)),
+            f64((links, paths)),
+            f64((n, q, 3)),
+            data.draw(hnp.arrays(np.uint32, q, elements=st.integers(0, segs + 1))),
+            f64(segs),
+            f64(data.draw(st.sampled_from([segs, segs + 1]))),
+        ]
+        if data.draw(st.integers(0, 4)) == 0:
+            args[data.draw(st.integers(0, 6))] = data.draw(arrays())
+    else:
+        args = [data.draw(arrays()) for _ in range(7)]
+    wavelength = data.draw(st.sampled_from([0.056, 0.0, -1.0, float("nan"), float("inf")]))
+    floor = data.draw(st.sampled_from([0.05, 0.0, -1.0, 2.0, float("nan")]))
+    survives(_native.shadowing, *args, wavelength, floor)
+
+
+@given(
+    n=st.sampled_from([0, 1, 5, -1, 2**32 + 1, 2**63, 2**64 - 1, 2**64, "3", None, 2.0]),
+    seed=st.sampled_from([0, 1, -1, 2**64 - 1, 2**64, None, "s"]),
+)
+def test_permutation_binding_never_panics(n, seed):
+    survives(_native.permutation, n, seed)
+
+
+def test_permutation_refuses_a_huge_n_without_allocating():
+    # Without the cap this asked for 2^63 x 8 bytes and aborted the process.
+    with pytest.raises(ValueError, match="above the limit"):
+        _native.permutation(2**63, 0)
+    with pytest.raises(ValueError, match="above the limit"):
+        _native.permutation(2**32 + 1, 0)
+    with pytest.raises(OverflowError):
+        _native.permutation(-1, 0)
+
+
+def test_permutation_releases_the_gil():
+    from gil import calls_during
+
+    perm, during, _ = calls_during(lambda: _native.permutation(3_000_000, 1), lambda: 1 + 1)
+    assert len(perm) == 3_000_000 and during > 0
+
+
+@pytest.fixture(scope="module")
+def mapped(tmp_path_factory):
+    from stores import make_store
+
+    path, _ = make_store(tmp_path_factory.mktemp("fuzz") / "s")
+    files = [(p.stem, p) for p in sorted(path.glob("*.npy"))]
+    return _native.MappedStore(files), dict(files)
+
+
+@st.composite
+def index_arrays(draw):
+    if draw(st.integers(0, 4)) == 0:
+        return draw(arrays())
+    values = st.sampled_from([0, 1, 2, 20, 21, -1, -(2**63), 2**63 - 1])
+    return draw(hnp.arrays(np.int64, draw(st.integers(0, 5)), elements=values))
+
+
+@given(data=st.data())
+def test_mapped_store_methods_never_panic(mapped, data):
+    store, _ = mapped
+    # A name the store does not hold is a KeyError by design (a mapping lookup).
+    clear = (*CLEAR, KeyError)
+    name = data.draw(st.sampled_from(["amplitude", "phase", "keypoints", "valid", "nope", ""]))
+    survives(store.shape, name, clear=clear)
+    survives(store.dtype, name, clear=clear)
+    idx = data.draw(index_arrays())
+    length = data.draw(st.sampled_from([0, 1, 2, 5, 10**9, -1]))
+    if data.draw(st.integers(0, 3)):
+        out_shape = (len(idx) if isinstance(idx, np.ndarray) and idx.ndim == 1 else 1,
+                     max(min(length, 3), 0), 3, data.draw(st.sampled_from([8, 3, 0])), 5)  # fmt: skip
+        out = np.zeros(out_shape, np.float32)
+    else:
+        out = data.draw(arrays())
+    amap = data.draw(st.none() | subcarrier_maps(8))
+    # z-score statistics: per (antenna, output subcarrier) = 24 values when right.
+    z_len = data.draw(st.sampled_from([24, 9, 0]))
+    z_arr = hnp.arrays(np.float64, z_len, elements=st.sampled_from(VALUES))
+    zs = data.draw(st.none() | st.tuples(z_arr, z_arr))
+    minmax = data.draw(st.booleans())
+    survives(
+        store.gather_windows,
+        name,
+        idx,
+        length,
+        out,
+        minmax=minmax,
+        map=amap,
+        zscore=zs,
+        clear=clear,
+    )
+    rows_out = (
+        np.zeros((len(idx), data.draw(st.sampled_from([480, 4, 0]))), np.uint8)
+        if isinstance(idx, np.ndarray) and idx.ndim == 1 and data.draw(st.booleans())
+        else data.draw(arrays())
+    )
+    survives(store.gather_rows, name, idx, rows_out, clear=clear)
+    survives(store.moments, name, idx, minmax=minmax, map=amap, clear=clear)
+
+
+@given(
+    files=st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b"]), st.sampled_from(["empty", "text", "missing", "npy"])
+        ),
+        max_size=3,
+    )
+)
+def test_mapped_store_open_never_panics(tmp_path_factory, files):
+    d = tmp_path_factory.mktemp("open")
+    (d / "empty.npy").write_bytes(b"")
+    (d / "text.npy").write_bytes(b"\x93NUMPY\x01\x00{'descr': '<f4', 'fortran_order': True, }")
+    np.save(d / "npy.npy", np.zeros((2, 3), np.float32))
+    survives(_native.MappedStore, [(n, d / f"{kind}.npy") for n, kind in files])
+    survives(_native.MappedStore, files)

@@ -137,12 +137,15 @@ def test_pa_mpjpe_matches_oracle(b):
     np.testing.assert_array_equal(np.isnan(got_per), np.isnan(per))
     vis = np.ones(b.gt.shape[:2], bool) if b.visible is None else b.visible
     p, g = ref.f64(b.pred), ref.f64(b.gt)
+    all_unique, tol = True, 0.0
     for i in np.flatnonzero(~np.isnan(per)):
         x, y = g[i][vis[i]], p[i][vis[i]]
         scale = np.abs(x - x.mean(0)).max() + 1e-300
+        tol = max(tol, 1e-9 * scale)
         if alignment_is_unique(x, y):
             assert got_per[i] == pytest.approx(per[i], rel=1e-7, abs=1e-9 * scale)
         else:
+            all_unique = False
             # Several rotations are optimal: each leaves the same squared error,
             # which bounds the mean distance (Jensen).
             aligned = ref.similarity_transform(x, y)
@@ -150,6 +153,17 @@ def test_pa_mpjpe_matches_oracle(b):
             assert got_per[i] <= np.sqrt(sse / len(x)) * (1 + 1e-7) + 1e-9 * scale
     if np.isnan(flat):
         assert np.isnan(got)
+        return
+    # The reduced value: the oracle's flat mean over every aligned joint when each
+    # frame's alignment is unique, and in any case the joint-weighted mean of the
+    # per-frame values (so the reduction itself is checked).
+    ok = ~np.isnan(got_per)
+    joints = vis.sum(axis=1)[ok]
+    assert float(got) == pytest.approx(
+        float((got_per[ok] * joints).sum() / joints.sum()), rel=1e-9, abs=tol
+    )
+    if all_unique:
+        assert float(got) == pytest.approx(flat, rel=1e-7, abs=tol)
 
 
 @given(b=batches(dims=(2,), nan_pred=False, min_n=1), data=st.data())

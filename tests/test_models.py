@@ -1,9 +1,8 @@
 """csipose.models: WiFlow-STD presets, WiFlow's MM-Fi variant and the input adapters.
 
-Parameter counts are asserted exactly against the published numbers
-(reference/wiflow-mmfi-metrics-peers.md sections 1.4 and 1.12,
-reference/upstream-wifi-densepose.md section 1.10) and against the closed-form
-per-component formulas of section 1.10 for configurations nobody published.
+Parameter counts are asserted exactly against the published numbers (WiFlow's
+paper and code, its MM-Fi variant, the upstream WiFlow-STD presets; docs/models.md)
+and against closed-form per-component formulas for configurations nobody published.
 """
 
 from __future__ import annotations

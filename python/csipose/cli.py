@@ -214,11 +214,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Errors that say the input is wrong: exit 2 with one line. Anything else is a bug
+#: and keeps its traceback.
+_USER_ERRORS = (
+    CsiposeError,
+    FileExistsError,
+    FileNotFoundError,
+    IsADirectoryError,
+    NotADirectoryError,
+    PermissionError,
+)
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def _is_user_error(e: BaseException) -> bool:
+    """CsiposeError and file errors, and a ValueError that csipose raised on purpose
+    (its innermost Python frame is in the package, a Rust binding's argument check
+    included). A ValueError from inside numpy or torch, or any TypeError, is a bug."""
+    if isinstance(e, _USER_ERRORS):
+        return True
+    if not isinstance(e, ValueError):
+        return False
+    tb, last = e.__traceback__, None
+    while tb is not None:
+        last, tb = tb, tb.tb_next
+    return last is not None and Path(last.tb_frame.f_code.co_filename).resolve().is_relative_to(
+        _PACKAGE
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (CsiposeError, ValueError, TypeError, FileExistsError, FileNotFoundError) as e:
+    except Exception as e:
+        if not _is_user_error(e):
+            raise
         print(f"csipose {args.command}: error: {e}", file=sys.stderr)
         return 2
 

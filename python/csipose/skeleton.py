@@ -1,6 +1,6 @@
 """Skeleton tables: joint names, bones, the torso pair, the root and OKS sigmas.
 
-Three skeletons are first-class (DESIGN.md, "Skeletons and the torso"):
+Three skeletons are first-class (docs/architecture.md, "Skeletons and the torso"):
 
 * ``COCO17``: COCO keypoints (OKS sigmas defined).
 * ``H36M17``: Human3.6M order, MM-Fi's ground truth (3-D, metres), 0 = pelvis.

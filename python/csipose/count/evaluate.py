@@ -22,6 +22,7 @@ from csipose.count.data import prepare
 from csipose.countnet import CountNet, checkpoint_file, read_metadata
 from csipose.errors import CheckpointError
 from csipose.metrics import by_group
+from csipose.metrics.report import json_safe
 
 
 def predict_torch(
@@ -98,7 +99,10 @@ def evaluate(run: str | Path, part: str = "test", *, out: str | Path | None = No
     base = ckpt_dir.parent.parent if ckpt_dir.parent.name == "checkpoints" else ckpt_dir
     out_dir = Path(out) if out is not None else base / "count_eval" / part
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out_dir / "report.json", json.dumps(report, indent=1))
+    # Strict JSON: undefined values (e.g. a rank correlation of constant confidences) are null.
+    write_text_atomic(
+        out_dir / "report.json", json.dumps(json_safe(report), indent=1, allow_nan=False)
+    )
     write_text_atomic(
         out_dir / "report.md",
         metrics.to_markdown(report)

@@ -4,7 +4,7 @@
 * :class:`StoreWriter` -- build a store (atomically); the format is in :mod:`csipose.data.manifest`.
 * :class:`WindowSpec`, :class:`CsiTransform`, :class:`ZScore` -- windows and load-time transforms.
 * :mod:`csipose.data.convert` -- ``csipose convert <format> SRC OUT``.
-* :mod:`csipose.data.torch` -- a torch Dataset and samplers over the Rust gather.
+* :mod:`csipose.data.loader` -- a torch Dataset and samplers over the Rust gather.
 """
 
 from csipose.data.store import Store

@@ -8,7 +8,7 @@ Ground truth must be finite wherever it is visible (else ``ValueError``); a
 NaN prediction counts as wrong in PCK, as 0 similarity in OKS, and makes an
 MPJPE NaN, because such an error cannot be measured.
 
-Definitions: ``reference/wiflow-mmfi-metrics-peers.md`` section 3.
+Definitions: docs/architecture.md, "Metric definitions".
 """
 
 from __future__ import annotations

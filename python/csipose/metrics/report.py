@@ -1,5 +1,5 @@
 """The accuracy report: every metric of csipose.metrics with its definition,
-beside the mean-pose baseline (DESIGN.md: a constant model must never pass
+beside the mean-pose baseline (docs/architecture.md: a constant model must never pass
 as a good one)."""
 
 from __future__ import annotations
@@ -44,7 +44,20 @@ class Measurement:
 
 
 def _json_float(x: float) -> float | None:
-    return None if math.isnan(x) else float(x)
+    # JSON has no NaN or infinity: an undefined or non-finite value is written as null.
+    return float(x) if math.isfinite(x) else None
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` with every non-finite float (NaN, +-inf) replaced by ``None`` in its
+    dicts, lists and tuples, so ``json.dumps(..., allow_nan=False)`` accepts it."""
+    if isinstance(obj, float):
+        return _json_float(obj)
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    return obj
 
 
 @dataclass(frozen=True)
@@ -79,7 +92,8 @@ class AccuracyReport:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
+        # allow_nan=False: a NaN that slipped past to_dict is an error, not invalid JSON.
+        return json.dumps(self.to_dict(), indent=2, allow_nan=False)
 
     def to_markdown(self) -> str:
         head = [

@@ -4,8 +4,8 @@
 
 with w_pos = 1.0, w_bone = 0.2, l(x) the length sqrt(sum_d (x_b - x_a)^2 + 1e-8)
 of each bone (a, b) of the skeleton, and SmoothL1_beta(u) = 0.5 u^2 / beta if
-|u| < beta else |u| - 0.5 beta (reference/wiflow-mmfi-metrics-peers.md section
-1.9; WiFlow uses BODY25_15's 14 bones, its MM-Fi variant 16 H36M-17 bones).
+|u| < beta else |u| - 0.5 beta (WiFlow's ``losses/pose_loss.py``; WiFlow uses
+BODY25_15's 14 bones, its MM-Fi variant 16 H36M-17 bones).
 
 Without a mask both terms are plain means over all elements. With a visibility
 mask ``visible [..., K]`` (nonzero = visible):

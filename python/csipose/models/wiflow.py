@@ -1,8 +1,8 @@
 """WiFlow-STD: CSI windows ``[B, C, T]`` to keypoints ``[B, K, D]``.
 
 The model of DY2434/WiFlow (arXiv 2602.08661) as published, with the compact
-presets of the WiFlow-STD port (reference/wiflow-mmfi-metrics-peers.md sections
-1.3-1.4, reference/upstream-wifi-densepose.md section 1.10):
+presets of the WiFlow-STD port (WiFlow's ``models/pose_model.py`` and the
+upstream wifi-densepose training crate's WiFlow-STD presets; docs/models.md):
 
 1. TCN: one inner grouped temporal block per entry of ``tcn_channels``, dilation
    2**level, kernel 3, causal (output t sees inputs <= t only).

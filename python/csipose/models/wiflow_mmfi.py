@@ -1,7 +1,7 @@
 """WiFlow's MM-Fi variant: MM-Fi CSI ``[B, 3, 114, 10]`` to 3-D joints ``[B, 17, 3]``.
 
 As published in ``cross_dataset_test/WiFlow/wiflow.py``
-(reference/wiflow-mmfi-metrics-peers.md section 1.12), 1,060,597 parameters:
+(with ``cross_dataset_test/config.yaml``), 1,060,597 parameters:
 
 1. The frame ``[B, 3, 114, 10]`` flattens to ``[B, 342, 10]`` (antenna-major
    channels, packets as time; :func:`csipose.models.to_channels_time` gives the

@@ -1,5 +1,5 @@
 //! The one error type of the core. The binding crate maps each variant to a
-//! Python exception (DESIGN.md: ValueError for bad arguments, the
+//! Python exception (docs/architecture.md: ValueError for bad arguments, the
 //! `CsiposeError` family for data and checkpoint problems).
 
 /// Everything that can go wrong in the core.

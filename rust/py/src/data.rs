@@ -167,9 +167,13 @@ impl MappedStore {
 }
 
 /// A permutation of 0..n drawn from `seed` (the same on every machine and thread count).
+/// `n` above 2^32 is a ValueError; the shuffle runs with the GIL released.
 #[pyfunction]
-fn permutation(py: Python<'_>, n: usize, seed: u64) -> Bound<'_, PyArray1<u64>> {
-    csipose_core::shuffle::permutation(n, seed).into_pyarray(py)
+fn permutation(py: Python<'_>, n: usize, seed: u64) -> PyResult<Bound<'_, PyArray1<u64>>> {
+    let p = py
+        .detach(|| csipose_core::shuffle::permutation(n, seed))
+        .map_err(to_py)?;
+    Ok(p.into_pyarray(py))
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -1,4 +1,5 @@
-//! The exception hierarchy of DESIGN.md and the mapping from core errors.
+//! The exception hierarchy (docs/architecture.md, "Error model") and the
+//! mapping from core errors.
 
 use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;

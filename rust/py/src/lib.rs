@@ -3,6 +3,9 @@
 //! Only argument checks, GIL release and error mapping live here; users
 //! import `csipose`, never this module.
 
+// The bindings need no unsafe code of their own (pyo3 and numpy hold it).
+#![forbid(unsafe_code)]
+
 use pyo3::prelude::*;
 
 mod coco_eval;

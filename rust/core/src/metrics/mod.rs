@@ -2,7 +2,7 @@
 //!
 //! Inputs are float32; every distance, comparison and sum is computed in
 //! float64 so that boundary cases are decided as a float64 reference decides
-//! them. Formulas: `reference/wiflow-mmfi-metrics-peers.md` section 3.
+//! them. Formulas: docs/architecture.md, "Metric definitions".
 
 mod aligned;
 mod batch;

@@ -66,6 +66,10 @@ pub fn shadowing(
             "wavelength must be > 0 and floor in [0, 1]".into(),
         ));
     }
+    if lp == 0 {
+        // No paths: nothing to fill (and par_chunks_mut(0) would panic).
+        return Ok(());
+    }
     install(|| {
         out.par_chunks_mut(lp).enumerate().for_each_init(
             || vec![0.0f64; segments],
@@ -113,6 +117,26 @@ pub fn shadowing(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_paths_is_an_empty_answer_not_a_panic() {
+        // Found by tests/test_bindings_fuzz.py: zero paths made par_chunks_mut(0) panic.
+        let geo = PathGeometry {
+            pieces: &[],
+            offset: &[],
+            length: &[],
+            links: 2,
+            paths: 0,
+        };
+        let body = Bodies {
+            points: &[0.0; 6],
+            point_segment: &[0],
+            radius: &[0.1],
+            block: &[1.0],
+            n: 2,
+        };
+        assert_eq!(shadowing(&geo, &body, 0.05, 0.1, &mut []), Ok(()));
+    }
 
     #[test]
     fn a_segment_on_the_line_of_sight_blocks_it_and_one_far_away_does_not() {
