@@ -102,9 +102,18 @@ def assign_batch(costs: Any, *, partial: bool = False) -> Assignments:
     shapes. Each problem is solved as by :func:`assign`; errors name the problem.
     """
     if isinstance(costs, Sequence) and not isinstance(costs, str | bytes):
-        mats = [_matrix(c, f"costs[{b}]") for b, c in enumerate(costs)]
+        # float64 2-D arrays (the common case) skip the per-matrix checks, whose
+        # Python cost exceeded a small problem's solve.
+        if (
+            {type(c) for c in costs} == {np.ndarray}
+            and {c.ndim for c in costs} == {2}
+            and {c.dtype for c in costs} == {np.dtype(np.float64)}
+        ):
+            mats = costs
+        else:
+            mats = [_matrix(c, f"costs[{b}]") for b, c in enumerate(costs)]
         shapes = np.array([m.shape for m in mats], dtype=np.uint64).reshape(-1, 2)
-        flat = np.concatenate([m.reshape(-1) for m in mats]) if mats else np.empty(0)
+        flat = np.concatenate([m.ravel() for m in mats]) if len(mats) else np.empty(0)
     else:
         a = _arrays.as_numpy(costs)
         if a.dtype.kind not in "fiu":
