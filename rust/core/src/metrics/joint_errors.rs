@@ -33,6 +33,36 @@ pub enum PckNorm<'a> {
     Absolute,
 }
 
+/// The name of a PCK normalisation, as the Python API spells it; the
+/// binding adds the arguments a [`PckNorm`] needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NormKind {
+    /// `"torso"`: [`PckNorm::Torso`].
+    Torso,
+    /// `"bbox"`: [`PckNorm::BBox`].
+    BBox,
+    /// `"mmpose"`: [`PckNorm::MmPose`].
+    MmPose,
+    /// `"absolute"`: [`PckNorm::Absolute`].
+    Absolute,
+}
+
+impl std::str::FromStr for NormKind {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "torso" => Ok(Self::Torso),
+            "bbox" => Ok(Self::BBox),
+            "mmpose" => Ok(Self::MmPose),
+            "absolute" => Ok(Self::Absolute),
+            other => Err(Error::Value(format!(
+                "unknown norm {other:?}; expected 'torso', 'bbox', 'mmpose' or 'absolute'"
+            ))),
+        }
+    }
+}
+
 /// What one pass measured. Counts are over (sample, joint) entries whose
 /// ground truth is visible.
 #[derive(Debug, Clone, PartialEq)]
@@ -582,6 +612,23 @@ mod tests {
             None,
             None,
         )
+    }
+
+    #[test]
+    fn option_names_parse_in_the_core() {
+        use super::super::Alignment;
+        assert_eq!("torso".parse::<NormKind>().ok(), Some(NormKind::Torso));
+        assert_eq!(
+            "absolute".parse::<NormKind>().ok(),
+            Some(NormKind::Absolute)
+        );
+        assert!(
+            matches!("Torso".parse::<NormKind>(), Err(Error::Value(m)) if m.contains("'torso'"))
+        );
+        assert_eq!("scale".parse::<Alignment>().ok(), Some(Alignment::Scale));
+        assert!(
+            matches!("pa".parse::<Alignment>(), Err(Error::Value(m)) if m.contains("similarity"))
+        );
     }
 
     #[test]
