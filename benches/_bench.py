@@ -6,8 +6,15 @@ The scripts run as ``python benches/bench_*.py``, so this directory is on
 
 from __future__ import annotations
 
+import itertools
+import os
 import platform
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import numpy as np
 
 
 def cpu_name() -> str:
@@ -42,3 +49,97 @@ def print_table(
                 for c, w, a in zip(r, widths, align, strict=True)
             )
         )
+
+
+# What the benchmarks need to be fair to their baselines. numpy's elementwise
+# kernels run on one thread but release the GIL on large arrays, so the fair
+# "same threads" numpy baseline splits its work into contiguous parts over a
+# thread pool (what a skilled user would do); the memory floor is a read (or
+# copy) of the inputs split the same way.
+
+T = TypeVar("T")
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def pool(threads: int) -> ThreadPoolExecutor:
+    """One long-lived pool per thread count, so thread start-up is not timed."""
+    if threads not in _POOLS:
+        _POOLS[threads] = ThreadPoolExecutor(threads)
+    return _POOLS[threads]
+
+
+def parts(n: int, threads: int) -> list[slice]:
+    """``threads`` contiguous slices covering ``range(n)``."""
+    edges = np.linspace(0, n, threads + 1).astype(int)
+    return [slice(int(a), int(b)) for a, b in itertools.pairwise(edges)]
+
+
+def split_map(fn: Callable[[slice], T], n: int, threads: int) -> list[T]:
+    """``fn`` over ``threads`` contiguous slices of ``range(n)``, in parallel."""
+    if threads == 1:
+        return [fn(slice(0, n))]
+    return list(pool(threads).map(fn, parts(n, threads)))
+
+
+def read_once(arrays: Sequence[np.ndarray], threads: int) -> Callable[[], Any]:
+    """The memory floor: read every byte of ``arrays`` once (a float32 sum per
+    part, whose arithmetic hides under the loads), split over ``threads``."""
+    flats = [
+        a.reshape(-1).view(np.float32) if a.dtype.itemsize == 4 else a.reshape(-1) for a in arrays
+    ]
+
+    def go() -> Any:
+        return [split_map(lambda s, f=f: np.add.reduce(f[s]), len(f), threads) for f in flats]
+
+    return go
+
+
+def memcpy(src: np.ndarray, dst: np.ndarray, threads: int) -> Callable[[], Any]:
+    """np.copyto of ``src`` into ``dst``, halves on ``threads`` threads."""
+    s, d = src.reshape(-1), dst.reshape(-1)
+
+    def go() -> Any:
+        return split_map(lambda sl: np.copyto(d[sl], s[sl]), len(s), threads)
+
+    return go
+
+
+def blas_info() -> str:
+    """Which BLAS kernel numpy runs, for the table's header (threadpoolctl)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "threadpoolctl not installed"
+    infos = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+    env = ",".join(
+        f"{k}={os.environ[k]}" for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ
+    )
+    desc = "; ".join(f"{i.get('internal_api')} {i.get('architecture')}" for i in infos) or "none"
+    return desc + (f" ({env})" if env else "")
+
+
+def limit_blas(threads: int) -> Any:
+    """A context that holds numpy's BLAS to ``threads`` threads (a no-op
+    without threadpoolctl)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        import contextlib
+
+        return contextlib.nullcontext()
+    return threadpool_limits(threads, user_api="blas")
+
+
+def timed_rounds(cases: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
+    """Median ms of each case, every case once per round in the same order
+    (after one warm-up call each)."""
+    for fn in cases.values():
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(rounds):
+        for name, fn in cases.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: float(np.median(ts)) * 1e3 for name, ts in times.items()}

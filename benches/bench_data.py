@@ -1,17 +1,25 @@
-"""The data path, side by side in one process:
+"""The data path, side by side in one process, at each thread count given:
 
-1. random batches of 64 windows from a >= 2 GB store with a warm page cache:
+1. random batches of 64 windows from a store with a warm page cache:
    csipose's Rust gather against numpy memmap fancy indexing (np.take into a
-   preallocated batch) and against memcpy bandwidth (np.copyto of 1 GB);
-2. the full load path (gather + per-frame min-max + 114 -> 56 resampling +
-   z-score): one Rust pass against the same steps in numpy;
-3. 114 -> 56 resampling of [100000, 3, 114, 10]: Rust against a numpy matmul
-   and scipy (CSR matrix product).
+   preallocated batch, the batches split over the same threads) and against
+   memcpy bandwidth (np.copyto of 1 GiB split over the same threads);
+2. the full load path (gather + per-frame min-max + 114 -> 56 linear map +
+   z-score): one Rust pass against the fairest numpy we could write: float32,
+   in place into preallocated buffers, the linear map applied as the two-tap
+   lerp it is (two indexed takes), the z-score folded into the tap weights,
+   the batches split over the same threads;
+3. 114 -> 56 resampling of [N_RESAMPLE, 3, 114, 10]: Rust against the numpy
+   two-tap lerp (split over the threads), a numpy float32 matmul with the
+   dense map (BLAS held to the same threads). (scipy's CSR product was 17x
+   slower than csipose and is no longer a contender.)
 
-    python benches/bench_data.py [--dir /tmp/csipose-bench] [--gb 2.0] [--rounds 5] [--threads 2] [--markdown]
+    python benches/bench_data.py [--dir /tmp/csipose-bench] [--gb 1.0] [--rounds 5] [--threads 1 2] [--markdown]
 
-The store is written once into --dir and reused. Medians over rounds; ratios
-> 1 mean csipose is faster.
+The store is written once into --dir and reused. Medians over rounds; "vs
+baseline" > 1 means csipose is faster. OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE
+slow numpy's BLAS on some machines: unset them in the benchmark's command
+(never in tests); the header says which BLAS kernel ran.
 """
 
 from __future__ import annotations
@@ -19,7 +27,6 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -28,10 +35,11 @@ import csipose
 from csipose import signal
 from csipose.data import CsiTransform, Store, StoreWriter, ZScore
 
-from _bench import cpu_name, print_table
+from _bench import blas_info, cpu_name, limit_blas, memcpy, print_table, split_map, timed_rounds
 
 FRAME = (3, 114, 10)
 BATCH = 64
+N_RESAMPLE = 20_000
 
 
 def build_store(path: Path, gb: float) -> Path:
@@ -72,14 +80,68 @@ def build_store(path: Path, gb: float) -> Path:
     return path
 
 
-def median_ms(fn: Callable[[], object], rounds: int) -> float:
-    fn()
-    ts = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return float(np.median(ts)) * 1e3
+def two_taps(m: signal.SubcarrierMap) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The map as two taps per output: (i0, w0, i1, w1); a one-tap row gets w1 = 0."""
+    i0, i1 = np.zeros(m.n_out, np.intp), np.zeros(m.n_out, np.intp)
+    w0, w1 = np.zeros(m.n_out), np.zeros(m.n_out)
+    for t in range(m.n_out):
+        s, e = int(m.start[t]), int(m.start[t + 1])
+        assert 1 <= e - s <= 2, "not a two-tap map"
+        i0[t], w0[t] = m.index[s], m.weight[s]
+        i1[t], w1[t] = (m.index[e - 1], m.weight[e - 1]) if e - s == 2 else (m.index[s], 0.0)
+    return i0, w0, i1, w1
+
+
+class NumpyLoad:
+    """The full load path in float32 numpy, in place; one set of buffers per thread."""
+
+    def __init__(self, mm, lin, mean, std, threads):
+        self.mm = mm
+        i0, w0, i1, w1 = two_taps(lin)
+        self.i0, self.i1 = i0, i1
+        # z-score folded into the taps: (w0 x0 + w1 x1 - mean) / std.
+        self.w0 = (w0[None, :] / std)[None, :, :, None].astype(np.float32)
+        self.w1 = (w1[None, :] / std)[None, :, :, None].astype(np.float32)
+        self.c = (-mean / std)[None, :, :, None].astype(np.float32)
+        a, s, p = FRAME
+        n_out = lin.n_out
+        self.bufs = [
+            {
+                "x": np.empty((BATCH, a, s, p), np.float32),
+                "t0": np.empty((BATCH, a, n_out, p), np.float32),
+                "t1": np.empty((BATCH, a, n_out, p), np.float32),
+                "out": np.empty((BATCH, a, n_out, p), np.float32),
+                "lo": np.empty((BATCH, 1, 1, 1), np.float32),
+                "hi": np.empty((BATCH, 1, 1, 1), np.float32),
+            }
+            for _ in range(threads)
+        ]
+        self.threads = threads
+
+    def one(self, b: np.ndarray, buf: dict[str, np.ndarray]) -> np.ndarray:
+        x, t0, t1, out, lo, hi = (buf[k] for k in ("x", "t0", "t1", "out", "lo", "hi"))
+        np.take(self.mm, b, axis=0, out=x)
+        np.min(x, axis=(1, 2, 3), keepdims=True, out=lo)
+        np.max(x, axis=(1, 2, 3), keepdims=True, out=hi)
+        np.subtract(x, lo, out=x)
+        np.subtract(hi, lo, out=hi)
+        np.divide(np.float32(1), hi, out=hi, where=hi > 0)  # a constant frame stays 0
+        np.multiply(x, hi, out=x)
+        np.take(x, self.i0, axis=2, out=t0)
+        np.multiply(t0, self.w0, out=t0)
+        np.take(x, self.i1, axis=2, out=t1)
+        np.multiply(t1, self.w1, out=t1)
+        np.add(t0, t1, out=out)
+        np.add(out, self.c, out=out)
+        return out
+
+    def run(self, batches: list[np.ndarray]) -> object:
+        def part(s: slice) -> None:
+            buf = self.bufs[s.start * self.threads // max(len(batches), 1)]
+            for b in batches[s]:
+                self.one(b, buf)
+
+        return split_map(part, len(batches), self.threads)
 
 
 def main() -> None:
@@ -87,13 +149,12 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--dir", default="/tmp/csipose-bench")
-    ap.add_argument("--gb", type=float, default=2.0)
+    ap.add_argument("--gb", type=float, default=1.0)
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--batches", type=int, default=200, help="random batches per timed round")
     ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args()
-    csipose.set_num_threads(args.threads)
 
     path = build_store(Path(args.dir) / "store", args.gb)
     store = Store.open(path, window={"length": 1, "stride": 1})
@@ -108,25 +169,10 @@ def main() -> None:
 
     rng = np.random.default_rng(1)
     batches = [np.sort(rng.integers(0, len(store), BATCH)) for _ in range(args.batches)]
+    frames = [store.windows[b] for b in batches]  # window length 1: the frame of each window
     out = store.allocate(BATCH, ["amplitude"])
-    buf = np.empty((BATCH, *FRAME), np.float32)
     batch_gb = args.batches * BATCH * frame_bytes / 1e9
 
-    def rust_gather():
-        for b in batches:
-            store.gather(b, fields=["amplitude"], out=out)
-
-    def numpy_gather():
-        for b in batches:
-            np.take(mm, store.windows[b], axis=0, out=buf)
-
-    src = np.ones(2**28, np.float32)  # 1 GiB
-    dst = np.empty_like(src)
-
-    def memcpy():
-        np.copyto(dst, src)
-
-    # Full load path: min-max per frame, 114 -> 56, z-score.
     lin = signal.linear_map(114, 56)
     mean = rng.uniform(0.3, 0.6, (3, 56))
     std = rng.uniform(0.1, 0.3, (3, 56))
@@ -135,96 +181,100 @@ def main() -> None:
     )
     full = store.with_options(transform={"amplitude": t})
     fout = full.allocate(BATCH, ["amplitude"])
-    w = lin.dense()
 
-    def rust_full():
-        for b in batches:
-            full.gather(b, fields=["amplitude"], out=fout)
-
-    def numpy_full():
-        for b in batches:
-            x = np.take(mm, b, axis=0).astype(np.float64)
-            lo = x.min(axis=(1, 2, 3), keepdims=True)
-            hi = x.max(axis=(1, 2, 3), keepdims=True)
-            x = (x - lo) / (hi - lo)
-            y = np.matmul(w, x)  # [56, 114] @ [B, 3, 114, 10]
-            ((y - mean[None, :, :, None]) / std[None, :, :, None]).astype(np.float32)
-
-    # Check the two full paths agree before timing them.
+    # Check the full paths agree with a float64 oracle before timing them.
     b = batches[0]
-    rust_full()
     x = np.take(mm, b, axis=0).astype(np.float64)
     x = (x - x.min(axis=(1, 2, 3), keepdims=True)) / np.ptp(x, axis=(1, 2, 3), keepdims=True)
-    ref = ((np.matmul(w, x) - mean[None, :, :, None]) / std[None, :, :, None]).astype(np.float32)
+    ref = (np.matmul(lin.dense(), x) - mean[None, :, :, None]) / std[None, :, :, None]
     full.gather(b, fields=["amplitude"], out=fout)
-    assert np.allclose(fout["amplitude"][:, 0], ref, atol=1e-5), "full load paths disagree"
+    np.testing.assert_allclose(fout["amplitude"][:, 0], ref, atol=1e-5, err_msg="csipose")
+    np_load = NumpyLoad(mm, lin, mean, std, 1)
+    np.testing.assert_allclose(np_load.one(frames[0], np_load.bufs[0]), ref, atol=1e-4)
 
-    rows = {}
-    rows["memcpy 1 GiB (np.copyto)"] = (median_ms(memcpy, args.rounds), 2**30 / 1e9)
-    rows["plain gather: numpy memmap np.take"] = (median_ms(numpy_gather, args.rounds), batch_gb)
-    rows["plain gather: csipose Store.gather"] = (median_ms(rust_gather, args.rounds), batch_gb)
-    rows["full load path: numpy steps"] = (median_ms(numpy_full, args.rounds), batch_gb)
-    rows["full load path: csipose one pass"] = (median_ms(rust_full, args.rounds), batch_gb)
+    src = np.ones(2**28, np.float32)  # 1 GiB
+    dst = np.empty_like(src)
+    xr = rng.uniform(0, 1, (N_RESAMPLE, *FRAME)).astype(np.float32)
+    yr = np.empty((N_RESAMPLE, 3, 56, 10), np.float32)
+    w32 = lin.dense().astype(np.float32)
+    i0, w0, i1, w1 = two_taps(lin)
+    w0f, w1f = w0.astype(np.float32)[:, None], w1.astype(np.float32)[:, None]
+    tr = np.empty_like(yr)
+    signal.resample(xr, lin, out=yr)
+    np.testing.assert_allclose(yr, np.matmul(w32, xr), atol=1e-5, err_msg="resampling")
+    gb_r = xr.nbytes / 1e9
 
-    # Resampling [100000, 3, 114, 10].
-    xr = rng.uniform(0, 1, (100_000, *FRAME)).astype(np.float32)
-    yr = np.empty((100_000, 3, 56, 10), np.float32)
-    w32 = w.astype(np.float32)
-    import scipy.sparse
+    rows = []
+    for threads in args.threads:
+        csipose.set_num_threads(threads)
+        th = f"{threads} thr"
+        load = NumpyLoad(mm, lin, mean, std, threads)
+        bufs = [np.empty((BATCH, *FRAME), np.float32) for _ in range(threads)]
 
-    csr = scipy.sparse.csr_matrix(w32)
+        def numpy_gather(threads=threads, bufs=bufs):
+            def part(s: slice) -> None:
+                buf = bufs[s.start * threads // len(frames)]
+                for f in frames[s]:
+                    np.take(mm, f, axis=0, out=buf)
 
-    def numpy_resample():
-        np.matmul(w32, xr, out=yr)
+            split_map(part, len(frames), threads)
 
-    def scipy_resample():
-        # CSR [56, 114] times the subcarrier axis, as a [114, rest] matrix.
-        moved = np.ascontiguousarray(np.moveaxis(xr, 2, 0)).reshape(114, -1)
-        np.moveaxis((csr @ moved).reshape(56, 100_000, 3, 10), 0, 2)
+        def numpy_lerp(threads=threads):
+            def part(s: slice) -> None:
+                np.take(xr[s], i0, axis=2, out=yr[s])
+                np.multiply(yr[s], w0f, out=yr[s])
+                np.take(xr[s], i1, axis=2, out=tr[s])
+                np.multiply(tr[s], w1f, out=tr[s])
+                np.add(yr[s], tr[s], out=yr[s])
 
-    def rust_resample():
-        signal.resample(xr, lin, out=yr)
+            split_map(part, len(xr), threads)
 
-    rust_resample()
-    assert np.allclose(yr, np.matmul(w32, xr), atol=1e-5), "resampling disagrees"
-    gb = xr.nbytes / 1e9
-    rows["resample 114->56: numpy matmul"] = (median_ms(numpy_resample, args.rounds), gb)
-    rows["resample 114->56: scipy CSR"] = (median_ms(scipy_resample, args.rounds), gb)
-    rows["resample 114->56: csipose"] = (median_ms(rust_resample, args.rounds), gb)
+        def numpy_matmul(threads=threads):
+            with limit_blas(threads):
+                np.matmul(w32, xr, out=yr)
 
-    def rate(name: str) -> float:
-        ms, gbytes = rows[name]
-        return gbytes / (ms / 1e3)
-
-    def faster(baseline: str, ours: str) -> float:
-        return rows[baseline][0] / rows[ours][0]
-
-    ours = "plain gather: csipose Store.gather"
-    ratios = {
-        ours: (
-            f"{rate(ours) / rate('memcpy 1 GiB (np.copyto)'):.0%} of memcpy; "
-            f"{faster('plain gather: numpy memmap np.take', ours):.1f}x numpy"
-        ),
-        "full load path: csipose one pass": (
-            f"{rows['full load path: numpy steps'][0] / rows['full load path: csipose one pass'][0]:.1f}x numpy"
-        ),
-        "resample 114->56: csipose": (
-            f"{rows['resample 114->56: numpy matmul'][0] / rows['resample 114->56: csipose'][0]:.1f}x numpy matmul, "
-            f"{rows['resample 114->56: scipy CSR'][0] / rows['resample 114->56: csipose'][0]:.1f}x scipy"
-        ),
-    }
+        cases = {
+            f"memcpy 1 GiB (np.copyto, {th})": (memcpy(src, dst, threads), 2**30 / 1e9),
+            f"plain gather: numpy memmap np.take ({th})": (numpy_gather, batch_gb),
+            f"plain gather: csipose Store.gather ({th})": (
+                lambda: [store.gather(b, fields=["amplitude"], out=out) for b in batches],
+                batch_gb,
+            ),
+            f"load path: numpy f32 in-place two-tap ({th})": (
+                lambda load=load: load.run(frames),
+                batch_gb,
+            ),
+            f"load path: csipose one pass ({th})": (
+                lambda: [full.gather(b, fields=["amplitude"], out=fout) for b in batches],
+                batch_gb,
+            ),
+            f"resample 114->56: numpy f32 two-tap lerp ({th})": (numpy_lerp, gb_r),
+            f"resample 114->56: numpy f32 matmul (BLAS {th})": (numpy_matmul, gb_r),
+            f"resample 114->56: csipose ({th})": (lambda: signal.resample(xr, lin, out=yr), gb_r),
+        }
+        med = timed_rounds({k: fn for k, (fn, _) in cases.items()}, args.rounds)
+        names = list(cases)
+        rate = {k: cases[k][1] / (med[k] / 1e3) for k in names}
+        memcpy_rate = rate[names[0]]
+        for i, k in enumerate(names):
+            note = ""
+            if i == 2:
+                note = f"{rate[k] / memcpy_rate:.0%} of memcpy; {med[names[1]] / med[k]:.1f}x numpy"
+            elif i == 4:
+                note = f"{rate[k] / memcpy_rate:.0%} of memcpy; {med[names[3]] / med[k]:.1f}x numpy"
+            elif i == 7:
+                note = f"{med[names[5]] / med[k]:.1f}x lerp, {med[names[6]] / med[k]:.1f}x matmul"
+            rows.append((k, f"{med[k]:.1f}", f"{rate[k]:.1f}", note))
+    csipose.set_num_threads(0)
     machine = (
-        f"{cpu_name()}, {os.cpu_count()} CPUs, {args.threads} threads, kernels: {csipose.simd_level()}; "
-        f"{args.batches} random batches of {BATCH} windows [{', '.join(map(str, FRAME))}] per round, "
-        f"median of {args.rounds} rounds"
+        f"{cpu_name()}, {os.cpu_count()} CPUs, kernels: {csipose.simd_level()}, numpy "
+        f"{np.__version__}, BLAS: {blas_info()}; {args.batches} random batches of {BATCH} "
+        f"windows [{', '.join(map(str, FRAME))}] per round from a "
+        f"{store.n_frames * frame_bytes / 1e9:.2f} GB store, median of {args.rounds} rounds"
     )
-    header = ("case", "median ms", "GB/s (input read)", "ratio")
-    table = [
-        (k, f"{ms:.1f}", f"{gbytes / (ms / 1e3):.1f}", ratios.get(k, ""))
-        for k, (ms, gbytes) in rows.items()
-    ]
+    header = ("case", "median ms", "GB/s (input read)", "vs baseline")
     print(f"\n{machine}\n" if args.markdown else machine)
-    print_table(header, table, markdown=args.markdown, align="lrrl")
+    print_table(header, rows, markdown=args.markdown, align="lrrl")
 
 
 if __name__ == "__main__":

@@ -81,21 +81,20 @@ fn joint_errors<'py>(
         .as_ref()
         .map(|f| contiguous(f, "factors"))
         .transpose()?;
-    let norm = match norm {
+    let kind = norm
+        .map(str::parse::<m::NormKind>)
+        .transpose()
+        .map_err(to_py)?;
+    let norm = match kind {
         None => None,
-        Some("torso") => {
+        Some(m::NormKind::Torso) => {
             let (a, b) =
                 torso.ok_or_else(|| PyValueError::new_err("norm 'torso' needs torso=(a, b)"))?;
             Some(PckNorm::Torso { a, b, floor })
         }
-        Some("bbox") => Some(PckNorm::BBox),
-        Some("mmpose") => Some(PckNorm::MmPose { factors }),
-        Some("absolute") => Some(PckNorm::Absolute),
-        Some(other) => {
-            return Err(PyValueError::new_err(format!(
-                "unknown norm {other:?}; expected 'torso', 'bbox', 'mmpose' or 'absolute'"
-            )));
-        }
+        Some(m::NormKind::BBox) => Some(PckNorm::BBox),
+        Some(m::NormKind::MmPose) => Some(PckNorm::MmPose { factors }),
+        Some(m::NormKind::Absolute) => Some(PckNorm::Absolute),
     };
     let thresholds = thresholds
         .as_ref()
@@ -141,15 +140,7 @@ fn aligned_errors<'py>(
     per_sample: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     let b = batch(&pred, &gt, visible.as_ref())?;
-    let alignment = match alignment {
-        "scale" => Alignment::Scale,
-        "similarity" => Alignment::Similarity,
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "unknown alignment {other:?}; expected 'scale' or 'similarity'"
-            )));
-        }
-    };
+    let alignment: Alignment = alignment.parse().map_err(to_py)?;
     let mut samples = if per_sample {
         vec![0.0; b.n()]
     } else {

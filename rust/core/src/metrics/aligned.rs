@@ -17,6 +17,21 @@ pub enum Alignment {
     Similarity,
 }
 
+impl std::str::FromStr for Alignment {
+    type Err = crate::Error;
+
+    /// `"scale"` or `"similarity"`, the names the Python API uses.
+    fn from_str(s: &str) -> crate::Result<Self> {
+        match s {
+            "scale" => Ok(Self::Scale),
+            "similarity" => Ok(Self::Similarity),
+            other => Err(crate::Error::Value(format!(
+                "unknown alignment {other:?}; expected 'scale' or 'similarity'"
+            ))),
+        }
+    }
+}
+
 /// Sums of an aligned MPJPE.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlignedErrors {

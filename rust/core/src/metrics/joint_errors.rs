@@ -33,6 +33,36 @@ pub enum PckNorm<'a> {
     Absolute,
 }
 
+/// The name of a PCK normalisation, as the Python API spells it; the
+/// binding adds the arguments a [`PckNorm`] needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NormKind {
+    /// `"torso"`: [`PckNorm::Torso`].
+    Torso,
+    /// `"bbox"`: [`PckNorm::BBox`].
+    BBox,
+    /// `"mmpose"`: [`PckNorm::MmPose`].
+    MmPose,
+    /// `"absolute"`: [`PckNorm::Absolute`].
+    Absolute,
+}
+
+impl std::str::FromStr for NormKind {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "torso" => Ok(Self::Torso),
+            "bbox" => Ok(Self::BBox),
+            "mmpose" => Ok(Self::MmPose),
+            "absolute" => Ok(Self::Absolute),
+            other => Err(Error::Value(format!(
+                "unknown norm {other:?}; expected 'torso', 'bbox', 'mmpose' or 'absolute'"
+            ))),
+        }
+    }
+}
+
 /// What one pass measured. Counts are over (sample, joint) entries whose
 /// ground truth is visible.
 #[derive(Debug, Clone, PartialEq)]
@@ -129,6 +159,10 @@ struct Partial {
     dist_count: u64,
     root_skipped: u64,
     first_bad_gt: Option<usize>,
+    /// Curves only: `first_pass[i * k + j]` entries of joint `j` whose first
+    /// passing sorted threshold is `i` (`i = t`: none passes); turned into
+    /// `correct` by [`Partial::settle_curve`].
+    first_pass: Vec<u64>,
 }
 
 impl Partial {
@@ -139,6 +173,76 @@ impl Partial {
             ..Self::default()
         }
     }
+
+    /// Add the curve histogram into `correct`: an entry passes every sorted
+    /// threshold from its first passing one on.
+    fn settle_curve(&mut self, k: usize) {
+        let t = self.correct.len() / k.max(1);
+        let mut running = vec![0u64; k];
+        for ti in 0..t {
+            let hist = &self.first_pass[ti * k..(ti + 1) * k];
+            let row = &mut self.correct[ti * k..(ti + 1) * k];
+            for ((r, c), h) in running.iter_mut().zip(row).zip(hist) {
+                *r += h;
+                *c += *r;
+            }
+        }
+        self.first_pass.clear();
+    }
+}
+
+/// From this many thresholds on, a joint's normalised distance is located
+/// among the sorted thresholds by binary search (log t comparisons) instead of
+/// being compared with each of them.
+const CURVE_SEARCH_MIN: usize = 8;
+
+/// Add one sample's entries to the curve histogram: the first sorted threshold
+/// `t` with `dist / s <= t`. The predicate is the exact test itself (the same
+/// division and comparison) and is monotone in `t` because `sorted` ascends,
+/// so the search returns the exact test's answer from any starting guess; the
+/// guess (linear between the end thresholds) only makes it fast for evenly
+/// spaced curves. A NaN distance passes no threshold.
+#[inline(always)]
+fn count_curve(dist: &[f64], vis: Option<&[bool]>, s: f64, sorted: &[f64], first_pass: &mut [u64]) {
+    let k = dist.len();
+    let t = sorted.len();
+    let (first, last) = match (sorted.first(), sorted.last()) {
+        (Some(&a), Some(&b)) => (a, b),
+        _ => return,
+    };
+    let step = (last - first) / (t.saturating_sub(1).max(1)) as f64;
+    let even = step.is_finite() && step > 0.0;
+    for (j, &dj) in dist.iter().enumerate() {
+        if vis.is_some_and(|v| !v[j]) {
+            continue;
+        }
+        let x = dj / s;
+        let i = if x.is_nan() {
+            t
+        } else if even {
+            let guess = ((x - first) / step).ceil().clamp(0.0, t as f64) as usize;
+            first_passing(x, sorted, guess)
+        } else {
+            sorted.partition_point(|&tv| tv < x)
+        };
+        if let Some(c) = first_pass.get_mut(i * k + j) {
+            *c += 1;
+        }
+    }
+}
+
+/// The first index `i` with `x <= sorted[i]` (`sorted.len()` if none), walking
+/// from `guess`; neither `x` nor a threshold is NaN, so `t < x` is `!(x <= t)`.
+#[inline(always)]
+fn first_passing(x: f64, sorted: &[f64], guess: usize) -> usize {
+    let mut i = guess.min(sorted.len());
+    while i > 0 && sorted.get(i - 1).is_some_and(|&tv| x <= tv) {
+        i -= 1;
+    }
+    while sorted.get(i).is_some_and(|&tv| tv < x) {
+        i += 1;
+    }
+    i
 }
 
 /// Measure every visible (sample, joint) entry of `batch` in one pass.
@@ -321,6 +425,10 @@ const BLOCK_ENTRIES: usize = 1024;
 fn fast_chunk(plan: &Plan<'_>, range: Range<usize>, out: &mut [f64]) -> Partial {
     let k = plan.batch.k();
     let mut acc = Partial::new(k, plan.sorted.len());
+    let curve = plan.sorted.len() >= CURVE_SEARCH_MIN;
+    if curve {
+        acc.first_pass = vec![0; (plan.sorted.len() + 1) * k];
+    }
     let block = (BLOCK_ENTRIES / k).max(1);
     let mut q = vec![0.0; block * k];
     let mut dist = vec![0.0; block * k];
@@ -330,6 +438,9 @@ fn fast_chunk(plan: &Plan<'_>, range: Range<usize>, out: &mut [f64]) -> Partial 
             .get_mut(rows.start - range.start..rows.end - range.start)
             .unwrap_or_default();
         fast_block(plan, rows, out, &mut q, &mut dist, &mut acc);
+    }
+    if curve {
+        acc.settle_curve(k);
     }
     acc
 }
@@ -393,14 +504,18 @@ fn fast_block(
                 .zip(v)
                 .for_each(|(x, &b)| *x += u64::from(b)),
         }
-        count_scalar(
-            &q[rows.clone()],
-            &dist[rows],
-            vi,
-            s,
-            plan.sorted,
-            &mut acc.correct,
-        );
+        if acc.first_pass.is_empty() {
+            count_scalar(
+                &q[rows.clone()],
+                &dist[rows],
+                vi,
+                s,
+                plan.sorted,
+                &mut acc.correct,
+            );
+        } else {
+            count_curve(&dist[rows], vi, s, plan.sorted, &mut acc.first_pass);
+        }
     }
 }
 
@@ -500,6 +615,23 @@ mod tests {
     }
 
     #[test]
+    fn option_names_parse_in_the_core() {
+        use super::super::Alignment;
+        assert_eq!("torso".parse::<NormKind>().ok(), Some(NormKind::Torso));
+        assert_eq!(
+            "absolute".parse::<NormKind>().ok(),
+            Some(NormKind::Absolute)
+        );
+        assert!(
+            matches!("Torso".parse::<NormKind>(), Err(Error::Value(m)) if m.contains("'torso'"))
+        );
+        assert_eq!("scale".parse::<Alignment>().ok(), Some(Alignment::Scale));
+        assert!(
+            matches!("pa".parse::<Alignment>(), Err(Error::Value(m)) if m.contains("similarity"))
+        );
+    }
+
+    #[test]
     fn torso_boundary_is_inclusive_and_clamped() {
         // Torso joints 0 and 1 are 1.0 apart; joint 2 is off by exactly 0.5.
         let gt = [0.0, 0.0, 1.0, 0.0, 5.0, 5.0];
@@ -591,6 +723,40 @@ mod tests {
     }
 
     #[test]
+    fn curve_search_decides_as_the_exact_test() {
+        // Many thresholds (the searched path) including ones exactly at a
+        // joint's normalised distance, a negative one and a NaN distance.
+        let gt = [0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0];
+        let pred = [0.0, 0.0, 1.0, 0.0, 0.25, 0.0, f32::NAN, 0.0];
+        let torso = PckNorm::Torso {
+            a: 0,
+            b: 1,
+            floor: 0.01,
+        };
+        let t: Vec<f64> = (-2..30).map(|i| f64::from(i) * 0.0625).rev().collect();
+        let r = run(&pred, &gt, None, [1, 4, 2], torso, &t).unwrap();
+        for (ti, &tv) in t.iter().enumerate() {
+            let want = [0.0 <= tv, 0.0 <= tv, 0.25 <= tv, false];
+            let got: Vec<bool> = r.correct[ti * 4..ti * 4 + 4]
+                .iter()
+                .map(|&c| c == 1)
+                .collect();
+            assert_eq!(got, want, "t = {tv}");
+        }
+    }
+
+    #[test]
+    fn first_passing_is_the_partition_point_from_any_guess() {
+        let sorted = [0.0, 0.1, 0.1, 0.2, 0.35, 0.9];
+        for x in [-1.0, 0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.35, 0.5, 0.9, 2.0] {
+            let want = sorted.iter().position(|&t| x <= t).unwrap_or(sorted.len());
+            for guess in 0..=sorted.len() + 2 {
+                assert_eq!(first_passing(x, &sorted, guess), want, "x = {x}");
+            }
+        }
+    }
+
+    #[test]
     fn fast_and_exact_paths_agree() {
         // The exact path runs when a root is given; a root with zero offset
         // (joint 0 identical in pred and gt) measures the same distances.
@@ -609,11 +775,14 @@ mod tests {
             b: 3,
             floor: 0.01,
         };
-        let t = [0.0, 0.05, 0.1, 0.25, 1.0];
-        let fast = joint_errors(&b, Some(&torso), &t, None, None).unwrap();
-        let exact = joint_errors(&b, Some(&torso), &t, Some(0), None).unwrap();
-        assert_eq!(fast.correct, exact.correct);
-        assert_eq!(fast.scored, exact.scored);
-        assert!((fast.dist_sum - exact.dist_sum).abs() < 1e-9);
+        let few = [0.0, 0.05, 0.1, 0.25, 1.0];
+        let many: Vec<f64> = (0..41).map(|i| f64::from(i) * 0.025).collect();
+        for t in [&few[..], &many[..]] {
+            let fast = joint_errors(&b, Some(&torso), t, None, None).unwrap();
+            let exact = joint_errors(&b, Some(&torso), t, Some(0), None).unwrap();
+            assert_eq!(fast.correct, exact.correct);
+            assert_eq!(fast.scored, exact.scored);
+            assert!((fast.dist_sum - exact.dist_sum).abs() < 1e-9);
+        }
     }
 }

@@ -14,7 +14,7 @@ pub mod simd;
 
 pub use aligned::{AlignedErrors, Alignment, aligned_errors};
 pub use batch::PoseBatch;
-pub use joint_errors::{JointErrors, PckNorm, joint_errors};
+pub use joint_errors::{JointErrors, NormKind, PckNorm, joint_errors};
 pub use oks::{OksArea, oks};
 
 /// Samples per parallel chunk: enough work to amortise scheduling, small
