@@ -36,10 +36,7 @@ fn shape(q: &[usize], k: &[usize], v: &[usize]) -> PyResult<Shape> {
     })
 }
 
-fn contiguous<'a, F: Element>(
-    x: &'a PyReadonlyArray4<'_, F>,
-    name: &str,
-) -> PyResult<&'a [F]> {
+fn contiguous<'a, F: Element>(x: &'a PyReadonlyArray4<'_, F>, name: &str) -> PyResult<&'a [F]> {
     x.as_slice()
         .map_err(|_| PyValueError::new_err(format!("{name} must be C-contiguous")))
 }
@@ -64,7 +61,16 @@ fn forward_typed<'py, F: Real + Element>(
     let mut out = vec![F::ZERO; s.q_len()];
     let mut lse = vec![F::ZERO; s.b * s.t * s.hq];
     py.detach(|| {
-        attention::forward(qs, ks, vs, s, pattern, F::from_f64(scale), &mut out, &mut lse)
+        attention::forward(
+            qs,
+            ks,
+            vs,
+            s,
+            pattern,
+            F::from_f64(scale),
+            &mut out,
+            &mut lse,
+        )
     })
     .map_err(to_py)?;
     Ok((
@@ -94,7 +100,9 @@ fn backward_typed<'py, F: Real + Element>(
     let s = shape(q.shape(), k.shape(), v.shape())?;
     s.validate().map_err(to_py)?;
     if out.shape() != q.shape() || dout.shape() != q.shape() {
-        return Err(PyValueError::new_err("out and dout must have the shape of q"));
+        return Err(PyValueError::new_err(
+            "out and dout must have the shape of q",
+        ));
     }
     if lse.shape() != [s.b, s.t, s.hq] {
         return Err(PyValueError::new_err("lse must have shape [B, T, Hq]"));

@@ -20,9 +20,7 @@ pub(crate) fn check_len<F>(name: &str, x: &[F], want: usize) -> Result<()> {
 
 /// Read-only inputs shared by the forward and backward passes.
 pub(crate) struct Inputs<'a, F> {
-    pub q: &'a [F],
     pub k: &'a [F],
-    pub v: &'a [F],
     pub kbar: Vec<F>,
     pub vbar: Vec<F>,
     pub shape: Shape,
@@ -74,9 +72,7 @@ pub(crate) fn inputs<'a, F: Real>(
     check_len("v", v, shape.kv_len())?;
     let (kbar, vbar) = block_means(k, v, shape, pattern);
     Ok(Inputs {
-        q,
         k,
-        v,
         kbar,
         vbar,
         shape,
