@@ -89,7 +89,9 @@ class StreamState:
         m, p, i = self.m, self.m.pattern, self.t
         b = x_t.shape[0]
         if x_t.dim() != 2 or b != self.k.shape[0]:
-            raise ValueError(f"x_t must have shape [{self.k.shape[0]}, dim], got {tuple(x_t.shape)}")
+            raise ValueError(
+                f"x_t must have shape [{self.k.shape[0]}, dim], got {tuple(x_t.shape)}"
+            )
         q = m.q_proj(x_t).reshape(b, m.q_heads, m.head_dim)
         self.k = self._grow(self.k, i + 1)
         self.v = self._grow(self.v, i + 1)

@@ -37,7 +37,9 @@ def _check(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
         raise ValueError(f"q {tuple(q.shape)} and k {tuple(k.shape)} must share B, T and D")
     hk = k.shape[2]
     if hk == 0 or hq == 0 or d == 0:
-        raise ValueError(f"heads and head dim must be positive, got q {tuple(q.shape)}, k {tuple(k.shape)}")
+        raise ValueError(
+            f"heads and head dim must be positive, got q {tuple(q.shape)}, k {tuple(k.shape)}"
+        )
     if hq % hk:
         raise ValueError(f"q heads ({hq}) must be a multiple of kv heads ({hk})")
 
@@ -90,7 +92,7 @@ def sparse_attention(
         raise TypeError(f"pattern must be a SparsePattern, got {type(pattern).__name__}")
     _check(q, k, v)
     if q.shape[0] == 0 or q.shape[1] == 0:
-        return q.new_zeros(q.shape) + 0 * (k.sum() + v.sum())
+        return q * 0 + (k.sum() + v.sum()) * 0  # empty, but still in the autograd graph
     if q.device.type != "cpu":
         return gathered_attention(q, k, v, pattern)
     out: torch.Tensor = _SparseAttention.apply(q, k, v, pattern)

@@ -2,7 +2,7 @@
 //! in a torch autograd Function.
 
 use numpy::{
-    Element, IntoPyArray, PyArray3, PyArray4, PyArrayMethods, PyReadonlyArray3, PyReadonlyArray4,
+    Element, IntoPyArray, PyArray3, PyArray4, PyArrayMethods, PyReadonlyArrayDyn,
     PyUntypedArrayMethods,
 };
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -36,7 +36,7 @@ fn shape(q: &[usize], k: &[usize], v: &[usize]) -> PyResult<Shape> {
     })
 }
 
-fn contiguous<'a, F: Element>(x: &'a PyReadonlyArray4<'_, F>, name: &str) -> PyResult<&'a [F]> {
+fn contiguous<'a, F: Element>(x: &'a PyReadonlyArrayDyn<'_, F>, name: &str) -> PyResult<&'a [F]> {
     x.as_slice()
         .map_err(|_| PyValueError::new_err(format!("{name} must be C-contiguous")))
 }
@@ -45,9 +45,9 @@ type Fwd<'py, F> = (Bound<'py, PyArray4<F>>, Bound<'py, PyArray3<F>>);
 
 fn forward_typed<'py, F: Real + Element>(
     py: Python<'py>,
-    q: PyReadonlyArray4<'py, F>,
-    k: PyReadonlyArray4<'py, F>,
-    v: PyReadonlyArray4<'py, F>,
+    q: PyReadonlyArrayDyn<'py, F>,
+    k: PyReadonlyArrayDyn<'py, F>,
+    v: PyReadonlyArrayDyn<'py, F>,
     pattern: &Pattern,
     scale: f64,
 ) -> PyResult<Fwd<'py, F>> {
@@ -88,12 +88,12 @@ type Bwd<'py, F> = (
 #[allow(clippy::too_many_arguments)]
 fn backward_typed<'py, F: Real + Element>(
     py: Python<'py>,
-    q: PyReadonlyArray4<'py, F>,
-    k: PyReadonlyArray4<'py, F>,
-    v: PyReadonlyArray4<'py, F>,
-    out: PyReadonlyArray4<'py, F>,
-    lse: PyReadonlyArray3<'py, F>,
-    dout: PyReadonlyArray4<'py, F>,
+    q: PyReadonlyArrayDyn<'py, F>,
+    k: PyReadonlyArrayDyn<'py, F>,
+    v: PyReadonlyArrayDyn<'py, F>,
+    out: PyReadonlyArrayDyn<'py, F>,
+    lse: PyReadonlyArrayDyn<'py, F>,
+    dout: PyReadonlyArrayDyn<'py, F>,
     pattern: &Pattern,
     scale: f64,
 ) -> PyResult<Bwd<'py, F>> {
