@@ -143,6 +143,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--dense-max-t", type=int, default=4096, help="skip dense SDPA above this T")
+    ap.add_argument("--gathered-max-t", type=int, default=4096, help="skip gathered above this T")
     ap.add_argument("--mask-limit-gb", type=float, default=4.0)
     ap.add_argument("--memory", action="store_true", help="also measure peak RSS per cell")
     ap.add_argument("--markdown", action="store_true")
@@ -158,6 +159,8 @@ def main() -> None:
             for name, fn in METHODS.items():
                 skip = False
                 if name.startswith("sdpa") and t > a.dense_max_t:
+                    skip = True
+                if name == "torch gathered" and t > a.gathered_max_t:
                     skip = True
                 scores_gb = B * HQ * t * (t + t // 16) * 4 * (3 if backward else 1) / 2**30
                 if name == "sdpa masked" and scores_gb > a.mask_limit_gb:

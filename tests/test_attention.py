@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from gil import calls_during
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,6 +15,8 @@ from csipose import _native
 from csipose.nn import SparsePattern, SparseTemporalAttention, dense_reference
 from csipose.nn.functional import sparse_attention
 from csipose.nn.gathered import gathered_attention
+
+from gil import calls_during
 
 CLEAR = (ValueError, TypeError, OverflowError, csipose.CsiposeError)
 

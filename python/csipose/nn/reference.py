@@ -30,7 +30,7 @@ def dense_reference(
     ``[pattern.mask(T) | pattern.landmark_mask(T)]``; query head h uses kv head
     ``h // (Hq // Hk)``.
     """
-    b, t, hq, d = q.shape
+    _, t, hq, d = q.shape
     hk = k.shape[2]
     kk = torch.cat([k, block_means(k, pattern)], dim=1)
     vv = torch.cat([v, block_means(v, pattern)], dim=1)
