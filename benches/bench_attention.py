@@ -15,8 +15,9 @@ window 32, blocks of 16 with landmarks, token 0 global, log-stride, causal):
 
 Times are the median of ``--repeat`` runs after a warm-up, torch and csipose on
 the same thread count. Peak memory (``--memory``) is measured in a fresh
-subprocess per cell as the growth of ``ru_maxrss`` over the process's RSS after
-building the inputs, so it covers torch's allocations too. Streaming: median
+subprocess per cell: the Linux peak-RSS counter (VmHWM) is reset after the
+inputs are built and read after the call, so it covers torch's and Rust's
+allocations alike. Streaming: median
 latency of one ``StreamState.step`` (batch 1, dim 64) after T frames.
 """
 
@@ -104,17 +105,36 @@ def median_time(fn, t: int, backward: bool, repeat: int) -> float:
     return statistics.median(times)
 
 
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def measure_peak(name: str, t: int, backward: bool) -> float:
+    """Peak RSS growth (MiB) of one call in this process: the kernel's peak
+    counter is reset (``/proc/self/clear_refs`` = 5, Linux) after the inputs
+    exist, so the growth covers torch's and Rust's allocations alike."""
+    x = inputs(t, backward)
+    PATTERN.mask(1)
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    base = _status_kib("VmRSS")
+    out = METHODS[name](*x)
+    if backward:
+        out.sum().backward()
+    return (_status_kib("VmHWM") - base) / 1024
+
+
 def peak_mib(name: str, t: int, backward: bool, threads: int) -> float | None:
-    """Peak RSS growth of one call in a fresh process (MiB)."""
+    """``measure_peak`` in a fresh subprocess (nothing cached from earlier cells)."""
     code = (
-        "import sys, json, resource; sys.path.insert(0, 'benches');"
+        "import sys, json; sys.path.insert(0, 'benches');"
         "import bench_attention as b, torch, csipose;"
         f"torch.set_num_threads({threads}); csipose.set_num_threads({threads});"
-        f"x = b.inputs({t}, {backward}); b.PATTERN.mask(1);"
-        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;"
-        f"o = b.METHODS[{name!r}](*x);"
-        f"_ = o.sum().backward() if {backward} else None;"
-        "print(json.dumps((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024))"
+        f"print(json.dumps(b.measure_peak({name!r}, {t}, {backward})))"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if r.returncode != 0:
