@@ -161,6 +161,7 @@ mod tests {
     }
 
     /// Plain softmax over an explicit key list, for one (b, i, h).
+    #[allow(clippy::too_many_arguments)]
     fn naive(
         q: &[f64],
         k: &[f64],

@@ -58,7 +58,7 @@ impl Shape {
                 self.hq, self.hk, self.d
             )));
         }
-        if self.hq % self.hk != 0 {
+        if !self.hq.is_multiple_of(self.hk) {
             return Err(Error::Shape(format!(
                 "q heads ({}) must be a multiple of kv heads ({})",
                 self.hq, self.hk
