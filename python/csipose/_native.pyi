@@ -29,6 +29,8 @@ __all__ = [
     "set_num_threads",
     "shadowing",
     "simd_level",
+    "sparse_attention_backward",
+    "sparse_attention_forward",
 ]
 
 __version__: str
@@ -178,3 +180,32 @@ class CountNet:
     def extra_tensors(self) -> list[str]: ...
 
 def countnet_tensors() -> tuple[list[tuple[str, list[int]]], list[tuple[str, list[int]]]]: ...
+def sparse_attention_forward(
+    q: npt.NDArray[Any],
+    k: npt.NDArray[Any],
+    v: npt.NDArray[Any],
+    *,
+    window: int,
+    block: int,
+    landmarks: bool,
+    globals: list[int],
+    log_stride: bool,
+    causal: bool,
+    scale: float,
+) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]: ...
+def sparse_attention_backward(
+    q: npt.NDArray[Any],
+    k: npt.NDArray[Any],
+    v: npt.NDArray[Any],
+    out: npt.NDArray[Any],
+    lse: npt.NDArray[Any],
+    dout: npt.NDArray[Any],
+    *,
+    window: int,
+    block: int,
+    landmarks: bool,
+    globals: list[int],
+    log_stride: bool,
+    causal: bool,
+    scale: float,
+) -> tuple[npt.NDArray[Any], npt.NDArray[Any], npt.NDArray[Any]]: ...

@@ -4,6 +4,7 @@
 //! instead of panicking; the binding crate (`rust/py`) maps errors to Python
 //! exceptions and releases the GIL around the calls.
 
+pub mod attention;
 #[cfg(feature = "countnet")]
 pub mod countnet;
 pub mod error;

@@ -8,6 +8,7 @@
 
 use pyo3::prelude::*;
 
+mod attention;
 mod coco_eval;
 #[cfg(feature = "countnet")]
 mod countnet;
@@ -51,6 +52,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
+    attention::register(m)?;
     metrics::register(m)?;
     matching::register(m)?;
     coco_eval::register(m)?;
