@@ -50,6 +50,9 @@ def export(module: torch.nn.Module, example: torch.Tensor, out: Path, metadata: 
                           opset_version=OPSET, dynamo=True, external_data=False, verbose=False,
                           dynamic_shapes=({0: batch},))  # fmt: skip
         model = onnx.load(tmp)
+        for node in model.graph.node:  # the exporter's per-node debug records (stack traces,
+            del node.metadata_props[:]  # module paths) are about half the file; not deployed
+            node.doc_string = ""
         del model.metadata_props[:]
         for k, v in metadata.items():
             p = model.metadata_props.add()

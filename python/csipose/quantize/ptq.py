@@ -27,15 +27,40 @@ MAX_BATCH = 4096
 
 def quantizer(*, reduce_range: bool = False, is_qat: bool = False, skip: Sequence[str] = (),
               only: Sequence[str] | None = None):  # fmt: skip
-    """The x86 PT2E quantizer; modules named in ``skip`` stay float32, and with
-    ``only`` nothing but the named modules is quantized."""
+    """The x86 PT2E quantizer, extended to every Conv1d; modules named in ``skip``
+    stay float32, and with ``only`` nothing but the named modules is quantized."""
     from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
         X86InductorQuantizer,
         get_default_x86_inductor_quantization_config,
     )
 
     config = get_default_x86_inductor_quantization_config(is_qat=is_qat, reduce_range=reduce_range)
-    q = X86InductorQuantizer().set_global(None if only is not None else config)
+
+    def wanted(node: torch.fx.Node) -> bool:
+        stack = [path for path, _ in (node.meta.get("nn_module_stack") or {}).values()]
+
+        def inside(name: str) -> bool:
+            return any(p == name or p.startswith(name + ".") for p in stack)
+
+        if any(inside(n) for n in skip):
+            return False
+        return only is None or any(inside(n) for n in only)
+
+    class Quantizer(X86InductorQuantizer):
+        """X86InductorQuantizer annotates Conv1d only when a ReLU follows it (torchao
+        0.18); WiFlow's temporal blocks are Conv1d + BN + SiLU, so without this the
+        whole TCN, most of the weights, would stay float32. The extra convs get the
+        quantizer's own conv annotation (int8 per-channel weights, uint8 input)."""
+
+        def annotate(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
+            model = super().annotate(model)
+            for node in model.graph.nodes:
+                if (node.op == "call_function" and node.target == torch.ops.aten.conv1d.default
+                        and "quantization_annotation" not in node.meta and wanted(node)):  # fmt: skip
+                    self._annotate_conv_node_helper(node, False, config)
+            return model
+
+    q = Quantizer().set_global(None if only is not None else config)
     for name in only or ():
         q.set_module_name_qconfig(name, config)
     for name in skip:
