@@ -197,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     count_cli.add_parser(sub)
     export.add_parser(sub)
     parity.add_parser(sub)
+    from csipose.quantize import cli as quantize_cli
+
+    quantize_cli.add_parser(sub)
     return parser
 
 

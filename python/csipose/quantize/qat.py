@@ -19,6 +19,7 @@ validation and the checkpoint files are the training package's own
 from __future__ import annotations
 
 import math
+import types
 import warnings
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,6 @@ def freeze_epoch(epochs: int) -> int:
 
 def prepare(src: Source, calibration: torch.Tensor, *, reduce_range: bool = False) -> torch.fx.GraphModule:
     """The fake-quant model with calibrated observers (before any QAT step)."""
-    from torchao.quantization.pt2e import allow_exported_model_train_eval
     from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
 
     graph = ptq.export(src.model.train(), calibration)
@@ -51,10 +51,40 @@ def prepare(src: Source, calibration: torch.Tensor, *, reduce_range: bool = Fals
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         m = prepare_qat_pt2e(graph, ptq.quantizer(reduce_range=reduce_range, is_qat=True))
-    allow_exported_model_train_eval(m)
+    m.train = types.MethodType(_set_training, m)  # type: ignore[method-assign]
+    m.eval = types.MethodType(lambda self: _set_training(self, False), m)  # type: ignore[method-assign]
     m.eval()  # observers see the calibration windows with BN on running statistics
     ptq.calibrate(m, calibration.split(64))
     return m
+
+
+class _Unshared(torch.nn.Module):
+    """A view of the fake-quant model whose state_dict copies tensors: observers that
+    share quantization parameters (SharedQuantizationSpec) share storage, which
+    safetensors refuses; loading the copies back restores the sharing."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = [model]  # a list: not registered as a submodule
+
+    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
+        return {k: v.clone() for k, v in self.inner[0].state_dict().items()}
+
+
+def _set_training(gm: torch.fx.GraphModule, mode: bool = True) -> torch.fx.GraphModule:
+    """train()/eval() for an exported graph: flip the ``training`` argument of its
+    batch_norm and dropout nodes. (torchao's move_exported_model_to_eval rewrites
+    the older _native_batch_norm_legit patterns; torch 2.15 exports aten.batch_norm
+    and aten.dropout, which it leaves in training mode.)"""
+    flags = {torch.ops.aten.batch_norm.default: 5, torch.ops.aten.dropout.default: 2}
+    for node in gm.graph.nodes:
+        if node.op == "call_function" and node.target in flags:
+            args = list(node.args)
+            args[flags[node.target]] = mode
+            node.args = tuple(args)
+    gm.recompile()
+    torch.nn.Module.train(gm, mode)
+    return gm
 
 
 def _frozen(m: torch.fx.GraphModule) -> None:
@@ -131,7 +161,7 @@ def train(src: Source, out: Path, *, epochs: int, calibration: torch.Tensor, see
         state["epoch"] = epoch
         state["history"].append({"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else math.nan,
                                  "val_mpjpe": val_mpjpe, "val_pck@20": val_pck, "frozen": frozen})  # fmt: skip
-        checkpoint.save(out, f"epoch-{epoch:04d}", model=m,
+        checkpoint.save(out, f"epoch-{epoch:04d}", model=_Unshared(m),
                         optimizer_state={"optimizer": opt.state_dict(), "scheduler": sched.state_dict()},
                         trainer_state=state, metadata=metadata or {})  # fmt: skip
         checkpoint.prune(out, keep=2)
