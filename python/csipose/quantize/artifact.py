@@ -42,7 +42,9 @@ def write(src: Source, out: Path, module: torch.nn.Module, meta: dict[str, Any],
     out.mkdir(parents=True, exist_ok=True)
     example = check_windows[:2]
     onnx_export.export(module, example, out / "model.onnx", meta)
-    meta["onnx_check"] = onnx_export.check(module, out / "model.onnx", check_windows, float_tol=float_tol)
+    meta["onnx_check"] = onnx_export.check(
+        module, out / "model.onnx", check_windows, float_tol=float_tol
+    )
     meta["pt2"] = _save_program(module, example, out / "model.pt2")
     write_json_atomic(out / "quantize.json", meta)
     return meta
@@ -61,7 +63,7 @@ def _save_program(module: torch.nn.Module, example: torch.Tensor, path: Path) ->
             torch.export.save(ep, tmp)
         os.replace(tmp, path)
         return "model.pt2"
-    except Exception as e:  # noqa: BLE001 -- any export failure only means no .pt2
+    except Exception as e:
         return f"not saved: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
     finally:
         if tmp.exists():

@@ -64,7 +64,9 @@ def scan(src: Source, calibration: torch.Tensor, *, val_windows: int | None = 51
     exported = ptq.export(src.model.eval(), calibration)
     rows = []
     for name in modules or candidates(src.model):
-        q = ptq.ptq(src.model, calibration, reduce_range=reduce_range, only=[name], exported=exported)
+        q = ptq.ptq(
+            src.model, calibration, reduce_range=reduce_range, only=[name], exported=exported
+        )
         pck, mpjpe = score(src, _predict(q, x), idx)
         rows.append({"module": name, "pck@20": pck, "mpjpe": mpjpe,
                      "pck@20_drop": fp32[0] - pck, "mpjpe_rise": mpjpe - fp32[1]})  # fmt: skip
@@ -74,7 +76,9 @@ def scan(src: Source, calibration: torch.Tensor, *, val_windows: int | None = 51
                           "int8 (PT2E PTQ, same calibration), on the validation part"}  # fmt: skip
 
 
-def choose(result: dict[str, Any], *, max_drop: float = MAX_DROP, max_kept: int = MAX_KEPT) -> list[str]:
+def choose(
+    result: dict[str, Any], *, max_drop: float = MAX_DROP, max_kept: int = MAX_KEPT
+) -> list[str]:
     """Modules to keep float32: the worst ones whose PCK@20 drop exceeds ``max_drop``
     (ties broken by MPJPE rise)."""
     rows = sorted(result["modules"], key=lambda r: (-r["pck@20_drop"], -r["mpjpe_rise"]))

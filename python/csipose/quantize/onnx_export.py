@@ -36,7 +36,9 @@ INPUT = "csi"
 OUTPUT = "keypoints"
 
 
-def export(module: torch.nn.Module, example: torch.Tensor, out: Path, metadata: dict[str, Any]) -> Path:
+def export(
+    module: torch.nn.Module, example: torch.Tensor, out: Path, metadata: dict[str, Any]
+) -> Path:
     """Write ``module`` as ONNX to ``out`` (atomically) with ``metadata`` in
     metadata_props (values JSON-encoded unless already strings)."""
     import onnx
@@ -65,7 +67,9 @@ def export(module: torch.nn.Module, example: torch.Tensor, out: Path, metadata: 
     return out
 
 
-def session(path: str | os.PathLike[str], threads: int | None = None, *, optimise: bool = True) -> Any:
+def session(
+    path: str | os.PathLike[str], threads: int | None = None, *, optimise: bool = True
+) -> Any:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -90,8 +94,11 @@ def activation_steps(path: str | os.PathLike[str]) -> list[float]:
 
     m = onnx.load(str(path))
     init = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
-    consts = {n.output[0]: numpy_helper.to_array(n.attribute[0].t)
-              for n in m.graph.node if n.op_type == "Constant" and n.attribute and n.attribute[0].t.dims is not None}  # fmt: skip
+    consts = {
+        n.output[0]: numpy_helper.to_array(n.attribute[0].t)
+        for n in m.graph.node
+        if n.op_type == "Constant" and n.attribute and n.attribute[0].HasField("t")
+    }
     steps = []
     for n in m.graph.node:
         if n.op_type == "QuantizeLinear":
@@ -111,13 +118,17 @@ def check(module: torch.nn.Module, path: str | os.PathLike[str], windows: torch.
         want = module(windows).float().numpy()
     got = run(session(path, optimise=False), windows)
     if got.shape != want.shape:
-        raise CsiposeError(f"{path}: ONNX output shape {got.shape} differs from torch's {want.shape}")
+        raise CsiposeError(
+            f"{path}: ONNX output shape {got.shape} differs from torch's {want.shape}"
+        )
     fused = run(session(path), windows)
     for b in batches:
         if b <= len(windows):
             g = run(session(path), windows[:b])
             if g.shape != want[:b].shape:
-                raise CsiposeError(f"{path}: batch {b} gives shape {g.shape}, expected {want[:b].shape}")
+                raise CsiposeError(
+                    f"{path}: batch {b} gives shape {g.shape}, expected {want[:b].shape}"
+                )
     diff = np.abs(got - want)
     steps = activation_steps(path)
     bound = max(float_tol, max(steps)) if steps else float_tol

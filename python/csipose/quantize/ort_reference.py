@@ -15,7 +15,9 @@ import numpy as np
 import torch
 
 
-def quantize_static(fp32_onnx: Path, out: Path, calibration: torch.Tensor, *, reduce_range: bool = False) -> Path:
+def quantize_static(
+    fp32_onnx: Path, out: Path, calibration: torch.Tensor, *, reduce_range: bool = False
+) -> Path:
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType
     from onnxruntime.quantization import quantize_static as ort_quantize_static
 
@@ -23,7 +25,9 @@ def quantize_static(fp32_onnx: Path, out: Path, calibration: torch.Tensor, *, re
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self.batches = iter([{INPUT: np.ascontiguousarray(b.numpy())} for b in calibration.split(64)])
+            self.batches = iter(
+                [{INPUT: np.ascontiguousarray(b.numpy())} for b in calibration.split(64)]
+            )
 
         def get_next(self):  # type: ignore[no-untyped-def]
             return next(self.batches, None)

@@ -11,7 +11,7 @@ from csipose.errors import CsiposeError
 from csipose.quantize import artifact, fp16, mixed, ptq, qat
 from csipose.quantize.source import Source, open_run
 
-METHODS = ("ptq", "qat", "fp16", "mixed")
+METHODS = ("ptq", "fp16", "mixed", "qat")
 #: Held-out (validation-part) windows the ONNX files are checked on.
 CHECK_WINDOWS = 64
 
@@ -48,41 +48,63 @@ def quantize(run: str | Path, method: str, *, out: str | Path | None = None, cal
         raise CsiposeError(f"the run's validation part {src.cfg.data.val_part!r} is empty")
     calib_meta = {"part": part, "split": src.cfg.data.split, "windows": len(calib), "seed": seed}
     todo = METHODS if method == "all" else (method,)
-    written = []
+    written, failed = [], []
     for m in todo:
-        d = root / m
-        meta = artifact.metadata(src, m, reduce_range=reduce_range)
-        if m == "fp32":
-            module: torch.nn.Module = src.model.eval()
-        elif m == "fp16":
-            module = fp16.HalfPrecision(src.model, torch.float16)
-            meta["dtype"] = "float16 weights and activations; float32 input and output"
-        elif m == "ptq":
-            module = ptq.ptq(src.model, calib, reduce_range=reduce_range)
-            meta["calibration"] = calib_meta
-            meta["scheme"] = _scheme(reduce_range)
-        elif m == "mixed":
-            scan = mixed.scan(src, calib, seed=seed, reduce_range=reduce_range)
-            kept = mixed.choose(scan)
-            module = ptq.ptq(src.model, calib, reduce_range=reduce_range, skip=kept)
-            meta.update(calibration=calib_meta, scheme=_scheme(reduce_range), float32_modules=kept,
-                        sensitivity=scan, rule=f"keep float32 the modules (at most {mixed.MAX_KEPT}) whose "
-                        f"PCK@20 drop alone exceeds {mixed.MAX_DROP} points on the validation part")  # fmt: skip
-        else:
-            fq, state = qat.train(src, d, epochs=qat_epochs, calibration=calib, seed=seed,
-                                  reduce_range=reduce_range, resume=resume,
-                                  metadata={"format": "csipose-qat-checkpoint"})  # fmt: skip
-            module = qat._set_training(ptq.convert(fq, qat=True), False)
-            meta.update(calibration=calib_meta, scheme=_scheme(reduce_range), qat_epochs=qat_epochs,
-                        freeze_epoch=state["freeze_epoch"], lr_ratio=qat.LR_RATIO, history=state["history"],
-                        fake_quant_vs_converted=_gap(src, fq, module))  # fmt: skip
-        written.append(d)
-        # fp16: both sides round to half precision in different orders; allow a few
-        # half-precision ulps of the output's magnitude.
-        tol = FP16_ULPS * 2.0**-11 * _magnitude(module, check) if m == "fp16" else 1e-4
-        artifact.write(src, d, module, meta, check, float_tol=tol)
-        print(f"wrote {d} ({m})", flush=True)
+        try:
+            written.append(_one(src, m, root, calib, check, calib_meta, qat_epochs=qat_epochs,
+                                reduce_range=reduce_range, resume=resume, seed=seed))  # fmt: skip
+        except CsiposeError as e:
+            if method != "all":
+                raise
+            failed.append(f"{m}: {e}")  # one failing method does not cost the others
+            print(f"{m} failed: {e}", flush=True)
+    if failed:
+        raise QuantizeFailed(written, failed)
     return written
+
+
+class QuantizeFailed(CsiposeError):
+    """Some methods of ``--method all`` failed; the others were written."""
+
+    def __init__(self, written: list[Path], failed: list[str]) -> None:
+        super().__init__("; ".join(failed))
+        self.written, self.failed = written, failed
+
+
+def _one(src: Source, m: str, root: Path, calib: torch.Tensor, check: torch.Tensor, calib_meta: dict[str, Any],
+         *, qat_epochs: int, reduce_range: bool, resume: str | None, seed: int) -> Path:  # fmt: skip
+    d = root / m
+    meta = artifact.metadata(src, m, reduce_range=reduce_range)
+    if m == "fp32":
+        module: torch.nn.Module = src.model.eval()
+    elif m == "fp16":
+        module = fp16.HalfPrecision(src.model, torch.float16)
+        meta["dtype"] = "float16 weights and activations; float32 input and output"
+    elif m == "ptq":
+        module = ptq.ptq(src.model, calib, reduce_range=reduce_range)
+        meta["calibration"] = calib_meta
+        meta["scheme"] = _scheme(reduce_range)
+    elif m == "mixed":
+        scan = mixed.scan(src, calib, seed=seed, reduce_range=reduce_range)
+        kept = mixed.choose(scan)
+        module = ptq.ptq(src.model, calib, reduce_range=reduce_range, skip=kept)
+        meta.update(calibration=calib_meta, scheme=_scheme(reduce_range), float32_modules=kept,
+                    sensitivity=scan, rule=f"keep float32 the modules (at most {mixed.MAX_KEPT}) whose "
+                    f"PCK@20 drop alone exceeds {mixed.MAX_DROP} points on the validation part")  # fmt: skip
+    else:
+        fq, state = qat.train(src, d, epochs=qat_epochs, calibration=calib, seed=seed,
+                              reduce_range=reduce_range, resume=resume,
+                              metadata={"format": "csipose-qat-checkpoint"})  # fmt: skip
+        module = qat._set_training(ptq.convert(fq, qat=True), False)
+        meta.update(calibration=calib_meta, scheme=_scheme(reduce_range), qat_epochs=qat_epochs,
+                    freeze_epoch=state["freeze_epoch"], lr_ratio=qat.LR_RATIO, history=state["history"],
+                    fake_quant_vs_converted=_gap(src, fq, module))  # fmt: skip
+    # fp16: both sides round to half precision in different orders; allow a few
+    # half-precision ulps of the output's magnitude.
+    tol = FP16_ULPS * 2.0**-11 * _magnitude(module, check) if m == "fp16" else 1e-4
+    artifact.write(src, d, module, meta, check, float_tol=tol)
+    print(f"wrote {d} ({m})", flush=True)
+    return d
 
 
 FP16_ULPS = 8

@@ -102,7 +102,7 @@ def _no_qat_fold() -> Iterator[None]:
 def convert(prepared: torch.fx.GraphModule, *, qat: bool = False) -> torch.fx.GraphModule:
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
 
-    with warnings.catch_warnings(), (contextlib.nullcontext() if qat else _no_qat_fold()):
+    with warnings.catch_warnings(), contextlib.nullcontext() if qat else _no_qat_fold():
         warnings.simplefilter("ignore")
         return convert_pt2e(prepared)
 

@@ -42,7 +42,9 @@ def freeze_epoch(epochs: int) -> int:
     return epochs // 2
 
 
-def prepare(src: Source, calibration: torch.Tensor, *, reduce_range: bool = False) -> torch.fx.GraphModule:
+def prepare(
+    src: Source, calibration: torch.Tensor, *, reduce_range: bool = False
+) -> torch.fx.GraphModule:
     """The fake-quant model with calibrated observers (before any QAT step)."""
     from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
 
@@ -111,12 +113,19 @@ def train(src: Source, out: Path, *, epochs: int, calibration: torch.Tensor, see
     opt = torch.optim.AdamW(m.parameters(), lr=cfg.optim.lr * LR_RATIO, betas=tuple(cfg.optim.betas),
                             weight_decay=cfg.optim.weight_decay)  # fmt: skip
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
-    state: dict[str, Any] = {"epoch": -1, "step": 0, "history": [], "freeze_epoch": freeze_epoch(epochs)}
+    state: dict[str, Any] = {
+        "epoch": -1,
+        "step": 0,
+        "history": [],
+        "freeze_epoch": freeze_epoch(epochs),
+    }
     ck_path = checkpoint.latest(out) if resume == "auto" else (Path(resume) if resume else None)
     if ck_path is not None:
         ck = checkpoint.load(ck_path)
         if ck["trainer"].get("epochs") not in (None, epochs):
-            raise TrainingError(f"{ck['path']}: the QAT checkpoint was written for {ck['trainer']['epochs']} epochs")
+            raise TrainingError(
+                f"{ck['path']}: the QAT checkpoint was written for {ck['trainer']['epochs']} epochs"
+            )
         if ck["trainer"]["epoch"] + 1 >= state["freeze_epoch"]:
             _frozen(m)
         m.load_state_dict(ck["tensors"])

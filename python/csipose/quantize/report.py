@@ -45,7 +45,9 @@ def _median_ms(fn: Any, reps: int) -> float:
     return 1e3 * float(np.median(ts))
 
 
-def _latency(sess: Any, torch_module: Any, x: torch.Tensor, reps: tuple[int, int]) -> dict[str, float | None]:
+def _latency(
+    sess: Any, torch_module: Any, x: torch.Tensor, reps: tuple[int, int]
+) -> dict[str, float | None]:
     r: dict[str, float | None] = {}
     for b, n in zip((1, 64), reps, strict=True):
         xb = np.ascontiguousarray(x[:b].numpy())
@@ -97,9 +99,14 @@ def report(run: str | Path, out: str | Path, *, calibration: int = 256, reps: tu
     if not (ref / "model.onnx").exists():
         calib = src.windows(src.cfg.data.train_part, calibration, seed=seed)
         ort_reference.quantize_static(root / "fp32" / "model.onnx", ref / "model.onnx", calib)
-        write_json_atomic(ref / "quantize.json", artifact.metadata(
-            src, "ort-int8", calibration={"part": src.cfg.data.train_part, "windows": len(calib), "seed": seed},
-            scheme="onnxruntime quantize_static: QDQ, per-channel int8 weights, uint8 activations, MinMax"))  # fmt: skip
+        calib_meta = {"part": src.cfg.data.train_part, "windows": len(calib), "seed": seed}
+        scheme = (
+            "onnxruntime quantize_static: QDQ, per-channel int8 weights, uint8 activations, MinMax"
+        )
+        write_json_atomic(
+            ref / "quantize.json",
+            artifact.metadata(src, "ort-int8", calibration=calib_meta, scheme=scheme),
+        )
     params = sum(p.numel() for p in src.model.parameters())
     parts = [src.cfg.data.val_part, *src.cfg.data.test_parts]
     thresholds = sorted({0.2, 0.5, *src.cfg.eval.thresholds})
@@ -108,7 +115,7 @@ def report(run: str | Path, out: str | Path, *, calibration: int = 256, reps: tu
     baseline: dict[str, Any] = {}
     for row in ROWS:
         d = root / row
-        if not (d / "model.onnx").exists():
+        if not (d / "quantize.json").exists():  # absent, or its ONNX check failed
             continue
         meta = artifact.read(d)
         sess = onnx_export.session(d / "model.onnx", threads)
@@ -117,7 +124,9 @@ def report(run: str | Path, out: str | Path, *, calibration: int = 256, reps: tu
             if part in src.data.parts and len(src.data.parts[part]):
                 a = _accuracy(src, sess, part, thresholds)
                 acc[part] = {k: a["model"][k]["value"] for k in ("pck@20", "pck@50", "mpjpe")}
-                baseline[part] = {k: a["mean_pose_baseline"][k]["value"] for k in ("pck@20", "pck@50", "mpjpe")}
+                baseline[part] = {
+                    k: a["mean_pose_baseline"][k]["value"] for k in ("pck@20", "pck@50", "mpjpe")
+                }
                 baseline[part]["n_samples"] = a["n_samples"]
         rows[row] = {"file_bytes": (d / "model.onnx").stat().st_size, "parameters": params,
                      "accuracy": acc, "latency": _latency(sess, _torch_module(row, d, src), x, reps),
@@ -133,11 +142,13 @@ def report(run: str | Path, out: str | Path, *, calibration: int = 256, reps: tu
         "units": src.data.units,
         "definitions": {
             "pck@20": "torso-PCK at 0.2 x the skeleton's torso diagonal, flat mean over samples x visible "
-                      "joints (csipose.metrics, as csipose eval), 0-1",
-            "pck@50": "the same at 0.5", "mpjpe": f"mean per-joint position error, {src.data.units}",
-            "file_bytes": "size of model.onnx", "latency": "median wall ms per batch, CPU, "
-                          f"{threads} threads; torch int8 rows run the reference Q/DQ graph (float32 math)",
-        },  # fmt: skip
+            "joints (csipose.metrics, as csipose eval), 0-1",
+            "pck@50": "the same at 0.5",
+            "mpjpe": f"mean per-joint position error, {src.data.units}",
+            "file_bytes": "size of model.onnx",
+            "latency": "median wall ms per batch, CPU, "
+            f"{threads} threads; torch int8 rows run the reference Q/DQ graph (float32 math)",
+        },
         "mean_pose_baseline": baseline,
         "rows": rows,
         "targets": _targets(rows, src),
@@ -156,7 +167,10 @@ def _targets(rows: dict[str, Any], src: Source) -> dict[str, Any]:
         return {}
     best = max(int8, key=lambda r: rows[r]["accuracy"].get(val, {}).get("pck@20") or -1.0)
     f, b = rows["fp32"], rows[best]
-    drop = 100 * ((f["accuracy"].get(test, {}).get("pck@20") or 0) - (b["accuracy"].get(test, {}).get("pck@20") or 0))
+    drop = 100 * (
+        (f["accuracy"].get(test, {}).get("pck@20") or 0)
+        - (b["accuracy"].get(test, {}).get("pck@20") or 0)
+    )
     size = f["file_bytes"] / b["file_bytes"]
     speed = f["latency"]["ort_ms_b64"] / b["latency"]["ort_ms_b64"]
     t: dict[str, Any] = {
@@ -199,7 +213,7 @@ def markdown(r: dict[str, Any]) -> str:
     for p in parts:
         a = r["mean_pose_baseline"].get(p, {})
         cells += [_f(a.get("pck@20")), _f(a.get("pck@50")), _f(a.get("mpjpe"), ".4f")]
-    lines.append("| " + " | ".join(cells + ["", "", "", ""]) + " |")
+    lines.append("| " + " | ".join([*cells, "", "", "", ""]) + " |")
     out = [f"# Compression report: {r['run']}", "", f"Split {r['split']!r}; {r['threads']} threads.", "",
            *lines, ""]  # fmt: skip
     out += [f"- **{k}**: {v}" for k, v in r["definitions"].items()]
@@ -235,7 +249,9 @@ def _plot(r: dict[str, Any], path: Path) -> None:
         y = row["accuracy"].get(test, {}).get("pck@20")
         if y is None:
             continue
-        for ax, xv in zip(axes, (row["file_bytes"] / 1e6, row["latency"]["ort_ms_b64"]), strict=True):
+        for ax, xv in zip(
+            axes, (row["file_bytes"] / 1e6, row["latency"]["ort_ms_b64"]), strict=True
+        ):
             ax.scatter(xv, y)
             ax.annotate(name, (xv, y), textcoords="offset points", xytext=(4, 4))
     base = r["mean_pose_baseline"].get(test, {}).get("pck@20")

@@ -12,7 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def quantize(x: np.ndarray, scale: float, zero_point: int, qmin: int = 0, qmax: int = 255) -> np.ndarray:
+def quantize(
+    x: np.ndarray, scale: float, zero_point: int, qmin: int = 0, qmax: int = 255
+) -> np.ndarray:
     """Integer codes of ``x`` (int32 so any range fits)."""
     if not scale > 0:
         raise ValueError(f"scale must be > 0, got {scale}")
@@ -24,5 +26,7 @@ def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     return ((np.asarray(q, dtype=np.int32) - zero_point) * np.float32(scale)).astype(np.float32)
 
 
-def fake_quantize(x: np.ndarray, scale: float, zero_point: int, qmin: int = 0, qmax: int = 255) -> np.ndarray:
+def fake_quantize(
+    x: np.ndarray, scale: float, zero_point: int, qmin: int = 0, qmax: int = 255
+) -> np.ndarray:
     return dequantize(quantize(x, scale, zero_point, qmin, qmax), scale, zero_point)
