@@ -19,7 +19,7 @@ $(PY):
 	$(PY) -m pip install --upgrade pip "maturin>=1.9.4,<2"
 
 dev: $(PY)  ## build the extension (release) and install csipose with every extra into .venv
-	maturin develop --release --extras train,data,test,export
+	maturin develop --release --extras train,data,test,export,quantize
 
 run: dev  ## the main job: csipose train with its built-in default (simulate, train, evaluate)
 	csipose train

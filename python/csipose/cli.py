@@ -211,6 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     pf.set_defaults(func=_cmd_proof)
     export.add_parser(sub)
     parity.add_parser(sub)
+    from csipose.quantize import cli as quantize_cli
+
+    quantize_cli.add_parser(sub)
     return parser
 
 

@@ -1,0 +1,125 @@
+"""int8 post-training quantization through PT2E (torchao).
+
+``torch.export`` -> ``X86InductorQuantizer`` (per-channel symmetric int8
+weights, per-tensor affine uint8 activations from a histogram observer) ->
+``prepare_pt2e`` -> calibration on windows of the run's training part ->
+``convert_pt2e``. The result is torch's reference Q/DQ graph: fp32 math between
+QuantizeLinear/DequantizeLinear pairs, which exports to QDQ ONNX.
+
+Activations use all 8 bits. ``reduce_range=True`` restricts them to 7 bits (the
+old fbgemm/x86 default, a workaround for CPUs without VNNI whose int16
+accumulation can saturate); it was the main accuracy loss of the upstream's
+int8 attempt (reference/quant-onnx-perf-anchors.md section 3), so it is only
+an option.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+
+import torch
+
+MAX_BATCH = 4096
+
+
+def quantizer(*, reduce_range: bool = False, is_qat: bool = False, skip: Sequence[str] = (),
+              only: Sequence[str] | None = None):  # fmt: skip
+    """The x86 PT2E quantizer, extended to every Conv1d; modules named in ``skip``
+    stay float32, and with ``only`` nothing but the named modules is quantized."""
+    from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
+        X86InductorQuantizer,
+        get_default_x86_inductor_quantization_config,
+    )
+
+    config = get_default_x86_inductor_quantization_config(is_qat=is_qat, reduce_range=reduce_range)
+
+    def wanted(node: torch.fx.Node) -> bool:
+        stack = [path for path, _ in (node.meta.get("nn_module_stack") or {}).values()]
+
+        def inside(name: str) -> bool:
+            return any(p == name or p.startswith(name + ".") for p in stack)
+
+        if any(inside(n) for n in skip):
+            return False
+        return only is None or any(inside(n) for n in only)
+
+    class Quantizer(X86InductorQuantizer):
+        """X86InductorQuantizer annotates Conv1d only when a ReLU follows it (torchao
+        0.18); WiFlow's temporal blocks are Conv1d + BN + SiLU, so without this the
+        whole TCN, most of the weights, would stay float32. The extra convs get the
+        quantizer's own conv annotation (int8 per-channel weights, uint8 input)."""
+
+        def annotate(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
+            model = super().annotate(model)
+            for node in model.graph.nodes:
+                if (node.op == "call_function" and node.target == torch.ops.aten.conv1d.default
+                        and "quantization_annotation" not in node.meta and wanted(node)):  # fmt: skip
+                    self._annotate_conv_node_helper(node, False, config)
+            return model
+
+    q = Quantizer().set_global(None if only is not None else config)
+    for name in only or ():
+        q.set_module_name_qconfig(name, config)
+    for name in skip:
+        q.set_module_name_qconfig(name, None)
+    return q
+
+
+def export(model: torch.nn.Module, example: torch.Tensor) -> torch.fx.GraphModule:
+    """The model as an exported graph with a dynamic batch axis (batch 1 allowed)."""
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ep = torch.export.export(model, (example[:2],), dynamic_shapes=({0: batch},))
+    return ep.module()
+
+
+def calibrate(prepared: torch.fx.GraphModule, batches: Iterable[torch.Tensor]) -> None:
+    with torch.no_grad():
+        for x in batches:
+            prepared(x)
+
+
+@contextlib.contextmanager
+def _no_qat_fold() -> Iterator[None]:
+    """Skip convert_pt2e's conv-BN QAT fold for post-training graphs: it looks for
+    the fake-quant conv-BN patterns that only prepare_qat_pt2e inserts (prepare_pt2e
+    folds BN into conv already), and building its ~50 pattern graphs costs about
+    35 s of CPU whatever the model (torchao 0.18)."""
+    from torchao.quantization.pt2e import quantize_pt2e
+
+    original = quantize_pt2e._fold_conv_bn_qat
+    quantize_pt2e._fold_conv_bn_qat = lambda m: m
+    try:
+        yield
+    finally:
+        quantize_pt2e._fold_conv_bn_qat = original
+
+
+def convert(prepared: torch.fx.GraphModule, *, qat: bool = False) -> torch.fx.GraphModule:
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
+
+    with warnings.catch_warnings(), contextlib.nullcontext() if qat else _no_qat_fold():
+        warnings.simplefilter("ignore")
+        return convert_pt2e(prepared)
+
+
+def ptq(model: torch.nn.Module, calibration: torch.Tensor, *, batch_size: int = 64,
+        reduce_range: bool = False, skip: Sequence[str] = (), only: Sequence[str] | None = None,
+        exported: torch.fx.GraphModule | None = None) -> torch.fx.GraphModule:  # fmt: skip
+    """The converted int8 reference graph of ``model`` calibrated on ``calibration``
+    [N, C, T]. ``exported`` (from :func:`export`) saves re-tracing when one model is
+    quantized several ways."""
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
+
+    if len(calibration) == 0:
+        raise ValueError("calibration needs at least one window")
+    graph = copy.deepcopy(exported) if exported is not None else export(model.eval(), calibration)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prepared = prepare_pt2e(graph, quantizer(reduce_range=reduce_range, skip=skip, only=only))
+    calibrate(prepared, calibration.split(batch_size))
+    return convert(prepared)
