@@ -22,7 +22,7 @@ from csipose.data.simulate import simulate
 from csipose.errors import CheckpointError
 from csipose.models import CountNet as TorchCountNet
 from csipose.models.countnet import PARAMETERS, parameter_count
-from csipose.parity import parity
+from csipose.deploy.parity import parity
 
 from gil import calls_during
 from reference import countnet_forward
@@ -85,7 +85,7 @@ def test_architecture_matches_the_upstream_contract():
     assert parameter_count(m) == PARAMETERS == 97_737
     shapes = {k: tuple(v.shape) for k, v in m.state_dict().items()}
     assert shapes == {**UPSTREAM, **EXTRAS}
-    weights, extras = csipose.countnet.tensor_contract()
+    weights, extras = csipose.runtime.countnet.tensor_contract()
     assert {k: tuple(s) for k, s in weights} == UPSTREAM
     assert {k: tuple(s) for k, s in extras} == EXTRAS
     convs = [m.enc.c1, m.enc.c2, m.enc.c3]
@@ -243,7 +243,7 @@ def test_onnx_export_matches_onnxruntime(tmp_path, sim_windows):
     ort = pytest.importorskip("onnxruntime")
     import onnx
 
-    from csipose.export import export_onnx
+    from csipose.deploy.export import export_onnx
 
     m = random_model(2, t=1.6, tc=0.7)
     ck = save(m, tmp_path / "ck")

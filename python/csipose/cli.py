@@ -191,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
         c.add_arguments(p)
         p.set_defaults(func=lambda a, c=c: _cmd_convert(c, a))
 
-    from csipose import export, parity
+    from csipose.deploy import export, parity
     from csipose.count import cli as count_cli
 
     count_cli.add_parser(sub)

@@ -84,7 +84,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from csipose.countnet import CountNet
+    from csipose.runtime.countnet import CountNet
 
     net = CountNet.load(args.checkpoint)
     try:
@@ -111,7 +111,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_health(args: argparse.Namespace) -> int:
-    from csipose.countnet import CountNet, tensor_contract
+    from csipose.runtime.countnet import CountNet, tensor_contract
 
     net = CountNet.load(args.checkpoint)
     p = net.predict(np.zeros((1, 56, 20), np.float32))

@@ -21,9 +21,9 @@ from csipose.data import CsiTransform, Store
 from csipose.data import simulate as sim
 from csipose.signal import ESP32_NULL, SUBCARRIERS, SubcarrierMap, index_map, linear_map
 
-N_SUBCARRIERS = 56
-N_FRAMES = 20
-N_CLASSES = 8
+from csipose.runtime.countnet import CLASSES as N_CLASSES  # noqa: E402  (one home)
+from csipose.runtime.countnet import FRAMES as N_FRAMES  # noqa: E402
+from csipose.runtime.countnet import SUBCARRIERS as N_SUBCARRIERS  # noqa: E402
 
 
 def esp32_map(table: str = "esp32-lltf") -> SubcarrierMap:

@@ -12,6 +12,8 @@ mod data;
 mod errors;
 mod matching;
 mod metrics;
+#[cfg(feature = "posenet")]
+mod posenet;
 mod signal;
 mod sim;
 
@@ -56,5 +58,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     sim::register(m)?;
     #[cfg(feature = "countnet")]
     countnet::register(m)?;
+    #[cfg(feature = "posenet")]
+    posenet::register(m)?;
     Ok(())
 }
