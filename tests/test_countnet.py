@@ -19,10 +19,10 @@ from csipose.cli import main
 from csipose.count.data import esp32_map, gather
 from csipose.data import CsiTransform, Store
 from csipose.data.simulate import simulate
+from csipose.deploy.parity import parity
 from csipose.errors import CheckpointError
 from csipose.models import CountNet as TorchCountNet
 from csipose.models.countnet import PARAMETERS, parameter_count
-from csipose.deploy.parity import parity
 
 from gil import calls_during
 from reference import countnet_forward

@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 
 import csipose
 from csipose.cli import main
-from csipose.data import Store
+from csipose.data import CsiTransform, Store
 from csipose.data.simulate import simulate
 from csipose.errors import CheckpointError
 from csipose.runtime import posenet as runtime_posenet
@@ -66,13 +66,22 @@ def test_trainer_defaults_match_the_torch_side():
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("posenet")
-    return simulate(root / "store", environments=2, subjects=4, actions=["walk", "wave"],
-                    frames=16, seed=5)  # fmt: skip
+    return simulate(
+        root / "store", environments=2, subjects=4, actions=["walk", "wave"], frames=16, seed=5
+    )
 
 
 def train_run(store: Path, run: Path, *extra: str) -> Path:
-    args = ['data.source="store"', f'data.store="{store}"', f'train.run_dir="{run}"',
-            "train.epochs=1", "train.batch_size=16", "train.threads=1", "train.early_stop=0", *extra]  # fmt: skip
+    args = [
+        'data.source="store"',
+        f'data.store="{store}"',
+        f'train.run_dir="{run}"',
+        "train.epochs=1",
+        "train.batch_size=16",
+        "train.threads=1",
+        "train.early_stop=0",
+        *extra,
+    ]
     assert main(["train", *args, "--no-eval"]) == 0
     return run
 
@@ -80,10 +89,18 @@ def train_run(store: Path, run: Path, *extra: str) -> Path:
 @pytest.mark.parametrize(
     "extra",
     [
-        ('model.name="wiflow-tiny"', "model.options={input_pw_groups=2}"),  # amplitude+phase, z-score
+        (
+            'model.name="wiflow-tiny"',
+            "model.options={input_pw_groups=2}",
+        ),  # amplitude+phase, z-score
         ('model.name="wiflow-mmfi"', 'data.inputs="amplitude"'),
-        ('model.name="wiflow-tiny"', 'data.inputs="amplitude"', 'data.subcarriers="linear:30"',
-         "data.minmax=false"),  # fmt: skip
+        (
+            'model.name="wiflow-tiny"',
+            "model.options={input_pw_groups=2}",
+            'data.inputs="amplitude"',
+            'data.subcarriers="linear:30"',
+            "data.minmax=false",
+        ),
     ],
     ids=["tiny-phase", "mmfi-amplitude", "tiny-map"],
 )
@@ -96,13 +113,16 @@ def test_trained_checkpoint_predicts_as_training_does(tmp_path, store, extra):
     torch.set_num_threads(1)
     run = train_run(store, tmp_path / "run", *extra)
     net = csipose.PoseNet.load(run)
-    cfg = load_config(None, [f'train.run_dir="{run}"', 'data.source="store"', f'data.store="{store}"', *extra])
+    cfg = load_config(
+        None, [f'train.run_dir="{run}"', 'data.source="store"', f'data.store="{store}"', *extra]
+    )
     data = prepare(cfg, store)
     model = build_model(data, cfg)
     model.load_state_dict(ck.load(run)["tensors"])
     idx = data.parts[cfg.data.val_part][:64]
     want = predict(model, data, idx, 64, torch.device("cpu"))
-    b = data.store.gather(idx, fields=input_fields(data))
+    raw = data.store.with_options(transform={"amplitude": CsiTransform()})  # PoseNet transforms
+    b = raw.gather(idx, fields=input_fields(data))
     got = net.predict(b["amplitude"], b.get("phase"))
     diff = float(np.max(np.abs(got - want)))
     assert diff <= TOL * data.target_scale, diff
@@ -131,11 +151,20 @@ def rewrite(file: Path, change) -> Path:
     "change, words",
     [
         (lambda t: t.pop("up.block.4.bias"), ["up.block.4.bias"]),
-        (lambda t: t.update({"decoder.3.weight": torch.zeros(2, 9, 1, 1)}), ["decoder.3.weight", "[2, 9, 1, 1]"]),
-        (lambda t: t["tcn.network.1.bn1_pw.running_var"].__setitem__(0, float("nan")),
-         ["tcn.network.1.bn1_pw.running_var", "non-finite"]),  # fmt: skip
-        (lambda t: t.update({"attention.width_axis.bn_output.bias": torch.zeros(16, dtype=torch.float64)}),
-         ["attention.width_axis.bn_output.bias", "F64"]),  # fmt: skip
+        (
+            lambda t: t.update({"decoder.3.weight": torch.zeros(2, 9, 1, 1)}),
+            ["decoder.3.weight", "[2, 9, 1, 1]"],
+        ),
+        (
+            lambda t: t["tcn.network.1.bn1_pw.running_var"].__setitem__(0, float("nan")),
+            ["tcn.network.1.bn1_pw.running_var", "non-finite"],
+        ),
+        (
+            lambda t: t.update(
+                {"attention.width_axis.bn_output.bias": torch.zeros(16, dtype=torch.float64)}
+            ),
+            ["attention.width_axis.bn_output.bias", "F64"],
+        ),
         (lambda t: t.update({"extra.weight": torch.zeros(3)}), ["extra.weight"]),
         (lambda t: t.pop("tcn.network.0.conv1_group.weight"), ["tcn.network.0.conv1_group.weight"]),
     ],
@@ -154,7 +183,7 @@ def test_truncated_garbage_and_foreign_files(tmp_path):
     file, _ = random_checkpoint(tmp_path, CASE)
     data = file.read_bytes()
     file.write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match="model.safetensors"):
+    with pytest.raises(CheckpointError, match=r"model\.safetensors"):
         csipose.PoseNet.load(file)
     file.write_bytes(b"garbage")
     with pytest.raises(CheckpointError):
@@ -226,3 +255,45 @@ def test_predict_releases_the_gil(tmp_path):
     x = np.random.default_rng(2).normal(size=(16, 10, 3, 114, 1)).astype(np.float32)
     _, during, _ = calls_during(lambda: net.predict(x), lambda: sum(range(10)))
     assert during > 0
+
+
+def test_predict_parity_and_export_commands(tmp_path, store, capsys):
+    torch.set_num_threads(1)
+    run = train_run(
+        store, tmp_path / "run", 'model.name="wiflow-tiny"', "model.options={input_pw_groups=2}"
+    )
+    out = tmp_path / "pred" / "pred.npy"
+    args = [
+        "predict",
+        str(run),
+        "--store",
+        str(store),
+        "--split",
+        "val",
+        "--out",
+        str(out),
+        "--report",
+        "--plot",
+    ]
+    assert main(args) == 0
+    pred = np.load(out)
+    idx = np.load(out.with_suffix(".indices.npy"))
+    assert pred.shape == (len(idx), 17, 3) and np.isfinite(pred).all()
+    rep = json.loads((out.parent / "report.json").read_text())
+    assert "mean_pose_baseline" in rep and "pck@20" in rep["model"]
+    assert (out.parent / "skeletons.png").stat().st_size > 1000
+    assert (out.parent / "joint_errors.png").stat().st_size > 1000
+    capsys.readouterr()
+    assert main(["parity", str(run), "-n", "40"]) == 0
+    text = capsys.readouterr().out
+    assert "parity holds" in text and "torso-PCK@20" in text and "MPJPE" in text
+    pytest.importorskip("onnxruntime")
+    onnx_file = tmp_path / "pose.onnx"
+    assert main(["export", str(run), str(onnx_file)]) == 0
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+    raw = Store.open(store, window=csipose.PoseNet.load(run).data["window"])
+    b = raw.gather(idx[:5], fields=["amplitude", "phase"])
+    (got,) = sess.run(["keypoints"], {"amplitude": b["amplitude"], "phase": b["phase"]})
+    np.testing.assert_allclose(got, pred[:5], atol=1e-4 * 0.5)

@@ -191,12 +191,13 @@ def build_parser() -> argparse.ArgumentParser:
         c.add_arguments(p)
         p.set_defaults(func=lambda a, c=c: _cmd_convert(c, a))
 
-    from csipose.deploy import export, parity
     from csipose.count import cli as count_cli
+    from csipose.deploy import export, parity, predict
 
     count_cli.add_parser(sub)
     export.add_parser(sub)
     parity.add_parser(sub)
+    predict.add_parser(sub)
     return parser
 
 

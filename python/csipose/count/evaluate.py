@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 
 from csipose._files import write_text_atomic
+from csipose.checkpoint import model_file
 from csipose.count import metrics
 from csipose.count.config import from_json
 from csipose.count.data import gather, prepare
-from csipose.checkpoint import model_file
-from csipose.runtime.countnet import CountNet, read_metadata
 from csipose.errors import CheckpointError
+from csipose.runtime.countnet import CountNet, read_metadata
 
 
 def predict_torch(

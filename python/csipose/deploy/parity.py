@@ -1,6 +1,13 @@
-"""``csipose parity CHECKPOINT [--windows W.npy]``: the Rust runtime against torch.
+"""``csipose parity CHECKPOINT``: the Rust runtimes against torch, same weights.
 
-Runs one CountNet checkpoint in both runtimes on the same windows (a file of
+Pose checkpoints (``csipose train``): :func:`pose_parity` runs the checkpoint in
+torch (``csipose.train.loop.predict``) and in ``csipose.PoseNet`` on held-out
+windows of its store (the split's first test part, or ``--part``) and reports
+the max / mean abs keypoint difference and the torso-PCK@20 and MPJPE of each.
+Parity holds when the max abs difference is <= 1e-4 x the checkpoint's target
+scale and the two PCK@20 agree to 1e-3.
+
+CountNet checkpoints: runs one CountNet checkpoint in both runtimes on the same windows (a file of
 windows, or windows drawn around the checkpoint's own z-score statistics) and
 reports the largest differences of the calibrated probabilities and
 confidences, and any window whose count differs where the two most probable
@@ -17,8 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from csipose.countnet import CountNet, checkpoint_file
+from csipose.checkpoint import model_file
 from csipose.errors import CsiposeError
+from csipose.runtime.countnet import CountNet, read_metadata
 
 TOLERANCE = 1e-5
 
@@ -74,7 +82,7 @@ def parity(
     on ``windows`` [B, 56, 20] (default: ``n`` :func:`typical_windows`)."""
     from csipose.count.evaluate import predict_torch
 
-    file = checkpoint_file(checkpoint)
+    file = model_file(checkpoint)
     net = CountNet.load(file)  # checks every tensor first
     x = typical_windows(file, n, seed) if windows is None else np.asarray(windows, np.float32)
     if x.ndim == 2:
@@ -93,7 +101,88 @@ def parity(
     )
 
 
+POSE_TOLERANCE = 1e-4  # x target scale, max abs keypoint difference
+PCK_TOLERANCE = 1e-3
+
+
+@dataclass(frozen=True)
+class PoseParityReport:
+    checkpoint: Path
+    part: str
+    windows: int
+    units: str
+    target_scale: float
+    max_abs_difference: float
+    mean_abs_difference: float
+    pck20: dict[str, float]  # runtime -> torso-PCK@20
+    mpjpe: dict[str, float]  # runtime -> MPJPE (data units)
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.max_abs_difference <= POSE_TOLERANCE * self.target_scale
+            and abs(self.pck20["rust"] - self.pck20["torch"]) <= PCK_TOLERANCE
+        )
+
+    def to_text(self) -> str:
+        verdict = "parity holds" if self.ok else "PARITY FAILS"
+        return (
+            f"{self.checkpoint}: {self.windows} windows of part {self.part!r}, Rust (csipose.PoseNet) against torch\n"
+            f"  max |keypoint difference|  = {self.max_abs_difference:.3g} {self.units}\n"
+            f"  mean |keypoint difference| = {self.mean_abs_difference:.3g} {self.units}\n"
+            f"  torso-PCK@20: torch {self.pck20['torch']:.4f}, rust {self.pck20['rust']:.4f}\n"
+            f"  MPJPE ({self.units}): torch {self.mpjpe['torch']:.5g}, rust {self.mpjpe['rust']:.5g}\n"
+            f"{verdict} (max abs <= {POSE_TOLERANCE:g} x target scale {self.target_scale:.4g}; "
+            f"PCK@20 within {PCK_TOLERANCE:g})"
+        )
+
+
+def pose_parity(checkpoint: str | Path, *, part: str | None = None, n: int = 256,
+                store: str | Path | None = None) -> PoseParityReport:  # fmt: skip
+    """``csipose.PoseNet`` against the torch model on the first ``n`` windows of
+    ``part`` (default: the config's first test part) of the checkpoint's store."""
+    import torch
+
+    from csipose import metrics
+    from csipose.data import CsiTransform
+    from csipose.runtime.posenet import PoseNet
+    from csipose.train.evaluate import load_run
+    from csipose.train.loop import _labels, input_fields, predict
+
+    file = model_file(checkpoint)
+    net = PoseNet.load(file)
+    model, data, cfg, _ = load_run(file, store=store)
+    part = part or (cfg.data.test_parts[0] if cfg.data.test_parts else cfg.data.val_part)
+    if part not in data.parts:
+        raise CsiposeError(
+            f"split {cfg.data.split!r} has no part {part!r} (it has {', '.join(data.parts)})"
+        )
+    idx = data.parts[part][:n]
+    want = predict(model, data, idx, cfg.eval.batch_size, torch.device("cpu"))
+    raw = data.store.with_options(transform={"amplitude": CsiTransform()})
+    b = raw.gather(idx, fields=input_fields(data))
+    got = net.predict(b["amplitude"], b.get("phase"))
+    gt, vis = _labels(data, idx)
+    pck, mp = {}, {}
+    for name, p in (("torch", want), ("rust", got)):
+        curve, m = metrics.pck_and_mpjpe(p, gt, [0.2], skeleton=data.skeleton, visible=vis)
+        pck[name], mp[name] = float(curve.values[0]), float(m)
+    d = np.abs(got - want)
+    return PoseParityReport(
+        checkpoint=file, part=part, windows=len(idx), units=data.units, target_scale=float(data.target_scale),
+        max_abs_difference=float(d.max(initial=0.0)), mean_abs_difference=float(d.mean()) if d.size else 0.0,
+        pck20=pck, mpjpe=mp,
+    )  # fmt: skip
+
+
 def _cmd_parity(args: argparse.Namespace) -> int:
+    file = model_file(args.checkpoint)
+    if read_metadata(file).get("format") == "csipose-pose-checkpoint":
+        rep: ParityReport | PoseParityReport = pose_parity(
+            file, part=args.part, n=args.n, store=args.store
+        )
+        print(rep.to_text())
+        return 0 if rep.ok else 1
     windows = None
     if args.windows:
         try:
@@ -107,14 +196,21 @@ def _cmd_parity(args: argparse.Namespace) -> int:
 
 def add_parser(sub: Any) -> None:
     """Add ``parity`` to the main parser's subparsers."""
-    p = sub.add_parser("parity", help="check a CountNet checkpoint: Rust (candle) against torch",
+    p = sub.add_parser("parity", help="check a checkpoint (pose or CountNet): Rust against torch",
                        description=__doc__)  # fmt: skip
     p.add_argument("checkpoint", help="a run directory, checkpoint directory or model.safetensors")
-    p.add_argument("--windows", help="windows [B, 56, 20] as .npy (default: drawn around the "
+    p.add_argument("--windows", help="CountNet: windows [B, 56, 20] as .npy (default: drawn around the "
                    "checkpoint's z-score statistics)")  # fmt: skip
-    p.add_argument("-n", type=int, default=256, help="how many windows to draw (default 256)")
+    p.add_argument(
+        "--part", help="pose: the part of the checkpoint's split (default: its first test part)"
+    )
+    p.add_argument(
+        "--store", help="pose: the store (default: the one the checkpoint was trained on)"
+    )
+    p.add_argument("-n", type=int, default=256, help="how many windows (default 256)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_parity)
 
 
-__all__ = ["TOLERANCE", "ParityReport", "add_parser", "parity", "typical_windows"]
+__all__ = ["POSE_TOLERANCE", "TOLERANCE", "ParityReport", "PoseParityReport", "add_parser", "parity",
+           "pose_parity", "typical_windows"]  # fmt: skip

@@ -25,7 +25,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from csipose.runtime.countnet import CLASSES, FRAMES, SUBCARRIERS  # noqa: E402  (one home)
+from csipose.runtime.countnet import CLASSES, FRAMES, SUBCARRIERS
+
 #: Learned parameters (upstream's figure).
 PARAMETERS = 97_737
 #: (padding = dilation) of enc.c1, enc.c2, enc.c3.

@@ -45,7 +45,9 @@ def _json(meta: dict[str, str], key: str, file: Path) -> Any:
     try:
         return json.loads(meta[key])
     except KeyError:
-        raise CheckpointError(f"{file}: the metadata has no {key!r} (not a csipose pose checkpoint)") from None
+        raise CheckpointError(
+            f"{file}: the metadata has no {key!r} (not a csipose pose checkpoint)"
+        ) from None
     except ValueError as e:
         raise CheckpointError(f"{file}: metadata {key!r} is not JSON: {e}") from None
 
@@ -54,7 +56,9 @@ def load_args(file: Path) -> dict[str, Any]:
     """The keyword arguments of ``_native.PoseNet.load`` from a checkpoint's metadata."""
     meta = read_metadata(file)
     if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{file}: format {meta.get('format')!r}, expected {FORMAT!r} (a `csipose train` checkpoint)")
+        raise CheckpointError(
+            f"{file}: format {meta.get('format')!r}, expected {FORMAT!r} (a `csipose train` checkpoint)"
+        )
     cfg = _json(meta, "config", file)
     data = _json(meta, "data", file)
     try:
@@ -69,7 +73,9 @@ def load_args(file: Path) -> dict[str, Any]:
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{file}: incomplete metadata ({type(e).__name__}: {e})") from None
     if mean_pose.ndim != 2:
-        raise CheckpointError(f"{file}: metadata data.mean_pose must be [K, D], got shape {list(mean_pose.shape)}")
+        raise CheckpointError(
+            f"{file}: metadata data.mean_pose must be [K, D], got shape {list(mean_pose.shape)}"
+        )
     if name == "wiflow-mmfi":
         kind = "wiflow-mmfi"
     elif name in ("wiflow-full", "wiflow-half", "wiflow-quarter", "wiflow-tiny"):
@@ -157,7 +163,9 @@ class PoseNet:
         units (before ``* target_scale + mean_pose``), as torch's module."""
         x = _window(x, "x")
         if x.ndim != 3 or tuple(x.shape[1:]) != self.input_shape:
-            raise ValueError(f"x must be [batch, {self.input_shape[0]}, {self.input_shape[1]}], got {list(x.shape)}")
+            raise ValueError(
+                f"x must be [batch, {self.input_shape[0]}, {self.input_shape[1]}], got {list(x.shape)}"
+            )
         return self._net.forward(x)
 
     def __repr__(self) -> str:
