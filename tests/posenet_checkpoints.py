@@ -48,7 +48,7 @@ def metadata(name: str, options: dict[str, Any], mean_pose: np.ndarray, *, time_
              transform: dict[str, Any] | None = None, inputs: str = "amplitude",
              target_scale: float = 1.0) -> dict[str, str]:  # fmt: skip
     data = {
-        "skeleton": "h36m-17" if mean_pose.shape == (17, 3) else "body25-15",
+        "skeleton": "h36m17" if mean_pose.shape == (17, 3) else "body25_15",
         "units": "m",
         "inputs": inputs,
         "in_channels": 0,

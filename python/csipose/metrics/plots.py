@@ -67,7 +67,7 @@ def skeleton_sheet(pred: np.ndarray, gt: np.ndarray, *, skeleton: Any, visible: 
             ax.set_xlabel(f"{label[view[0]]} ({units})" if units else label[view[0]])
             ax.set_ylabel(f"{label[view[1]]} ({units})" if units else label[view[1]])
             if row == 0:
-                ax.set_title(f"{name}: window {int(w)}, MPJPE {per_window[w]:.3g} {units}")
+                ax.set_title(f"{name}: #{int(w)}, MPJPE {per_window[w]:.3g} {units}", fontsize=10)
     fig.suptitle(f"{title}  black: ground truth, red dashed: prediction ({skel.name})")
     fig.tight_layout()
     out = Path(out)
