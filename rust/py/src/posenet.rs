@@ -140,9 +140,7 @@ impl PoseNet {
                     .map_err(|_| PyValueError::new_err("phase must be C-contiguous"))
             })
             .transpose()?;
-        let out = py
-            .detach(|| self.net.predict(a, p, shape))
-            .map_err(to_py)?;
+        let out = py.detach(|| self.net.predict(a, p, shape)).map_err(to_py)?;
         let [k, d] = self.net.output_shape();
         shaped(py, out, [shape[0], k, d])
     }

@@ -36,7 +36,11 @@ impl ConvBlock {
             )
         };
         Ok(Self {
-            convs: [conv(0, c_in, stride)?, conv(4, c_out, 1)?, conv(8, c_out, 1)?],
+            convs: [
+                conv(0, c_in, stride)?,
+                conv(4, c_out, 1)?,
+                conv(8, c_out, 1)?,
+            ],
             down: w.conv(
                 &format!("{prefix}.downsample.0"),
                 false,

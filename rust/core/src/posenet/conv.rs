@@ -51,6 +51,25 @@ impl Conv1d {
 
     /// Convolve `x` `[cin, l]` into `out` (resized to `[cout, out_len]`).
     pub fn forward(&self, x: &[f32], l: usize, out: &mut Vec<f32>) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use crate::metrics::simd::{Isa, isa};
+            if isa() >= Isa::Avx2 {
+                // SAFETY: the CPU has AVX2 and FMA (checked at run time by `isa`).
+                return unsafe { self.forward_avx2(x, l, out) };
+            }
+        }
+        self.forward_body(x, l, out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn forward_avx2(&self, x: &[f32], l: usize, out: &mut Vec<f32>) -> usize {
+        self.forward_body(x, l, out)
+    }
+
+    #[inline(always)]
+    fn forward_body(&self, x: &[f32], l: usize, out: &mut Vec<f32>) -> usize {
         let lo = self.out_len(l);
         out.clear();
         out.resize(self.cout * lo, 0.0);
@@ -99,7 +118,10 @@ const MR: usize = 4;
 const NR: usize = 16;
 
 /// `out [m, n] = w [m, k] x [k, n] + b` (b per row), register-blocked in
-/// MR x NR tiles so that the accumulators stay in vector registers.
+/// MR x NR tiles so that the accumulators stay in vector registers; partial
+/// tiles are zero-padded so that every tile takes the same fixed-size loop.
+/// Inlined into [`Conv1d::forward`]'s AVX2+FMA build where the CPU has it.
+#[inline(always)]
 pub(crate) fn matmul_bias(
     w: &[f32],
     b: &[f32],
@@ -112,40 +134,31 @@ pub(crate) fn matmul_bias(
     let mut r0 = 0;
     while r0 < m {
         let rows = MR.min(m - r0);
+        let row = |r: usize| -> &[f32] {
+            if r < rows {
+                &w[(r0 + r) * k..(r0 + r + 1) * k]
+            } else {
+                &w[r0 * k..(r0 + 1) * k] // a padding row: computed, never stored
+            }
+        };
+        let (w0, w1, w2, w3) = (row(0), row(1), row(2), row(3));
         let mut c0 = 0;
         while c0 < n {
             let cols = NR.min(n - c0);
             let mut acc = [[0f32; NR]; MR];
-            for (r, a) in acc.iter_mut().enumerate().take(rows) {
-                *a = [b[r0 + r]; NR];
+            for (r, a) in acc.iter_mut().enumerate() {
+                *a = [b[r0 + r.min(rows - 1)]; NR];
             }
-            if rows == MR && cols == NR {
-                let (w0, w1, w2, w3) = (
-                    &w[r0 * k..(r0 + 1) * k],
-                    &w[(r0 + 1) * k..(r0 + 2) * k],
-                    &w[(r0 + 2) * k..(r0 + 3) * k],
-                    &w[(r0 + 3) * k..(r0 + 4) * k],
-                );
-                for i in 0..k {
-                    let xs = &x[i * n + c0..i * n + c0 + NR];
-                    let (a0, a1, a2, a3) = (w0[i], w1[i], w2[i], w3[i]);
-                    for j in 0..NR {
-                        let v = xs[j];
-                        acc[0][j] += a0 * v;
-                        acc[1][j] += a1 * v;
-                        acc[2][j] += a2 * v;
-                        acc[3][j] += a3 * v;
-                    }
-                }
-            } else {
-                for i in 0..k {
-                    let xs = &x[i * n + c0..i * n + c0 + cols];
-                    for (r, a) in acc.iter_mut().enumerate().take(rows) {
-                        let wv = w[(r0 + r) * k + i];
-                        for (o, v) in a.iter_mut().zip(xs) {
-                            *o += wv * v;
-                        }
-                    }
+            let mut xs = [0f32; NR];
+            for i in 0..k {
+                xs[..cols].copy_from_slice(&x[i * n + c0..i * n + c0 + cols]);
+                let (a0, a1, a2, a3) = (w0[i], w1[i], w2[i], w3[i]);
+                for j in 0..NR {
+                    let v = xs[j];
+                    acc[0][j] += a0 * v;
+                    acc[1][j] += a1 * v;
+                    acc[2][j] += a2 * v;
+                    acc[3][j] += a3 * v;
                 }
             }
             for (r, a) in acc.iter().enumerate().take(rows) {

@@ -32,8 +32,22 @@ impl Head {
             _ => return Err(w.err("missing or empty tensor decoder.0.weight")),
         };
         Ok(Head::Decoder {
-            conv3: w.conv("decoder.0", true, Some("decoder.1"), [c, m, 1], &[3, 3], [1, 1, 1, 1])?,
-            conv1: w.conv("decoder.3", true, Some("decoder.4"), [m, dims, 1], &[1, 1], [1, 1, 0, 0])?,
+            conv3: w.conv(
+                "decoder.0",
+                true,
+                Some("decoder.1"),
+                [c, m, 1],
+                &[3, 3],
+                [1, 1, 1, 1],
+            )?,
+            conv1: w.conv(
+                "decoder.3",
+                true,
+                Some("decoder.4"),
+                [m, dims, 1],
+                &[1, 1],
+                [1, 1, 0, 0],
+            )?,
             activation,
             keypoints,
         })
@@ -45,8 +59,22 @@ impl Head {
             _ => return Err(w.err("missing or empty tensor final_conv.0.weight")),
         };
         Ok(Head::Last {
-            conv1: w.conv("final_conv.0", true, Some("final_conv.1"), [c, h, 1], &[1, 1], [1, 1, 0, 0])?,
-            conv2: w.conv("final_conv.3", true, None, [h, dims, 1], &[1, 1], [1, 1, 0, 0])?,
+            conv1: w.conv(
+                "final_conv.0",
+                true,
+                Some("final_conv.1"),
+                [c, h, 1],
+                &[1, 1],
+                [1, 1, 0, 0],
+            )?,
+            conv2: w.conv(
+                "final_conv.3",
+                true,
+                None,
+                [h, dims, 1],
+                &[1, 1],
+                [1, 1, 0, 0],
+            )?,
         })
     }
 
@@ -117,7 +145,11 @@ impl Head {
 fn conv3x3(conv: &Conv1d, x: &[f32], h: usize, w: usize, out: &mut Vec<f32>) {
     out.clear();
     out.resize(conv.cout * h * w, 0.0);
-    for (co, plane) in out.chunks_exact_mut((h * w).max(1)).enumerate().take(conv.cout) {
+    for (co, plane) in out
+        .chunks_exact_mut((h * w).max(1))
+        .enumerate()
+        .take(conv.cout)
+    {
         plane.fill(conv.b[co]);
         for ci in 0..conv.cin {
             let src = &x[ci * h * w..(ci + 1) * h * w];

@@ -43,13 +43,21 @@ impl Preprocess {
         Ok(CsiTransform {
             minmax: self.minmax,
             map,
-            zscore: self.zscore.as_ref().map(|(m, s)| (m.as_slice(), s.as_slice())),
+            zscore: self
+                .zscore
+                .as_ref()
+                .map(|(m, s)| (m.as_slice(), s.as_slice())),
         })
     }
 
     /// Model input channels for windows of `a` antennas and `s` subcarriers.
     pub fn channels(&self, t: &CsiTransform<'_>, a: usize, s: usize) -> usize {
-        a * t.out_subcarriers(s) + if self.phase { 2 * a.saturating_sub(1) * s } else { 0 }
+        a * t.out_subcarriers(s)
+            + if self.phase {
+                2 * a.saturating_sub(1) * s
+            } else {
+                0
+            }
     }
 
     /// Check windows `[frames, a, s, p]` against the transform and the model's

@@ -150,7 +150,8 @@ impl PoseNet {
                 arch.keypoints, arch.dims, arch.window
             )));
         }
-        if mean_pose.len() != arch.keypoints * arch.dims || mean_pose.iter().any(|v| !v.is_finite()) {
+        if mean_pose.len() != arch.keypoints * arch.dims || mean_pose.iter().any(|v| !v.is_finite())
+        {
             return Err(bad(format!(
                 "metadata mean_pose must be {} x {} finite values, got {}",
                 arch.keypoints,
@@ -169,7 +170,8 @@ impl PoseNet {
                 arch.window, pre.frames
             )));
         }
-        pre.transform().map_err(|e| bad(format!("metadata transform: {e}")))?;
+        pre.transform()
+            .map_err(|e| bad(format!("metadata transform: {e}")))?;
         // SAFETY: the map is read while the file stays as it is. Checkpoints are
         // written into a temporary directory and renamed into place, never
         // modified in place; the tensors are copied out before this returns.
@@ -180,7 +182,8 @@ impl PoseNet {
             Some([c, ..]) if *c > 0 => *c,
             _ => {
                 return Err(bad(
-                    "missing tensor tcn.network.0.conv1_group.weight (not a WiFlow checkpoint)".into(),
+                    "missing tensor tcn.network.0.conv1_group.weight (not a WiFlow checkpoint)"
+                        .into(),
                 ));
             }
         };
@@ -190,7 +193,8 @@ impl PoseNet {
             .shape(&format!("tcn.network.{}.conv1_group.weight", tcn.len()))
             .is_some()
         {
-            let block = TemporalBlock::load(&w, &format!("tcn.network.{}", tcn.len()), c, tcn.len())?;
+            let block =
+                TemporalBlock::load(&w, &format!("tcn.network.{}", tcn.len()), c, tcn.len())?;
             c = block.out_channels();
             tcn.push(block);
         }
@@ -219,7 +223,14 @@ impl PoseNet {
                         arch.keypoints
                     )));
                 }
-                let proj = w.conv("tcn_proj.0", false, Some("tcn_proj.1"), [c, p, 1], &[1], [1, 1, 0, 0])?;
+                let proj = w.conv(
+                    "tcn_proj.0",
+                    false,
+                    Some("tcn_proj.1"),
+                    [c, p, 1],
+                    &[1],
+                    [1, 1, 0, 0],
+                )?;
                 (Some(proj), p, vec![2; blocks_n], "att")
             }
         };
@@ -242,7 +253,9 @@ impl PoseNet {
         let width_axis = Axial::load(&w, &format!("{att}.width_axis"), cc)?;
         let height_axis = Axial::load(&w, &format!("{att}.height_axis"), cc)?;
         let head = match arch.kind {
-            Kind::WiFlowStd => Head::decoder(&w, cc, arch.dims, arch.keypoints, arch.output_activation)?,
+            Kind::WiFlowStd => {
+                Head::decoder(&w, cc, arch.dims, arch.keypoints, arch.output_activation)?
+            }
             Kind::WiFlowMmfi => Head::last(&w, cc, arch.dims)?,
         };
         let unused = w.unused();
@@ -361,7 +374,8 @@ impl PoseNet {
                     seq[ch * width + wi] = out_w[(wi * cc + ch) * t + ti];
                 }
             }
-            self.height_axis.forward(&seq[..cc * width], width, &mut s.b, &mut s.c);
+            self.height_axis
+                .forward(&seq[..cc * width], width, &mut s.b, &mut s.c);
             match self.arch.kind {
                 Kind::WiFlowStd => {
                     for ch in 0..cc {
@@ -384,7 +398,9 @@ impl PoseNet {
     /// torch's module returns).
     pub fn forward(&self, x: &[f32], n: usize) -> Result<Vec<f32>> {
         let [c, t] = self.input_shape();
-        let want = n.checked_mul(c * t).ok_or_else(|| Error::Shape("batch too large".into()))?;
+        let want = n
+            .checked_mul(c * t)
+            .ok_or_else(|| Error::Shape("batch too large".into()))?;
         if x.len() != want {
             return Err(Error::Shape(format!(
                 "the model takes inputs [n, {c}, {t}]; got {} values for {n}",
@@ -416,7 +432,8 @@ impl PoseNet {
         match (self.pre.phase, phase.is_some()) {
             (true, false) => {
                 return Err(Error::Value(
-                    "the checkpoint was trained on amplitude+phase: pass the phase windows too".into(),
+                    "the checkpoint was trained on amplitude+phase: pass the phase windows too"
+                        .into(),
                 ));
             }
             (false, true) => {
@@ -430,7 +447,9 @@ impl PoseNet {
         let [c, t] = self.input_shape();
         self.pre.check(&tf, [l, a, s, p], c, t)?;
         let win = l * a * s * p;
-        let want = n.checked_mul(win).ok_or_else(|| Error::Shape("batch too large".into()))?;
+        let want = n
+            .checked_mul(win)
+            .ok_or_else(|| Error::Shape("batch too large".into()))?;
         if amplitude.len() != want || phase.is_some_and(|ph| ph.len() != want) {
             return Err(Error::Shape(format!(
                 "amplitude and phase must hold {n} x {l} x {a} x {s} x {p} values"
@@ -442,9 +461,9 @@ impl PoseNet {
             return Ok(out);
         }
         install(|| {
-            out.par_chunks_mut(kd).enumerate().for_each_init(
-                Scratch::default,
-                |sc, (i, o)| {
+            out.par_chunks_mut(kd)
+                .enumerate()
+                .for_each_init(Scratch::default, |sc, (i, o)| {
                     let mut x = std::mem::take(&mut sc.input);
                     x.resize(c * t, 0.0);
                     self.pre.window(
@@ -461,8 +480,7 @@ impl PoseNet {
                     for (v, m) in o.iter_mut().zip(&self.mean_pose) {
                         *v = *v * self.target_scale + m;
                     }
-                },
-            );
+                });
         })?;
         Ok(out)
     }

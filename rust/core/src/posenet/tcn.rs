@@ -56,9 +56,30 @@ impl TemporalBlock {
         let g2 = groups_of(w, &n2g, c_out, dims(w, &n2g, 3)?[1])?;
         let bn = |n: &str| Some(format!("{prefix}.{n}"));
         let convs = [
-            w.conv(&n1g, false, bn("bn1_group").as_deref(), [c_in, c_in, g1], &[KERNEL], causal)?,
-            w.conv(&n1p, false, bn("bn1_pw").as_deref(), [c_in, c_out, pw], &[1], point)?,
-            w.conv(&n2g, false, bn("bn2_group").as_deref(), [c_out, c_out, g2], &[KERNEL], causal)?,
+            w.conv(
+                &n1g,
+                false,
+                bn("bn1_group").as_deref(),
+                [c_in, c_in, g1],
+                &[KERNEL],
+                causal,
+            )?,
+            w.conv(
+                &n1p,
+                false,
+                bn("bn1_pw").as_deref(),
+                [c_in, c_out, pw],
+                &[1],
+                point,
+            )?,
+            w.conv(
+                &n2g,
+                false,
+                bn("bn2_group").as_deref(),
+                [c_out, c_out, g2],
+                &[KERNEL],
+                causal,
+            )?,
             w.conv(
                 &format!("{prefix}.conv2_pw"),
                 false,
