@@ -197,9 +197,8 @@ class PoseNet:
         mean_pose: npt.NDArray[np.float32],
         target_scale: float,
         minmax: bool = False,
-        map: tuple[
-            npt.NDArray[np.uint32], npt.NDArray[np.uint32], npt.NDArray[np.float64], int
-        ] | None = None,
+        map: tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32], npt.NDArray[np.float64], int]
+        | None = None,
         zscore: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None = None,
     ) -> PoseNet: ...
     def predict(

@@ -146,8 +146,8 @@ class PoseNet:
         ``amplitude`` (and ``phase`` for amplitude+phase checkpoints), each
         ``[B, frames, antennas, subcarriers, packets]`` as ``Store.gather``
         returns them, or one window without the batch axis."""
-        a = _window(amplitude, "amplitude")
-        p = None if phase is None else _window(phase, "phase")
+        a = _window(amplitude, "amplitude", self._window_shape)
+        p = None if phase is None else _window(phase, "phase", self._window_shape)
         if a.ndim == 4:
             a = a[None]
             p = None if p is None else p[None]
@@ -161,21 +161,32 @@ class PoseNet:
     def forward(self, x: Any) -> np.ndarray:
         """The model alone: inputs [B, C, T] -> outputs [B, K, D] in standardised
         units (before ``* target_scale + mean_pose``), as torch's module."""
-        x = _window(x, "x")
+        x = _arrays.as_numpy(x)
         if x.ndim != 3 or tuple(x.shape[1:]) != self.input_shape:
             raise ValueError(
                 f"x must be [batch, {self.input_shape[0]}, {self.input_shape[1]}], got {list(x.shape)}"
             )
-        return self._net.forward(x)
+        return self._net.forward(_window(x, "x"))
+
+    def _window_shape(self, shape: tuple[int, ...]) -> str:
+        """Why ``shape`` cannot be a window (``""`` if it may be), checked before any copy."""
+        frames, steps = int(self.data["window"]["length"]), self.input_shape[1]
+        if len(shape) not in (4, 5):
+            return "must be [batch, frames, antennas, subcarriers, packets] (or one window without the batch axis)"
+        if shape[-4] != frames or shape[-1] * frames != steps:
+            return f"must hold {frames} frames x {steps // max(frames, 1)} packets per window"
+        return ""
 
     def __repr__(self) -> str:
         return repr(self._net)
 
 
-def _window(x: Any, name: str) -> np.ndarray:
+def _window(x: Any, name: str, why: Any = None) -> np.ndarray:
     a = _arrays.as_numpy(x)
     if a.dtype.kind not in "fiu":
         raise TypeError(f"{name} must hold real numbers, got dtype {a.dtype}")
+    if why is not None and (problem := why(a.shape)):
+        raise ValueError(f"{name} {problem}; got shape {list(a.shape)}")
     return np.ascontiguousarray(a, dtype=np.float32)
 
 
