@@ -16,9 +16,7 @@ CSI = {
 }
 
 
-def make_store(
-    path, seq_lengths=(7, 5, 9), *, seed=0, invalid=(), gaps=(), window=None, phase=True
-):
+def make_store(path, seq_lengths=(7, 5, 9), *, seed=0, invalid=(), gaps=(), window=None, phase=True):
     """A store of len(seq_lengths) sequences with random CSI [F, 3, 8, 5], COCO-17 2-D
     keypoints, and the given invalid frames and frame_index gaps (frames after which
     one index is skipped); without phase when ``phase`` is false. Returns the path and

@@ -64,9 +64,7 @@ def save(model: TorchCountNet, path: Path, **drop_or_replace) -> Path:
             tensors.pop(name)
         else:
             tensors[name] = v
-    save_file(
-        tensors, path / "model.safetensors", metadata={"format": "csipose-countnet-checkpoint"}
-    )
+    save_file(tensors, path / "model.safetensors", metadata={"format": "csipose-countnet-checkpoint"})
     return path
 
 
@@ -91,11 +89,7 @@ def test_architecture_matches_the_upstream_contract():
     assert {k: tuple(s) for k, s in weights} == UPSTREAM
     assert {k: tuple(s) for k, s in extras} == EXTRAS
     convs = [m.enc.c1, m.enc.c2, m.enc.c3]
-    assert [(c.kernel_size[0], c.dilation[0], c.padding[0]) for c in convs] == [
-        (3, 1, 1),
-        (3, 2, 2),
-        (3, 4, 4),
-    ]
+    assert [(c.kernel_size[0], c.dilation[0], c.padding[0]) for c in convs] == [(3, 1, 1), (3, 2, 2), (3, 4, 4)]
     out = m(torch.zeros(5, 56, 20))
     assert out.count.shape == (5, 8) and out.confidence.shape == (5,)
     for bad in (torch.zeros(5, 20, 56), torch.zeros(56, 20), torch.zeros(2, 56, 21)):
@@ -158,9 +152,7 @@ def test_runtime_properties(tmp_path):
     m = random_model(0, t=1.25, tc=0.75)
     net = csipose.CountNet.load(save(m, tmp_path, extra__tensor=torch.zeros(3)))
     assert net.parameters == 97_737
-    assert net.temperature == pytest.approx(1.25) and net.confidence_temperature == pytest.approx(
-        0.75
-    )
+    assert net.temperature == pytest.approx(1.25) and net.confidence_temperature == pytest.approx(0.75)
     assert net.extra_tensors == ["extra.tensor"]
     assert net.path == tmp_path / "model.safetensors"
     assert net.metadata()["format"] == "csipose-countnet-checkpoint"
@@ -173,10 +165,7 @@ def test_checkpoint_errors_name_the_tensor_and_the_file(tmp_path):
         "missing": ({"enc__c2__weight": None}, "missing tensor enc.c2.weight"),
         "no_zscore": ({"preprocess__mean": None}, "preprocess.mean"),
         "no_temperature": ({"calibration__temperature": None}, "calibration.temperature"),
-        "shape": (
-            {"count_head__fc2__weight": torch.zeros(7, 64)},
-            r"count_head.fc2.weight has shape \[7, 64\]",
-        ),
+        "shape": ({"count_head__fc2__weight": torch.zeros(7, 64)}, r"count_head.fc2.weight has shape \[7, 64\]"),
         "transposed": ({"enc__c1__weight": torch.zeros(56, 64, 3)}, "enc.c1.weight has shape"),
         "dtype": ({"enc__c1__bias": torch.zeros(64, dtype=torch.float64)}, "enc.c1.bias is F64"),
         "temperature": ({"calibration__temperature": torch.tensor([-1.0])}, "positive temperature"),
@@ -227,9 +216,7 @@ def test_predict_releases_the_gil(tmp_path):
     net = csipose.CountNet.load(save(random_model(0), tmp_path))
     big = np.random.default_rng(0).normal(size=(6000, 56, 20)).astype(np.float32)
     small = np.zeros((2, 17, 2), np.float32)
-    _, overlapping, _ = calls_during(
-        lambda: net.predict(big), lambda: _native.joint_errors(small, small)
-    )
+    _, overlapping, _ = calls_during(lambda: net.predict(big), lambda: _native.joint_errors(small, small))
     assert overlapping >= 10
 
 
@@ -239,12 +226,7 @@ def test_cli_health_and_predict(tmp_path, capsys, sim_windows):
     out = capsys.readouterr().out
     assert "OK" in out and "97,737 parameters" in out
     np.save(tmp_path / "w.npy", sim_windows)
-    assert (
-        main(
-            ["count", "predict", str(ck), str(tmp_path / "w.npy"), "--out", str(tmp_path / "p.npz")]
-        )
-        == 0
-    )
+    assert main(["count", "predict", str(ck), str(tmp_path / "w.npy"), "--out", str(tmp_path / "p.npz")]) == 0
     saved = np.load(tmp_path / "p.npz")
     want = csipose.CountNet.load(ck).predict(sim_windows)
     np.testing.assert_array_equal(saved["counts"], want.counts)
@@ -293,9 +275,7 @@ def fuzz_net(tmp_path_factory):
 
 @settings(max_examples=60)
 @given(
-    dtype=st.sampled_from(
-        [np.float32, np.float64, np.int32, np.uint8, np.bool_, np.complex64, np.float16]
-    ),
+    dtype=st.sampled_from([np.float32, np.float64, np.int32, np.uint8, np.bool_, np.complex64, np.float16]),
     shape=st.lists(st.integers(0, 60), min_size=0, max_size=4).map(tuple),
     value=st.sampled_from([0.0, 1.0, -1.5, 3.4e38, 1e-45, np.nan, np.inf]),
     strided=st.booleans(),

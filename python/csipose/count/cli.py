@@ -34,16 +34,9 @@ def summary(reports: dict[str, dict[str, Any]]) -> str:
         m = r["model"]
         zero = m["zero_accuracy_classes"]["value"]
         if zero:
-            lines.append(
-                f"- {part}: counts never predicted right (0 % accuracy): {', '.join(map(str, zero))}"
-            )
+            lines.append(f"- {part}: counts never predicted right (0 % accuracy): {', '.join(map(str, zero))}")
         s, mae = m["spearman_conf_correct"]["value"], m["mae"]["value"]
-        ok = (
-            s is not None
-            and not math.isnan(s)
-            and s >= GATE["spearman_conf_correct"]
-            and mae <= GATE["mae"]
-        )
+        ok = s is not None and not math.isnan(s) and s >= GATE["spearman_conf_correct"] and mae <= GATE["mae"]
         lines.append(f"- {part}: upstream gate (Spearman >= 0.5 and MAE <= 0.6): {'met' if ok else 'NOT met'} "
                      f"(Spearman {f(s)}, MAE {f(mae)})")  # fmt: skip
     first = next(iter(reports.values()))
@@ -113,9 +106,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         print(f"... {n - args.show} more windows (--out writes them all)")
     if n:
         hist = np.bincount(p.counts, minlength=8).tolist()
-        print(
-            f"{n} windows; counts 0..7: {hist}; mean confidence {float(p.confidences.mean()):.3f}"
-        )
+        print(f"{n} windows; counts 0..7: {hist}; mean confidence {float(p.confidences.mean()):.3f}")
     return 0
 
 
@@ -157,31 +148,21 @@ def add_parser(sub: Any) -> None:
                        "temperatures on validation, evaluate on data.test_parts.")  # fmt: skip
     tr.add_argument("items", nargs="*", metavar="CONFIG.toml | section.key=value",
                     help="an optional configuration file, then overrides such as train.epochs=10")  # fmt: skip
-    tr.add_argument(
-        "--resume", help="'auto' (the run's latest checkpoint, if any) or a checkpoint directory"
-    )
+    tr.add_argument("--resume", help="'auto' (the run's latest checkpoint, if any) or a checkpoint directory")
     tr.add_argument("--device", help="cpu or cuda (same as train.device=...)")
-    tr.add_argument(
-        "--print-config", action="store_true", help="print the resolved configuration and exit"
-    )
+    tr.add_argument("--print-config", action="store_true", help="print the resolved configuration and exit")
     tr.add_argument("--no-eval", action="store_true", help="skip the evaluation on data.test_parts")
     tr.set_defaults(func=_cmd_train)
 
     ev = cs.add_parser("eval", help="evaluate a counting run beside the majority-class baseline")
-    ev.add_argument(
-        "run", help="a run directory, a checkpoint directory or a model.safetensors file"
-    )
+    ev.add_argument("run", help="a run directory, a checkpoint directory or a model.safetensors file")
     ev.add_argument("--split", default="test", help="the part of the run's split (default test)")
     ev.add_argument("--store", help="evaluate on this store instead of the one the run trained on")
     ev.add_argument("--out", help="write the report here (default RUN/count_eval/PART)")
-    ev.add_argument(
-        "--runtime", default="rust", choices=("rust", "torch"), help="which runtime predicts"
-    )
+    ev.add_argument("--runtime", default="rust", choices=("rust", "torch"), help="which runtime predicts")
     ev.set_defaults(func=_cmd_eval)
 
-    pr = cs.add_parser(
-        "predict", help="count people in windows [n, 56, 20] (.npy) with the Rust runtime"
-    )
+    pr = cs.add_parser("predict", help="count people in windows [n, 56, 20] (.npy) with the Rust runtime")
     pr.add_argument("checkpoint", help="a checkpoint directory, run directory or model.safetensors")
     pr.add_argument("windows", help="windows [n, 56, 20] or one [56, 20] (.npy, raw amplitude after the "
                     "checkpoint's subcarrier map)")  # fmt: skip
@@ -189,9 +170,7 @@ def add_parser(sub: Any) -> None:
     pr.add_argument("--show", type=int, default=10, help="windows to print (default 10)")
     pr.set_defaults(func=_cmd_predict)
 
-    he = cs.add_parser(
-        "health", help="load a checkpoint in the Rust runtime, check it, run a dummy window"
-    )
+    he = cs.add_parser("health", help="load a checkpoint in the Rust runtime, check it, run a dummy window")
     he.add_argument("checkpoint", help="a checkpoint directory, run directory or model.safetensors")
     he.set_defaults(func=_cmd_health)
 

@@ -145,24 +145,15 @@ def check(cfg: CountConfig) -> None:
             raise ConfigError(f"{key} must be >= 1, got {value}")
     if d.train_stride < 0:
         raise ConfigError(f"data.train_stride must be >= 0, got {d.train_stride}")
-    if not (
-        0 < d.val_fraction < 1 and 0 <= d.test_fraction < 1 and d.val_fraction + d.test_fraction < 1
-    ):
-        raise ConfigError(
-            "data.val_fraction and data.test_fraction must lie in (0, 1) and sum to < 1"
-        )
+    if not (0 < d.val_fraction < 1 and 0 <= d.test_fraction < 1 and d.val_fraction + d.test_fraction < 1):
+        raise ConfigError("data.val_fraction and data.test_fraction must lie in (0, 1) and sum to < 1")
     if cfg.optim.lr <= 0:
         raise ConfigError(f"optim.lr must be > 0, got {cfg.optim.lr}")
-    for key, value in (
-        ("loss.conf_weight", cfg.loss.conf_weight),
-        ("loss.brier_weight", cfg.loss.brier_weight),
-    ):
+    for key, value in (("loss.conf_weight", cfg.loss.conf_weight), ("loss.brier_weight", cfg.loss.brier_weight)):
         if value < 0:
             raise ConfigError(f"{key} must be >= 0, got {value}")
     if not 0 <= cfg.loss.label_smoothing < 1:
-        raise ConfigError(
-            f"loss.label_smoothing must lie in [0, 1), got {cfg.loss.label_smoothing}"
-        )
+        raise ConfigError(f"loss.label_smoothing must lie in [0, 1), got {cfg.loss.label_smoothing}")
 
 
 __all__ = ["ConfigError", "CountConfig", "check", "from_dict", "from_json", "load"]

@@ -16,9 +16,7 @@ def reliability_diagram(series: dict[str, tuple[np.ndarray, np.ndarray]], bins: 
     (confidences, correct) pair, with the diagonal of perfect calibration and
     each series' ECE in the legend; bars show the share of windows per bin."""
     plt = _pyplot()
-    fig, (ax, hist) = plt.subplots(
-        2, 1, figsize=(5, 5.6), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
-    )
+    fig, (ax, hist) = plt.subplots(2, 1, figsize=(5, 5.6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="perfect calibration")
     width = 1.0 / bins
     for i, (name, (conf, correct)) in enumerate(series.items()):
