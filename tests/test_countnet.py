@@ -329,3 +329,26 @@ def test_parity_command_compares_rust_with_torch(tmp_path, sim_windows, capsys, 
     assert main(["parity", str(ck), "-n", "16"]) == 1
     assert "PARITY FAILS" in capsys.readouterr().out
     assert main(["parity", str(tmp_path / "nope")]) == 2
+
+
+def test_countnet_runs_on_the_csipose_pool_only(tmp_path):
+    """candle's own element-wise pool (threads ``candle-bp-*``) is never started:
+    CountNet runs in chunks small enough to stay off it, on csipose's pool."""
+    import os
+    import subprocess
+    import sys
+
+    ck = save(TorchCountNet().eval(), tmp_path / "ck")
+    script = (
+        "import os, numpy as np, csipose\n"
+        "csipose.set_num_threads(2)\n"
+        f"net = csipose.CountNet.load({str(ck)!r})\n"
+        "net.predict(np.random.default_rng(0).normal(0, 2, (300, 56, 20)).astype(np.float32))\n"
+        "names = [open(f'/proc/self/task/{t}/comm').read().strip() for t in os.listdir('/proc/self/task')]\n"
+        "print(sum(n.startswith('candle-bp') for n in names), sum(n.startswith('csipose-') for n in names))\n"
+    )
+    env = {**os.environ, "CANDLE_NUM_THREADS": "4"}
+    env.pop("RAYON_NUM_THREADS", None)
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    candle, ours = map(int, out.stdout.split())
+    assert candle == 0 and ours == 2, out.stdout
