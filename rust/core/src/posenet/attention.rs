@@ -21,7 +21,7 @@ impl Axial {
     pub fn load(w: &Weights<'_>, prefix: &str, c: usize) -> Result<Self> {
         let sim_name = format!("{prefix}.bn_similarity.weight");
         let groups = match w.shape(&sim_name).as_deref() {
-            Some([g]) if *g > 0 && c % *g == 0 => *g,
+            Some([g]) if *g > 0 && c.is_multiple_of(*g) => *g,
             Some(s) => {
                 return Err(w.err(format!(
                     "tensor {sim_name} has shape {s:?}: the attention groups must divide {c} channels"

@@ -164,7 +164,7 @@ impl PoseNet {
                 "metadata target_scale must be finite and > 0, got {target_scale}"
             )));
         }
-        if pre.frames == 0 || arch.window % pre.frames != 0 {
+        if pre.frames == 0 || !arch.window.is_multiple_of(pre.frames) {
             return Err(bad(format!(
                 "metadata: {} time steps are not a whole number of packets per {}-frame window",
                 arch.window, pre.frames

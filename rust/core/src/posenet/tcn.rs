@@ -20,7 +20,7 @@ pub(crate) struct TemporalBlock {
 
 /// Groups of a conv over `c` channels whose weight has `per_group` inputs per output.
 fn groups_of(w: &Weights<'_>, name: &str, c: usize, per_group: usize) -> Result<usize> {
-    if per_group == 0 || c % per_group != 0 {
+    if per_group == 0 || !c.is_multiple_of(per_group) {
         return Err(w.err(format!(
             "tensor {name}.weight takes {per_group} input channels per group, which does not divide {c}"
         )));

@@ -132,7 +132,7 @@ impl<'a> Weights<'a> {
         kernel: &[usize],
         [dilation, stride, pad_l, pad_r]: [usize; 4],
     ) -> Result<Conv1d> {
-        if groups == 0 || cin % groups != 0 || cout % groups != 0 {
+        if groups == 0 || !cin.is_multiple_of(groups) || !cout.is_multiple_of(groups) {
             return Err(self.err(format!(
                 "{conv}: {groups} groups do not divide {cin} input and {cout} output channels"
             )));
