@@ -19,7 +19,7 @@ import numpy as np
 from csipose.count.config import ConfigError, CountConfig
 from csipose.data import CsiTransform, Store
 from csipose.data import simulate as sim
-from csipose.runtime.countnet import CLASSES as N_CLASSES
+from csipose.runtime.countnet import CLASSES as N_CLASSES  # one home, torch-free
 from csipose.runtime.countnet import FRAMES as N_FRAMES
 from csipose.runtime.countnet import SUBCARRIERS as N_SUBCARRIERS
 from csipose.signal import ESP32_NULL, SUBCARRIERS, SubcarrierMap, index_map, linear_map
@@ -170,9 +170,7 @@ def prepare(cfg: CountConfig, path: Path) -> CountData:
     store = base.with_options(window=_window(base, 0), transform=transform)
     labels = store.gather(np.arange(len(store)), fields=["person_count"])["person_count"]
     if len(labels) and labels.max() >= N_CLASSES:
-        raise ConfigError(
-            f"{path}: counts up to {labels.max()}; CountNet counts 0..{N_CLASSES - 1}"
-        )
+        raise ConfigError(f"{path}: counts up to {labels.max()}; CountNet counts 0..{N_CLASSES - 1}")
     known = labels >= 0
     if d.split == "random":
         parts = {k: np.flatnonzero(known)[v] for k, v in _random_split(labels[known], cfg).items()}
@@ -188,9 +186,7 @@ def prepare(cfg: CountConfig, path: Path) -> CountData:
         parts = {k: v[known[v]] for k, v in store.split(d.split).items()}
         train_store = base.with_options(window=_window(base, d.train_stride), transform=transform)
         t_parts = train_store.split(d.split)
-        tl = train_store.gather(np.arange(len(train_store)), fields=["person_count"])[
-            "person_count"
-        ]
+        tl = train_store.gather(np.arange(len(train_store)), fields=["person_count"])["person_count"]
         train_windows = t_parts.get(d.train_part, np.zeros(0, np.int64))
         train_windows = train_windows[tl[train_windows] >= 0]
     for part in (d.train_part, d.val_part, *d.test_parts):

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from csipose.runtime.countnet import CLASSES
+from csipose.runtime.countnet import CLASSES  # one home, torch-free
 
 
 def _value(value: Any, definition: str) -> dict[str, Any]:
@@ -32,18 +32,14 @@ def confusion(labels: np.ndarray, pred: np.ndarray, classes: int = CLASSES) -> n
     return m
 
 
-def per_class_accuracy(
-    labels: np.ndarray, pred: np.ndarray, classes: int = CLASSES
-) -> list[float | None]:
+def per_class_accuracy(labels: np.ndarray, pred: np.ndarray, classes: int = CLASSES) -> list[float | None]:
     """Accuracy of the windows of each true count (None for a count without windows)."""
     m = confusion(labels, pred, classes)
     n = m.sum(axis=1)
     return [float(m[c, c] / n[c]) if n[c] else None for c in range(classes)]
 
 
-def calibration_bins(
-    conf: np.ndarray, correct: np.ndarray, bins: int = 10
-) -> dict[str, np.ndarray]:
+def calibration_bins(conf: np.ndarray, correct: np.ndarray, bins: int = 10) -> dict[str, np.ndarray]:
     """Equal-width bins over [0, 1] (the last one closed): count, mean confidence and
     accuracy per bin (NaN for an empty bin)."""
     conf = np.asarray(conf, np.float64)
@@ -53,12 +49,7 @@ def calibration_bins(
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_conf = np.bincount(b, weights=conf, minlength=bins) / n
         acc = np.bincount(b, weights=correct, minlength=bins) / n
-    return {
-        "edges": np.linspace(0, 1, bins + 1),
-        "count": n,
-        "confidence": mean_conf,
-        "accuracy": acc,
-    }
+    return {"edges": np.linspace(0, 1, bins + 1), "count": n, "confidence": mean_conf, "accuracy": acc}
 
 
 def ece(conf: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
@@ -160,17 +151,12 @@ def to_markdown(report: dict[str, Any]) -> str:
     lines += [f"- {k}: {v}" for k, v in ctx.items()]
     lines += ["", "| metric | model | majority baseline | definition |", "|---|---:|---:|---|"]
     for k in ("accuracy", "within_1", "mae", "nll", "spearman_conf_correct", "ece", "brier_conf"):
-        lines.append(
-            f"| {k} | {_fmt(m[k]['value'])} | {_fmt(b[k]['value'])} | {m[k]['definition']} |"
-        )
+        lines.append(f"| {k} | {_fmt(m[k]['value'])} | {_fmt(b[k]['value'])} | {m[k]['definition']} |")
     lines += ["", f"Windows: {m['n_windows']}; per true count: {report['label_counts']}.",
               f"Baseline: {report['baseline_definition']}.", ""]  # fmt: skip
     zero = m["zero_accuracy_classes"]["value"]
     if zero:
-        lines += [
-            f"**Counts never predicted right (0 % accuracy): {', '.join(map(str, zero))}.**",
-            "",
-        ]
+        lines += [f"**Counts never predicted right (0 % accuracy): {', '.join(map(str, zero))}.**", ""]
     lines += ["Per true count:", "", "| count | windows | model accuracy | baseline accuracy |",
               "|---:|---:|---:|---:|"]  # fmt: skip
     for c in range(CLASSES):

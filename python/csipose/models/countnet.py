@@ -25,7 +25,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from csipose.runtime.countnet import CLASSES, FRAMES, SUBCARRIERS
+from csipose.runtime.countnet import CLASSES, FRAMES, SUBCARRIERS  # one home, torch-free
 
 #: Learned parameters (upstream's figure).
 PARAMETERS = 97_737
