@@ -50,7 +50,7 @@ def main() -> None:
     from safetensors.torch import save_file
 
     import csipose
-    from csipose.export import export_onnx
+    from csipose.deploy.export import export_onnx
     from csipose.models import CountNet
 
     torch.set_num_threads(args.threads)

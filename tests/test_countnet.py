@@ -19,10 +19,10 @@ from csipose.cli import main
 from csipose.count.data import esp32_map, gather
 from csipose.data import CsiTransform, Store
 from csipose.data.simulate import simulate
+from csipose.deploy.parity import parity
 from csipose.errors import CheckpointError
 from csipose.models import CountNet as TorchCountNet
 from csipose.models.countnet import PARAMETERS, parameter_count
-from csipose.parity import parity
 
 from gil import calls_during
 from reference import countnet_forward
@@ -85,7 +85,7 @@ def test_architecture_matches_the_upstream_contract():
     assert parameter_count(m) == PARAMETERS == 97_737
     shapes = {k: tuple(v.shape) for k, v in m.state_dict().items()}
     assert shapes == {**UPSTREAM, **EXTRAS}
-    weights, extras = csipose.countnet.tensor_contract()
+    weights, extras = csipose.runtime.countnet.tensor_contract()
     assert {k: tuple(s) for k, s in weights} == UPSTREAM
     assert {k: tuple(s) for k, s in extras} == EXTRAS
     convs = [m.enc.c1, m.enc.c2, m.enc.c3]
@@ -243,7 +243,7 @@ def test_onnx_export_matches_onnxruntime(tmp_path, sim_windows):
     ort = pytest.importorskip("onnxruntime")
     import onnx
 
-    from csipose.export import export_onnx
+    from csipose.deploy.export import export_onnx
 
     m = random_model(2, t=1.6, tc=0.7)
     ck = save(m, tmp_path / "ck")
@@ -329,3 +329,26 @@ def test_parity_command_compares_rust_with_torch(tmp_path, sim_windows, capsys, 
     assert main(["parity", str(ck), "-n", "16"]) == 1
     assert "PARITY FAILS" in capsys.readouterr().out
     assert main(["parity", str(tmp_path / "nope")]) == 2
+
+
+def test_countnet_runs_on_the_csipose_pool_only(tmp_path):
+    """candle's own element-wise pool (threads ``candle-bp-*``) is never started:
+    CountNet runs in chunks small enough to stay off it, on csipose's pool."""
+    import os
+    import subprocess
+    import sys
+
+    ck = save(TorchCountNet().eval(), tmp_path / "ck")
+    script = (
+        "import os, numpy as np, csipose\n"
+        "csipose.set_num_threads(2)\n"
+        f"net = csipose.CountNet.load({str(ck)!r})\n"
+        "net.predict(np.random.default_rng(0).normal(0, 2, (300, 56, 20)).astype(np.float32))\n"
+        "names = [open(f'/proc/self/task/{t}/comm').read().strip() for t in os.listdir('/proc/self/task')]\n"
+        "print(sum(n.startswith('candle-bp') for n in names), sum(n.startswith('csipose-') for n in names))\n"
+    )
+    env = {**os.environ, "CANDLE_NUM_THREADS": "4"}
+    env.pop("RAYON_NUM_THREADS", None)
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    candle, ours = map(int, out.stdout.split())
+    assert candle == 0 and ours == 2, out.stdout

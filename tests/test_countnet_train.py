@@ -137,7 +137,7 @@ def test_training_writes_an_atomic_calibrated_checkpoint(store, tmp_path):
     # A trained checkpoint (amplitudes about 2e-3) exports, and onnxruntime agrees with
     # torch on the store's own windows.
     pytest.importorskip("onnxruntime")
-    from csipose.export import export_onnx
+    from csipose.deploy.export import export_onnx
 
     onnx_file = export_onnx(run, tmp_path / "count.onnx")
     import onnxruntime as ort

@@ -6,9 +6,10 @@ imported directly). Every number csipose reports carries its definition.
 
 from csipose import matching, metrics, skeleton
 from csipose._native import __version__
-from csipose.countnet import CountNet, CountPrediction
 from csipose.errors import CheckpointError, CsiposeError, DataFormatError
 from csipose.runtime import get_num_threads, set_num_threads, simd_level
+from csipose.runtime.countnet import CountNet, CountPrediction
+from csipose.runtime.posenet import PoseNet
 
 __all__ = [
     "CheckpointError",
@@ -16,6 +17,7 @@ __all__ = [
     "CountPrediction",
     "CsiposeError",
     "DataFormatError",
+    "PoseNet",
     "__version__",
     "get_num_threads",
     "matching",

@@ -12,6 +12,7 @@ __all__ = [
     "CsiposeError",
     "DataFormatError",
     "MappedStore",
+    "PoseNet",
     "__version__",
     "aligned_errors",
     "apply_subcarrier_map",
@@ -209,3 +210,37 @@ def sparse_attention_backward(
     causal: bool,
     scale: float,
 ) -> tuple[npt.NDArray[Any], npt.NDArray[Any], npt.NDArray[Any]]: ...
+
+@final
+class PoseNet:
+    @staticmethod
+    def load(
+        path: str | os.PathLike[str],
+        *,
+        kind: str,
+        window: int,
+        keypoints: int,
+        dims: int,
+        output_activation: bool,
+        min_feature_width: int,
+        frames: int,
+        phase: bool,
+        mean_pose: npt.NDArray[np.float32],
+        target_scale: float,
+        minmax: bool = False,
+        map: tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32], npt.NDArray[np.float64], int]
+        | None = None,
+        zscore: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None = None,
+    ) -> PoseNet: ...
+    def predict(
+        self, amplitude: npt.NDArray[np.float32], phase: npt.NDArray[np.float32] | None = None
+    ) -> npt.NDArray[np.float32]: ...
+    def forward(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
+    @property
+    def path(self) -> os.PathLike[str]: ...
+    @property
+    def parameters(self) -> int: ...
+    @property
+    def input_shape(self) -> tuple[int, int]: ...
+    @property
+    def output_shape(self) -> tuple[int, int]: ...

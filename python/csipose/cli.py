@@ -201,8 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
         c.add_arguments(p)
         p.set_defaults(func=lambda a, c=c: _cmd_convert(c, a))
 
-    from csipose import export, parity
     from csipose.count import cli as count_cli
+    from csipose.deploy import export, parity, predict
 
     count_cli.add_parser(sub)
     pf = sub.add_parser("proof", help="reproducibility proof: a fixed tiny training run against a committed hash",
@@ -214,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     from csipose.quantize import cli as quantize_cli
 
     quantize_cli.add_parser(sub)
+    predict.add_parser(sub)
     return parser
 
 

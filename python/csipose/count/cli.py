@@ -97,7 +97,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _predict_windows(args: argparse.Namespace) -> int:
-    from csipose import CountNet
+    from csipose.runtime.countnet import CountNet
 
     net = CountNet.load(args.checkpoint)
     try:
@@ -124,7 +124,7 @@ def _predict_windows(args: argparse.Namespace) -> int:
 
 
 def _cmd_health(args: argparse.Namespace) -> int:
-    from csipose.countnet import CountNet, tensor_contract
+    from csipose.runtime.countnet import CountNet, tensor_contract
 
     net = CountNet.load(args.checkpoint)
     p = net.predict(np.zeros((1, 56, 20), np.float32))

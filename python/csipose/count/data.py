@@ -20,11 +20,10 @@ from csipose import signal_features as sf
 from csipose.count.config import ConfigError, CountConfig
 from csipose.data import CsiTransform, Store
 from csipose.data import simulate as sim
+from csipose.runtime.countnet import CLASSES as N_CLASSES  # one home, torch-free
+from csipose.runtime.countnet import FRAMES as N_FRAMES
+from csipose.runtime.countnet import SUBCARRIERS as N_SUBCARRIERS
 from csipose.signal import ESP32_NULL, SUBCARRIERS, SubcarrierMap, index_map, linear_map
-
-N_SUBCARRIERS = 56
-N_FRAMES = 20
-N_CLASSES = 8
 
 
 def esp32_map(table: str = "esp32-lltf") -> SubcarrierMap:

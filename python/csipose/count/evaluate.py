@@ -16,13 +16,14 @@ from typing import Any
 import numpy as np
 
 from csipose._files import write_text_atomic
+from csipose.checkpoint import model_file
 from csipose.count import metrics
 from csipose.count.config import from_json
 from csipose.count.data import prepare
-from csipose.countnet import CountNet, checkpoint_file, read_metadata
 from csipose.errors import CheckpointError
 from csipose.metrics import by_group
 from csipose.metrics.report import json_safe
+from csipose.runtime.countnet import CountNet, read_metadata
 
 
 def predict_torch(
@@ -56,7 +57,7 @@ def evaluate(run: str | Path, part: str = "test", *, out: str | Path | None = No
     """Evaluate the run's best (calibrated) checkpoint on ``part``; returns the report dict."""
     if runtime not in ("rust", "torch"):
         raise ValueError(f"runtime must be 'rust' or 'torch', got {runtime!r}")
-    file = checkpoint_file(run)
+    file = model_file(run)
     meta = read_metadata(file)
     if meta.get("format") != "csipose-countnet-checkpoint":
         raise CheckpointError(f"{file}: not a CountNet checkpoint of csipose count train (format "

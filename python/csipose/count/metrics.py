@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-CLASSES = 8
+from csipose.runtime.countnet import CLASSES  # one home, torch-free
 
 
 def _value(value: Any, definition: str) -> dict[str, Any]:

@@ -25,9 +25,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-SUBCARRIERS = 56
-FRAMES = 20
-CLASSES = 8
+from csipose.runtime.countnet import CLASSES, FRAMES, SUBCARRIERS  # one home, torch-free
+
 #: Learned parameters (upstream's figure).
 PARAMETERS = 97_737
 #: (padding = dilation) of enc.c1, enc.c2, enc.c3.

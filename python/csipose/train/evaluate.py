@@ -110,6 +110,10 @@ def evaluate(
     from csipose.train.plots import pck_curves
 
     pck_curves(t, curves, f"{cfg.data.split} / {part}", out_dir / "pck_curve.png")
+    from csipose.metrics.plots import pose_pictures  # skeletons.png, joint_errors.png
+
+    pose_pictures(pred, gt, skeleton=data.skeleton, visible=vis, units=data.units,
+                  title=f"{cfg.data.split} / {part}", out_dir=out_dir)  # fmt: skip
     return rep
 
 

@@ -28,6 +28,9 @@ use std::path::{Path, PathBuf};
 use candle_core::safetensors::MmapedSafetensors;
 use candle_core::{DType, Device, Tensor};
 
+use rayon::prelude::*;
+
+use crate::threads::install;
 use crate::{Error, Result};
 
 /// Subcarriers of the input window (channels of the first convolution).
@@ -38,9 +41,12 @@ pub const FRAMES: usize = 20;
 pub const CLASSES: usize = 8;
 /// Floats in one window.
 pub const WINDOW: usize = SUBCARRIERS * FRAMES;
-/// Windows per forward pass; larger batches are cut into chunks of this size,
-/// which bounds the activations' memory.
-const CHUNK: usize = 256;
+/// Windows per forward pass. Batches are cut into chunks of this size and the
+/// chunks run in parallel on csipose's pool (`set_num_threads`): with at most
+/// 24 x 128 x 20 < 65,536 values per activation, candle's element-wise ops stay
+/// below the size at which it would hand them to its own thread pool, and its
+/// gemm and conv loops run on the current rayon pool, which is ours.
+const CHUNK: usize = 24;
 
 /// The weight tensors (name, shape): upstream `cog-person-count`'s names.
 pub const WEIGHTS: [(&str, &[usize]); 14] = [
@@ -335,9 +341,15 @@ impl CountNet {
             counts: Vec::with_capacity(n),
             confidences: Vec::with_capacity(n),
         };
-        for (chunk, part) in windows.chunks(CHUNK * WINDOW).enumerate() {
+        let logits = install(|| {
+            windows
+                .par_chunks(CHUNK * WINDOW)
+                .map(|part| self.logits(part, part.len() / WINDOW))
+                .collect::<Vec<_>>()
+        })?;
+        for (chunk, (part, result)) in windows.chunks(CHUNK * WINDOW).zip(logits).enumerate() {
             let m = part.len() / WINDOW;
-            let (count, conf) = self.logits(part, m)?;
+            let (count, conf) = result?;
             if count.len() != m * CLASSES || conf.len() != m {
                 return Err(Error::Value(format!(
                     "CountNet forward: chunk {chunk} gave {} count and {} confidence values for {m} windows",

@@ -10,6 +10,8 @@ pub mod countnet;
 pub mod error;
 pub mod matching;
 pub mod metrics;
+#[cfg(feature = "posenet")]
+pub mod posenet;
 pub mod shuffle;
 pub mod signal;
 pub mod sim;

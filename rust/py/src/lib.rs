@@ -16,6 +16,8 @@ mod data;
 mod errors;
 mod matching;
 mod metrics;
+#[cfg(feature = "posenet")]
+mod posenet;
 mod signal;
 mod sim;
 
@@ -61,5 +63,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     sim::register(m)?;
     #[cfg(feature = "countnet")]
     countnet::register(m)?;
+    #[cfg(feature = "posenet")]
+    posenet::register(m)?;
     Ok(())
 }

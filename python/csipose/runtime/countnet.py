@@ -28,8 +28,11 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from csipose import _arrays, _native
+from csipose.checkpoint import model_file
 from csipose.errors import CheckpointError
 
+# The one home of CountNet's fixed shapes (torch-free; the torch model, the
+# counting data pipeline and its metrics import them from here).
 SUBCARRIERS = 56
 FRAMES = 20
 CLASSES = 8
@@ -39,27 +42,6 @@ class CountPrediction(NamedTuple):
     probabilities: np.ndarray  # [B, 8] float32
     counts: np.ndarray  # [B] int64
     confidences: np.ndarray  # [B] float32
-
-
-def checkpoint_file(path: str | os.PathLike[str]) -> Path:
-    """The ``model.safetensors`` of a file, a checkpoint directory, or a run directory
-    (its ``checkpoints/best``, else the checkpoint ``checkpoints/latest.json`` names)."""
-    p = Path(path)
-    if p.is_dir() and not (p / "model.safetensors").exists() and (p / "checkpoints").is_dir():
-        best = p / "checkpoints" / "best"
-        if best.is_dir():
-            p = best
-        else:
-            pointer = p / "checkpoints" / "latest.json"
-            try:
-                p = p / "checkpoints" / json.loads(pointer.read_text())["name"]
-            except (OSError, ValueError, KeyError) as e:
-                raise CheckpointError(f"{p}: the run has no readable checkpoint ({e})") from None
-    if p.is_dir():
-        p = p / "model.safetensors"
-    if not p.is_file():
-        raise CheckpointError(f"{p}: no such checkpoint file")
-    return p
 
 
 def tensor_contract() -> tuple[list[tuple[str, list[int]]], list[tuple[str, list[int]]]]:
@@ -76,7 +58,7 @@ class CountNet:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> CountNet:
         """Load a ``model.safetensors``, a checkpoint directory or a run directory."""
-        return cls(_native.CountNet.load(checkpoint_file(path)))
+        return cls(_native.CountNet.load(model_file(path)))
 
     @property
     def path(self) -> Path:
@@ -137,5 +119,5 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     return {str(k): str(v) for k, v in meta.items()}
 
 
-__all__ = ["CLASSES", "FRAMES", "SUBCARRIERS", "CountNet", "CountPrediction", "checkpoint_file",
-           "read_metadata", "tensor_contract"]  # fmt: skip
+__all__ = ["CLASSES", "FRAMES", "SUBCARRIERS", "CountNet", "CountPrediction", "read_metadata",
+           "tensor_contract"]  # fmt: skip

@@ -1,0 +1,106 @@
+//! Axial attention of one sequence `[channels, length]` (upstream's
+//! AxialAttention): qkv = BN(1x1 conv(x)) (BN folded into the conv), per group
+//! logits q_i . k_j without 1/sqrt(d), BatchNorm2d over the G logit maps (an
+//! affine map per group, applied to the logits, not foldable into a conv),
+//! softmax over j, out_i = sum_j p_ij v_j, then BatchNorm1d over the output
+//! channels (applied as an affine map). No residual.
+
+use super::conv::Conv1d;
+use super::weights::Weights;
+use crate::Result;
+
+#[derive(Debug, Clone)]
+pub(crate) struct Axial {
+    qkv: Conv1d,
+    groups: usize,
+    sim: (Vec<f32>, Vec<f32>),
+    out: (Vec<f32>, Vec<f32>),
+}
+
+impl Axial {
+    pub fn load(w: &Weights<'_>, prefix: &str, c: usize) -> Result<Self> {
+        let sim_name = format!("{prefix}.bn_similarity.weight");
+        let groups = match w.shape(&sim_name).as_deref() {
+            Some([g]) if *g > 0 && c.is_multiple_of(*g) => *g,
+            Some(s) => {
+                return Err(w.err(format!(
+                    "tensor {sim_name} has shape {s:?}: the attention groups must divide {c} channels"
+                )));
+            }
+            None => return Err(w.err(format!("missing tensor {sim_name}"))),
+        };
+        Ok(Self {
+            qkv: w.conv(
+                &format!("{prefix}.qkv_transform"),
+                false,
+                Some(&format!("{prefix}.bn_qkv")),
+                [c, 3 * c, 1],
+                &[1],
+                [1, 1, 0, 0],
+            )?,
+            groups,
+            sim: w.bn_f32(&format!("{prefix}.bn_similarity"), groups)?,
+            out: w.bn_f32(&format!("{prefix}.bn_output"), c)?,
+        })
+    }
+
+    pub fn parameters(&self) -> usize {
+        self.qkv.w.len() + 2 * self.qkv.cout + 2 * self.groups + 2 * self.qkv.cin
+    }
+
+    /// `x` `[c, l]` -> `out` `[c, l]`.
+    pub fn forward(&self, x: &[f32], l: usize, out: &mut Vec<f32>, qkv: &mut Vec<f32>) {
+        let c = self.qkv.cin;
+        let cg = c / self.groups;
+        self.qkv.forward(x, l, qkv);
+        out.clear();
+        out.resize(c * l, 0.0);
+        let mut p = vec![0f32; l * l];
+        for g in 0..self.groups {
+            let q = &qkv[g * cg * l..(g + 1) * cg * l];
+            let k = &qkv[(c + g * cg) * l..(c + (g + 1) * cg) * l];
+            let v = &qkv[(2 * c + g * cg) * l..(2 * c + (g + 1) * cg) * l];
+            let (sc, sh) = (self.sim.0[g], self.sim.1[g]);
+            // p[i, j] = sum_c q[c, i] k[c, j]
+            p.fill(0.0);
+            for ch in 0..cg {
+                let (qr, kr) = (&q[ch * l..(ch + 1) * l], &k[ch * l..(ch + 1) * l]);
+                for (i, row) in p.chunks_exact_mut(l).enumerate() {
+                    let qi = qr[i];
+                    for (o, kv) in row.iter_mut().zip(kr) {
+                        *o += qi * kv;
+                    }
+                }
+            }
+            for row in p.chunks_exact_mut(l) {
+                let mut max = f32::NEG_INFINITY;
+                for v in row.iter_mut() {
+                    *v = *v * sc + sh;
+                    max = max.max(*v);
+                }
+                let mut sum = 0f32;
+                for v in row.iter_mut() {
+                    *v = (*v - max).exp();
+                    sum += *v;
+                }
+                for v in row.iter_mut() {
+                    *v /= sum;
+                }
+            }
+            // out[c, i] = sum_j p[i, j] v[c, j]
+            for ch in 0..cg {
+                let vr = &v[ch * l..(ch + 1) * l];
+                let o = &mut out[(g * cg + ch) * l..(g * cg + ch + 1) * l];
+                for (oi, row) in o.iter_mut().zip(p.chunks_exact(l)) {
+                    *oi = row.iter().zip(vr).map(|(a, b)| a * b).sum();
+                }
+            }
+        }
+        for (ch, row) in out.chunks_exact_mut(l).enumerate() {
+            let (sc, sh) = (self.out.0[ch], self.out.1[ch]);
+            for v in row {
+                *v = *v * sc + sh;
+            }
+        }
+    }
+}
