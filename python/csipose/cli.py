@@ -79,7 +79,9 @@ def _split_train_args(items: list[str]) -> tuple[str | None, list[str]]:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from csipose.train import config, evaluate, train
+    from csipose.train import config
+    from csipose.train.evaluate import evaluate
+    from csipose.train.loop import train
 
     path, overrides = _split_train_args(args.items)
     if args.device:
@@ -102,7 +104,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from csipose.train import evaluate
+    from csipose.train.evaluate import evaluate
 
     rep = evaluate(args.run, args.split, out=args.out, store=args.store, device=args.device)
     print(rep.to_markdown())

@@ -158,6 +158,8 @@ def _pose_module(file: Path) -> tuple[Any, list[str], Any]:
     phase = data.inputs == "amplitude+phase"
 
     class Graph(torch.nn.Module):
+        z_mean: torch.Tensor | None
+        z_scale: torch.Tensor | None
         def __init__(self) -> None:
             super().__init__()
             self.model = model
@@ -186,7 +188,7 @@ def _pose_module(file: Path) -> tuple[Any, list[str], Any]:
                 x = torch.where(rng > 0, (x - lo) / torch.where(rng > 0, rng, 1.0), 0.0)
             if self.map is not None:
                 x = torch.einsum("blasp,ts->blatp", x, self.map)
-            if self.z_mean is not None:
+            if self.z_mean is not None and self.z_scale is not None:
                 x = (x - self.z_mean[:, :, None]) / self.z_scale[:, :, None]
             if phase is not None:
                 rel = phase[:, :, 1:] - phase[:, :, :1]

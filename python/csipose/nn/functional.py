@@ -50,7 +50,7 @@ def _np(x: torch.Tensor) -> np.ndarray:
 
 class _SparseAttention(torch.autograd.Function):
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pattern: SparsePattern
     ) -> torch.Tensor:
         scale = 1.0 / math.sqrt(q.shape[-1])
@@ -64,7 +64,7 @@ class _SparseAttention(torch.autograd.Function):
         return out_t
 
     @staticmethod
-    def backward(ctx: Any, dout: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+    def backward(ctx: Any, dout: torch.Tensor) -> tuple[Any, ...]:
         q, k, v, out, lse = ctx.saved_tensors
         dq, dk, dv = _native.sparse_attention_backward(
             _np(q),

@@ -29,7 +29,7 @@ def quantize_static(
                 [{INPUT: np.ascontiguousarray(b.numpy())} for b in calibration.split(64)]
             )
 
-        def get_next(self):  # type: ignore[no-untyped-def]
+        def get_next(self):
             return next(self.batches, None)
 
     out.parent.mkdir(parents=True, exist_ok=True)

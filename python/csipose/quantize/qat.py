@@ -53,8 +53,8 @@ def prepare(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         m = prepare_qat_pt2e(graph, ptq.quantizer(reduce_range=reduce_range, is_qat=True))
-    m.train = types.MethodType(_set_training, m)  # type: ignore[method-assign]
-    m.eval = types.MethodType(lambda self: _set_training(self, False), m)  # type: ignore[method-assign]
+    m.train = types.MethodType(_set_training, m)
+    m.eval = types.MethodType(lambda self: _set_training(self, False), m)
     m.eval()  # observers see the calibration windows with BN on running statistics
     ptq.calibrate(m, calibration.split(64))
     return m

@@ -82,7 +82,7 @@ def _ranges(path: Path, files: list[str]) -> list[dict[str, Any]]:
             path,
             f"line 1: columns {', '.join(sorted(missing))} missing (have {', '.join(rows[0])})",
         )
-    out = []
+    out: list[dict[str, Any]] = []
     for line, row in enumerate(rows, 2):
         name = (row.get("file") or "").strip() or files[0]
         if name not in files:
@@ -104,7 +104,7 @@ def _ranges(path: Path, files: list[str]) -> list[dict[str, Any]]:
                     path,
                     f"line {line}: field end: the range [{start}, {end}) is empty or not finite",
                 )
-        out.append({"line": line, "file": files.index(name), "start": start, "end": end,
+        out.append({"line": line, "file": files.index(name), "start": float(start), "end": float(end),
                     "count": _count(f"{path}: line {line}", row["count"]),
                     "activity": (row.get("activity") or "").strip() or "unknown"})  # fmt: skip
     out.sort(key=lambda r: (r["file"], r["start"]))
