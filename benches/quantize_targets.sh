@@ -5,9 +5,8 @@
 #
 #   benches/quantize_targets.sh [THREADS]      (default: all cores)
 #
-# Runs `csipose train configs/wiflow-half.toml` (capped at 40 minutes on CPU by
-# train.time_budget_min; pass train.device via CSIPOSE_DEVICE=cuda for a GPU),
-# then `csipose quantize` into runs/wiflow-half.quantized.
+# Runs `csipose train configs/wiflow-half.toml` (20 epochs; CSIPOSE_DEVICE=cuda trains on a
+# GPU), then `csipose quantize` into runs/wiflow-half.quantized.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 THREADS="${1:-$(nproc)}"
