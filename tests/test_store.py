@@ -242,3 +242,9 @@ def test_store_pickles_by_path(store_path):
     again = pickle.loads(pickle.dumps(store))
     assert len(again) == len(store) and again.window == store.window
     np.testing.assert_array_equal(again.gather([3])["amplitude"], store.gather([3])["amplitude"])
+
+
+def test_gather_of_no_windows_gives_empty_arrays(store_path):
+    store = Store.open(store_path[0])
+    out = store.gather(np.zeros(0, np.int64))
+    assert out and all(len(v) == 0 for v in out.values())

@@ -207,7 +207,8 @@ class Store:
             else:
                 if rows is None:
                     rows = np.ascontiguousarray(self.label_frames(idx).reshape(-1))
-                self._native.gather_rows(f, rows, buf.reshape(len(rows), -1).view(np.uint8))
+                if len(rows):  # reshape(0, -1) cannot infer a row size
+                    self._native.gather_rows(f, rows, buf.reshape(len(rows), -1).view(np.uint8))
         return {f: out[f] for f in names}
 
     def split(self, name: str) -> dict[str, np.ndarray]:
