@@ -112,32 +112,10 @@ fn candle_err(e: candle_core::Error) -> Error {
     Error::Value(format!("CountNet forward: {e}"))
 }
 
-/// `path` itself, or `path/model.safetensors` when it is a directory.
-pub fn resolve(path: &Path) -> Result<PathBuf> {
-    let file = if path.is_dir() {
-        path.join("model.safetensors")
-    } else {
-        path.to_path_buf()
-    };
-    if !file.is_file() {
-        return Err(Error::Checkpoint(format!(
-            "{}: no such checkpoint file{}",
-            file.display(),
-            if path.is_dir() {
-                " (a checkpoint directory holds model.safetensors)"
-            } else {
-                ""
-            }
-        )));
-    }
-    Ok(file)
-}
-
 impl CountNet {
-    /// Load `path` (a `model.safetensors` file or the checkpoint directory
-    /// holding one), memory-mapped, and check every tensor.
+    /// Load `path` (a `model.safetensors` file), memory-mapped, and check every tensor.
     pub fn load(path: &Path) -> Result<Self> {
-        let file = resolve(path)?;
+        let file = crate::checkpoint::checkpoint_file(path)?;
         let bad = |m: String| Error::Checkpoint(format!("{}: {m}", file.display()));
         // SAFETY: the map is read while the file stays as it is. Checkpoints are
         // written into a temporary directory and renamed into place, never
@@ -557,10 +535,11 @@ mod tests {
     }
 
     #[test]
-    fn directory_resolves_to_model_safetensors() {
+    fn directory_is_refused_and_its_file_loads() {
         let dir = tmpdir("dir");
         write(&dir, &tensors(2));
-        let net = CountNet::load(&dir).unwrap();
+        assert!(matches!(CountNet::load(&dir), Err(Error::Checkpoint(_))));
+        let net = CountNet::load(&dir.join("model.safetensors")).unwrap();
         assert!(net.path().ends_with("model.safetensors"));
         assert!(net.extra_tensors().is_empty());
     }
@@ -626,7 +605,10 @@ mod tests {
 
         let dir = tmpdir("garbage");
         std::fs::write(dir.join("model.safetensors"), b"not a safetensors file").unwrap();
-        assert!(matches!(CountNet::load(&dir), Err(Error::Checkpoint(_))));
+        assert!(matches!(
+            CountNet::load(&dir.join("model.safetensors")),
+            Err(Error::Checkpoint(_))
+        ));
         let nowhere = dir.join("absent");
         match CountNet::load(&nowhere) {
             Err(Error::Checkpoint(m)) => assert!(m.contains("absent"), "{m}"),

@@ -5,6 +5,7 @@
 //! exceptions and releases the GIL around the calls.
 
 pub mod attention;
+pub mod checkpoint;
 #[cfg(feature = "countnet")]
 pub mod countnet;
 pub mod error;

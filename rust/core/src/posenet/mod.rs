@@ -100,22 +100,6 @@ struct Scratch {
     f64s: Vec<f64>,
 }
 
-/// `path` itself, or `path/model.safetensors` when it is a directory.
-fn resolve(path: &Path) -> Result<PathBuf> {
-    let file = if path.is_dir() {
-        path.join("model.safetensors")
-    } else {
-        path.to_path_buf()
-    };
-    if !file.is_file() {
-        return Err(Error::Checkpoint(format!(
-            "{}: no such checkpoint file",
-            file.display()
-        )));
-    }
-    Ok(file)
-}
-
 /// Width strides of `blocks` conv blocks (csipose.models.wiflow.conv_strides).
 fn std_strides(mut width: usize, blocks: usize, min_width: usize) -> Vec<usize> {
     (0..blocks)
@@ -142,7 +126,7 @@ impl PoseNet {
         mean_pose: Vec<f32>,
         target_scale: f32,
     ) -> Result<Self> {
-        let file = resolve(path)?;
+        let file = crate::checkpoint::checkpoint_file(path)?;
         let bad = |m: String| Error::Checkpoint(format!("{}: {m}", file.display()));
         if arch.keypoints == 0 || arch.dims == 0 || arch.window == 0 {
             return Err(bad(format!(
