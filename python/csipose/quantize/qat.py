@@ -10,28 +10,28 @@ fake-quant model trains the scales and statistics that ``convert_pt2e`` then
 bakes in; forgetting either schedule step is the classic source of a large
 fake-quant vs converted gap.
 
-This loop is deliberately thin: batches, the model input, the loss, the
-validation and the checkpoint files are the training package's own
-(csipose.train.loop / checkpoint), called, not copied. Checkpoints go to
+QAT is a task of the one training engine (csipose.train.engine): the pose
+task's batches, model input, loss and validation, the engine's loop, non-finite
+guard, atomic checkpoints and resume rules. Checkpoints go to
 ``OUT/qat/checkpoints`` and ``resume="auto"`` continues from the latest.
 """
 
 from __future__ import annotations
 
-import math
+import dataclasses
 import types
 import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from csipose.data.loader import EpochSampler, WindowDataset, make_loader
 from csipose.quantize import ptq
 from csipose.quantize.source import Source
 from csipose.train import checkpoint
-from csipose.train.loop import TrainingError, input_fields, model_input, validate
+from csipose.train.config import Config
+from csipose.train.engine import Engine
+from csipose.train.loop import PoseTask, _metadata, validate
 
 #: QAT continues at this fraction of the run's learning rate.
 LR_RATIO = 0.05
@@ -72,6 +72,9 @@ class _Unshared(torch.nn.Module):
     def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
         return {k: v.clone() for k, v in self.inner[0].state_dict().items()}
 
+    def load_state_dict(self, state: Any, strict: bool = True, assign: bool = False) -> Any:
+        return self.inner[0].load_state_dict(state, strict=strict, assign=assign)
+
 
 def _set_training(gm: torch.fx.GraphModule, mode: bool = True) -> torch.fx.GraphModule:
     """train()/eval() for an exported graph: flip the ``training`` argument of its
@@ -96,86 +99,81 @@ def _frozen(m: torch.fx.GraphModule) -> None:
     m.eval()  # BatchNorm on running statistics, dropout off
 
 
+class QatTask(PoseTask):
+    """Quantization-aware training as a task of the one training engine: the pose
+    task's data, loss, validation metric and logs, on the fake-quant model, with the
+    freeze schedule (observers and BatchNorm statistics frozen from
+    ``freeze_epoch``) and validation that never moves the scales."""
+
+    def __init__(self, src: Source, cfg: Config, calibration: torch.Tensor, *, reduce_range: bool,
+                 extra_metadata: dict[str, str]):  # fmt: skip
+        super().__init__(cfg)
+        self.src, self.calibration, self.reduce_range = src, calibration, reduce_range
+        self.extra_metadata = extra_metadata
+        self.state: dict[str, Any] = {}
+
+    def build(self) -> None:
+        cfg, data = self.cfg, self.src.data
+        self.device, self.data = torch.device("cpu"), data
+        self.fake_quant = prepare(self.src, self.calibration, reduce_range=self.reduce_range)
+        self.model = _Unshared(self.fake_quant)  # what checkpoints save and resume loads
+        self.net = self.fake_quant
+        o = cfg.optim
+        self.optimizer = torch.optim.AdamW(self.fake_quant.parameters(), lr=o.lr, betas=tuple(o.betas),
+                                           weight_decay=o.weight_decay)  # fmt: skip
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            self.optimizer, T_max=cfg.train.epochs
+        )
+        self.offset = torch.tensor(data.mean_pose, dtype=torch.float32)
+        self.meta = {**_metadata(cfg, data), **self.extra_metadata}
+
+    def batches(self, epoch: int) -> tuple[int, Any]:
+        if epoch >= freeze_epoch(self.cfg.train.epochs):
+            _frozen(self.fake_quant)  # the engine has just put the model in training mode
+        return super().batches(epoch)
+
+    def validate(self) -> dict[str, float]:
+        from torchao.quantization.pt2e import disable_observer, enable_observer
+
+        m = self.fake_quant
+        frozen = not m.training  # set by batches() for the frozen epochs
+        m.apply(disable_observer)  # validation windows must never move the scales
+        mpjpe, pck = validate(m, self.data, self.val_idx, self.cfg, self.device)  # leaves m in eval
+        if not frozen:
+            m.apply(enable_observer)
+        return {"val_mpjpe": mpjpe, "val_pck@20": pck, "frozen": float(frozen)}
+
+    def initial_state(self) -> dict[str, Any]:
+        return {**super().initial_state(), "freeze_epoch": freeze_epoch(self.cfg.train.epochs)}
+
+    def epoch_line(self, epoch: int, row: dict[str, Any]) -> str:
+        frozen = " (observers and BN frozen)" if row.get("frozen") else ""
+        return f"QAT {super().epoch_line(epoch, row)}{frozen}"
+
+    def finish(self, run: Path, state: dict[str, Any]) -> None:
+        self.state = state
+
+
 def train(src: Source, out: Path, *, epochs: int, calibration: torch.Tensor, seed: int = 0,
           reduce_range: bool = False, resume: str | None = None, batch_size: int | None = None,
           metadata: dict[str, str] | None = None) -> tuple[torch.fx.GraphModule, dict[str, Any]]:  # fmt: skip
-    """Run QAT; returns the fake-quant model (eval mode, observers off) and the trainer state."""
-    from torchao.quantization.pt2e import disable_observer, enable_observer
-
-    from csipose.models import pose_loss
-
+    """Run QAT on the training engine, checkpoints in ``out/checkpoints``; returns the
+    fake-quant model (eval mode, observers off) and the trainer state."""
     if epochs < 1:
         raise ValueError(f"qat_epochs must be >= 1, got {epochs}")
-    cfg, data = src.cfg, src.data
-    device = torch.device("cpu")
-    torch.manual_seed(seed)
-    m = prepare(src, calibration, reduce_range=reduce_range)
-    opt = torch.optim.AdamW(m.parameters(), lr=cfg.optim.lr * LR_RATIO, betas=tuple(cfg.optim.betas),
-                            weight_decay=cfg.optim.weight_decay)  # fmt: skip
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
-    state: dict[str, Any] = {
-        "epoch": -1,
-        "step": 0,
-        "history": [],
-        "freeze_epoch": freeze_epoch(epochs),
-    }
-    ck_path = checkpoint.latest(out) if resume == "auto" else (Path(resume) if resume else None)
-    if ck_path is not None:
-        ck = checkpoint.load(ck_path)
-        if ck["trainer"].get("epochs") not in (None, epochs):
-            raise TrainingError(
-                f"{ck['path']}: the QAT checkpoint was written for {ck['trainer']['epochs']} epochs"
-            )
-        if ck["trainer"]["epoch"] + 1 >= state["freeze_epoch"]:
-            _frozen(m)
-        m.load_state_dict(ck["tensors"])
-        opt.load_state_dict(ck["optimizer"]["optimizer"])
-        sched.load_state_dict(ck["optimizer"]["scheduler"])
-        checkpoint.set_rng_state(ck["rng"])
-        state = ck["trainer"]
-    state["epochs"] = epochs
-    train_idx = data.parts[cfg.data.train_part]
-    val_idx = data.parts[cfg.data.val_part]
-    sampler = EpochSampler(len(train_idx), seed=seed)
-    fields = [*input_fields(data), "keypoints", "visibility"]
-    loader = make_loader(WindowDataset(data.store, train_idx, fields=fields),
-                         batch_size or cfg.train.batch_size, sampler=sampler, num_workers=0)  # fmt: skip
-    offset = torch.tensor(data.mean_pose, dtype=torch.float32)
-    for epoch in range(state["epoch"] + 1, epochs):
-        if epoch >= state["freeze_epoch"]:
-            _frozen(m)
-        else:
-            m.train()
-        sampler.set_epoch(epoch)
-        losses = []
-        for batch in loader:
-            x = model_input(batch, device)
-            y = (batch["keypoints"] - offset) / data.target_scale
-            loss = pose_loss(m(x), y, data.skeleton, visible=batch["visibility"])
-            if not torch.isfinite(loss):
-                raise TrainingError(f"QAT epoch {epoch}: non-finite loss")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.optim.clip > 0:
-                torch.nn.utils.clip_grad_norm_(m.parameters(), cfg.optim.clip)
-            opt.step()
-            losses.append(loss.item())
-            state["step"] += 1
-        sched.step()
-        frozen = epoch >= state["freeze_epoch"]
-        m.apply(disable_observer)  # validation windows must never move the scales
-        val_mpjpe, val_pck = validate(m, data, val_idx, cfg, device)  # leaves m in eval mode
-        if not frozen:
-            m.apply(enable_observer)
-        state["epoch"] = epoch
-        state["history"].append({"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else math.nan,
-                                 "val_mpjpe": val_mpjpe, "val_pck@20": val_pck, "frozen": frozen})  # fmt: skip
-        checkpoint.save(out, f"epoch-{epoch:04d}", model=_Unshared(m),
-                        optimizer_state={"optimizer": opt.state_dict(), "scheduler": sched.state_dict()},
-                        trainer_state=state, metadata=metadata or {})  # fmt: skip
-        checkpoint.prune(out, keep=2)
-        print(f"QAT epoch {epoch + 1}/{epochs}{' (observers and BN frozen)' if frozen else ''}: "
-              f"train loss {state['history'][-1]['train_loss']:.4f}, val MPJPE {val_mpjpe:.4f} {data.units}, "
-              f"val torso-PCK@20 {val_pck:.3f}", flush=True)  # fmt: skip
-    _frozen(m)
-    return m, state
+    c = src.cfg
+    # The run's data, loss and optimiser family; QAT's own length, seed and learning rate,
+    # on the CPU, without the options that change arithmetic (amp, compile, batch scaling).
+    cfg = dataclasses.replace(
+        c,
+        data=dataclasses.replace(c.data, workers=0),
+        optim=dataclasses.replace(c.optim, lr=c.optim.lr * LR_RATIO, scheduler="cosine"),
+        train=dataclasses.replace(c.train, run_dir=str(out), epochs=epochs, seed=seed, early_stop=0,
+                                  max_steps=0, time_budget_min=0.0, device="cpu", threads=0, amp="none",
+                                  compile=False, batch_scale=1, batch_size=batch_size or c.train.batch_size),
+    )  # fmt: skip
+    task = QatTask(src, cfg, calibration, reduce_range=reduce_range, extra_metadata=metadata or {})
+    Engine(task).run(resume=resume, progress=False)
+    _frozen(task.fake_quant)
+    state = task.state or checkpoint.load(out, which="latest")["trainer"]
+    return task.fake_quant, state
