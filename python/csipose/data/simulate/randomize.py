@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from csipose.data.simulate.profiles import Profile
-from csipose.data.simulate.room import Environment, _array
+from csipose.data.simulate.room import Environment, _array, place_person
 
 #: Ranges of the drawn rooms (wider than make_environment's fixed rooms).
 SIZE = ((3.5, 9.0), (4.5, 10.0), (2.4, 3.6))
@@ -62,25 +62,7 @@ def draw_environment(profile: Profile, name: str, rng: np.random.Generator) -> E
     rx = _array(rx_c, across, profile.n_rx, lam / 2, groups=2 if profile.n_rx > 3 else 1)
     spot = tx_c[:2] + rng.uniform(*ALONG) * d + across[:2] * rng.normal(0, ACROSS_SD)
     spot = np.clip(spot, 0.6, size[:2] - 0.6)
-    face_dir = across[:2] * (1.0 if rng.random() < 0.5 else -1.0)
-    heading = float(np.arctan2(face_dir[1], face_dir[0]))
-    camera = np.array([*(spot + 3.1 * face_dir), 1.2])
-    camera[:2] = np.clip(camera[:2], 0.2, size[:2] - 0.2)
-    return Environment(
-        name=name,
-        size=size,
-        reflectivity=refl,
-        furniture=furniture,
-        furniture_rcs=rcs,
-        tx=tx,
-        rx=rx,
-        spot=spot,
-        heading=heading,
-        camera=camera,
-        camera_target=np.array([*spot, 1.0]),
-        focal_px=float(rng.uniform(900, 1100)),
-        snr_db=float(rng.uniform(*SNR_DB)),
-    )
+    return place_person(rng, name, size, refl, furniture, rcs, tx, rx, spot, across, SNR_DB)
 
 
 def gain(rng: np.random.Generator) -> float:

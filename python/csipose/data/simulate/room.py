@@ -87,13 +87,21 @@ def make_environment(profile: Profile, index: int, seed: int) -> Environment:
     rx = _array(rx_c, across, profile.n_rx, lam / 2, groups=2 if profile.n_rx > 3 else 1)
     t = rng.uniform(0.4, 0.6)
     spot = tx_c[:2] + t * d + across[:2] * rng.normal(0, 0.25)
-    # People face the camera, which looks across the link.
+    return place_person(rng, f"E{index + 1:02d}", size, refl, furniture, rcs, tx, rx, spot, across,
+                        profile.snr_db)  # fmt: skip
+
+
+def place_person(rng: np.random.Generator, name: str, size: np.ndarray, refl: np.ndarray, furniture: np.ndarray,
+                 rcs: np.ndarray, tx: np.ndarray, rx: np.ndarray, spot: np.ndarray, across: np.ndarray,
+                 snr_db: tuple[float, float]) -> Environment:  # fmt: skip
+    """The room with its person on ``spot``, facing the camera, which looks across the
+    link; draws (in this order) the facing side, the focal length and the SNR."""
     face = across[:2] * (1.0 if rng.random() < 0.5 else -1.0)
     heading = float(np.arctan2(face[1], face[0]))
     camera = np.array([*(spot + 3.1 * face), 1.2])
     camera[:2] = np.clip(camera[:2], 0.2, size[:2] - 0.2)
     return Environment(
-        name=f"E{index + 1:02d}",
+        name=name,
         size=size,
         reflectivity=refl,
         furniture=furniture,
@@ -105,7 +113,7 @@ def make_environment(profile: Profile, index: int, seed: int) -> Environment:
         camera=camera,
         camera_target=np.array([*spot, 1.0]),
         focal_px=float(rng.uniform(900, 1100)),
-        snr_db=float(rng.uniform(*profile.snr_db)),
+        snr_db=float(rng.uniform(*snr_db)),
     )
 
 
