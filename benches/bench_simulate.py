@@ -5,9 +5,13 @@ cProfile, at the first thread count).
 
     python benches/bench_simulate.py [--profiles mmfi esp32] [--rounds 3] [--threads 1 2] [--markdown]
 
-The baseline for a faster simulator is this script run on the commit before it
-(the simulator VERSION is printed; the store cache key carries it). Each round
-simulates a small dataset into a temporary directory; medians over rounds.
+The baseline is the simulator as it was before the one-pass channel kernel,
+run side by side in the same process: ``channel.PER_PACKET = True`` synthesizes
+every packet's row of paths with ``multipath_response`` and shadows one point
+at a time (the same bytes: tests/test_simulate_speed.py). Both sides use the
+same csipose threads. Each round simulates a small dataset into a temporary
+directory with each side in turn; medians over rounds; "vs per-packet" > 1
+means faster.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import numpy as np
 import csipose
 from csipose.data import Store
 from csipose.data import simulate as sim
+from csipose.data.simulate import channel
 
 from _bench import cpu_name, print_table
 
@@ -72,26 +77,37 @@ def main() -> None:
     for threads in args.threads:
         csipose.set_num_threads(threads)
         for profile in args.profiles:
-            one(profile, 0)  # warm-up (imports, page cache)
-            runs = [one(profile, seed) for seed in range(args.rounds)]
-            sec = float(np.median([r[0] for r in runs]))
-            _, windows, frames = runs[0]
-            rows.append(
-                (
-                    f"simulate {profile} {SMALL[profile]} ({threads} thr)",
-                    f"{sec:.2f}",
-                    f"{windows / sec:,.0f}",
-                    f"{frames / sec:,.0f}",
+            sides: dict[bool, list[tuple[float, int, int]]] = {True: [], False: []}
+            for per_packet in sides:  # warm-up (imports, page cache)
+                channel.PER_PACKET = per_packet
+                one(profile, 0)
+            for seed in range(args.rounds):
+                for per_packet, runs in sides.items():
+                    channel.PER_PACKET = per_packet
+                    runs.append(one(profile, seed))
+            channel.PER_PACKET = False
+            base = float(np.median([r[0] for r in sides[True]]))
+            for per_packet, runs in sides.items():
+                sec = float(np.median([r[0] for r in runs]))
+                _, windows, frames = runs[0]
+                name = "per-packet (before)" if per_packet else "one-pass kernel"
+                rows.append(
+                    (
+                        f"simulate {profile} {SMALL[profile]}, {name} ({threads} thr)",
+                        f"{sec:.2f}",
+                        f"{windows / sec:,.1f}",
+                        f"{frames / sec:,.0f}",
+                        f"{base / sec:.2f}x",
+                    )
                 )
-            )
     csipose.set_num_threads(0)
     machine = (
         f"{cpu_name()}, {os.cpu_count()} CPUs, simulator VERSION {sim.VERSION}, "
         f"numpy {np.__version__}, median of {args.rounds} rounds"
     )
-    header = ("case", "median s", "windows / s", "frames / s")
+    header = ("case", "median s", "windows / s", "frames / s", "vs per-packet")
     print(f"\n{machine}\n" if args.markdown else machine)
-    print_table(header, rows, markdown=args.markdown, align="lrrr")
+    print_table(header, rows, markdown=args.markdown, align="lrrrr")
     if args.top:
         csipose.set_num_threads(args.threads[0])
         for profile in args.profiles:

@@ -258,6 +258,29 @@ def test_shadowing_binding_never_panics(data):
     survives(_native.shadowing, *args, wavelength, floor)
 
 
+@given(data=st.data())
+def test_synthesize_channel_binding_never_panics(data):
+    def arr(dtype, shape):
+        return data.draw(hnp.arrays(dtype, shape, elements=st.sampled_from(VALUES)))
+
+    if data.draw(st.integers(0, 3)):
+        f, pk, links, p, q, k = (data.draw(st.integers(0, 3)) for _ in range(6))
+        args = [arr(np.float64, (links, p)) for _ in range(3)]
+        args += [arr(np.float64, (f, links, p))]
+        args += [arr(np.float64, (f * pk, links, q)) for _ in range(3)]
+        args += [arr(np.float32, (links, k)) for _ in range(2)]
+        if data.draw(st.integers(0, 4)) == 0:
+            args[data.draw(st.integers(0, 8))] = data.draw(arrays())
+        index = data.draw(
+            hnp.arrays(np.int32, k, elements=st.integers(-(2**31), 2**31 - 1))
+        )
+    else:
+        args = [data.draw(arrays()) for _ in range(9)]
+        pk, index = data.draw(st.integers(0, 3)), data.draw(arrays(ndim=1))
+    fc = data.draw(st.sampled_from([5.32e9, 0.0, float("nan"), 1e300]))
+    survives(_native.synthesize_channel, *args, pk, fc, 312.5e3, index)
+
+
 @given(
     n=st.sampled_from([0, 1, 5, -1, 2**32 + 1, 2**63, 2**64 - 1, 2**64, "3", None, 2.0]),
     seed=st.sampled_from([0, 1, -1, 2**64 - 1, 2**64, None, "s"]),

@@ -32,6 +32,7 @@ __all__ = [
     "simd_level",
     "sparse_attention_backward",
     "sparse_attention_forward",
+    "synthesize_channel",
 ]
 
 __version__: str
@@ -160,7 +161,23 @@ def shadowing(
     block: npt.NDArray[np.float64],
     wavelength: float,
     floor: float,
+    pointwise: bool = False,
 ) -> npt.NDArray[np.float64]: ...
+def synthesize_channel(
+    static_tau: npt.NDArray[np.float64],
+    static_re: npt.NDArray[np.float64],
+    static_im: npt.NDArray[np.float64],
+    shadow: npt.NDArray[np.float64],
+    body_tau: npt.NDArray[np.float64],
+    body_re: npt.NDArray[np.float64],
+    body_im: npt.NDArray[np.float64],
+    fixed_re: npt.NDArray[np.float32],
+    fixed_im: npt.NDArray[np.float32],
+    packets: int,
+    fc: float,
+    df: float,
+    index: npt.NDArray[np.int32],
+) -> npt.NDArray[np.float32]: ...
 
 @final
 class CountNet:

@@ -1,8 +1,8 @@
 //! Bindings of `csipose_core::sim` (the CSI simulator's kernels).
 
-use numpy::ndarray::{Array2, Array3};
+use numpy::ndarray::{Array2, Array3, Array5};
 use numpy::{
-    IntoPyArray, PyArray2, PyArray3, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray3,
+    IntoPyArray, PyArray2, PyArray3, PyArray5, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray3,
     PyReadonlyArrayDyn, PyUntypedArrayMethods,
 };
 use pyo3::exceptions::PyValueError;
@@ -49,6 +49,7 @@ fn multipath_response<'py>(
 
 /// Amplitude factor [n, links, paths] of static paths shadowed by body segments (Fresnel-zone model).
 #[pyfunction]
+#[pyo3(signature = (pieces, offset, length, points, point_segment, radius, block, wavelength, floor, pointwise = false))]
 #[allow(clippy::too_many_arguments)]
 fn shadowing<'py>(
     py: Python<'py>,
@@ -61,6 +62,7 @@ fn shadowing<'py>(
     block: PyReadonlyArray1<'py, f64>,
     wavelength: f64,
     floor: f64,
+    pointwise: bool,
 ) -> PyResult<Bound<'py, PyArray3<f64>>> {
     let (l, p) = (length.shape()[0], length.shape()[1]);
     let n = points.shape()[0];
@@ -90,15 +92,101 @@ fn shadowing<'py>(
         n,
     };
     let mut out = vec![0.0f64; n * l * p];
-    py.detach(|| csipose_core::sim::shadowing(&geo, &body, wavelength, floor, &mut out))
+    // The pointwise form is the old one, kept as the benchmark's baseline.
+    let kernel = if pointwise {
+        csipose_core::sim::shadowing_pointwise
+    } else {
+        csipose_core::sim::shadowing
+    };
+    py.detach(|| kernel(&geo, &body, wavelength, floor, &mut out))
         .map_err(to_py)?;
     let out =
         Array3::from_shape_vec((n, l, p), out).map_err(|e| PyValueError::new_err(e.to_string()))?;
     Ok(out.into_pyarray(py))
 }
 
+/// The clean channel [frames, packets, links, subcarriers, 2] (float32 real, imaginary):
+/// near static paths shadowed per frame, body paths per packet, plus the far paths' response.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn synthesize_channel<'py>(
+    py: Python<'py>,
+    static_tau: PyReadonlyArray2<'py, f64>,
+    static_re: PyReadonlyArray2<'py, f64>,
+    static_im: PyReadonlyArray2<'py, f64>,
+    shadow: PyReadonlyArray3<'py, f64>,
+    body_tau: PyReadonlyArray3<'py, f64>,
+    body_re: PyReadonlyArray3<'py, f64>,
+    body_im: PyReadonlyArray3<'py, f64>,
+    fixed_re: PyReadonlyArray2<'py, f32>,
+    fixed_im: PyReadonlyArray2<'py, f32>,
+    packets: usize,
+    fc: f64,
+    df: f64,
+    index: PyReadonlyArray1<'py, i32>,
+) -> PyResult<Bound<'py, PyArray5<f32>>> {
+    let (links, statics) = (static_tau.shape()[0], static_tau.shape()[1]);
+    let frames = shadow.shape()[0];
+    let bodies = body_tau.shape()[2];
+    let k = index.shape()[0];
+    if static_re.shape() != [links, statics] || static_im.shape() != [links, statics] {
+        return Err(PyValueError::new_err(
+            "static_tau, static_re and static_im must have one shape",
+        ));
+    }
+    if shadow.shape() != [frames, links, statics] {
+        return Err(PyValueError::new_err(
+            "shadow must be [frames, links, statics]",
+        ));
+    }
+    let rows = frames
+        .checked_mul(packets)
+        .ok_or_else(|| PyValueError::new_err("too many packets"))?;
+    let body_shape = [rows, links, bodies];
+    if body_tau.shape() != body_shape
+        || body_re.shape() != body_shape
+        || body_im.shape() != body_shape
+    {
+        return Err(PyValueError::new_err(
+            "body_tau, body_re and body_im must be [frames * packets, links, bodies]",
+        ));
+    }
+    if fixed_re.shape() != [links, k] || fixed_im.shape() != [links, k] {
+        return Err(PyValueError::new_err(
+            "fixed_re and fixed_im must be [links, len(index)]",
+        ));
+    }
+    let c = |name: &str| PyValueError::new_err(format!("{name} must be C-contiguous"));
+    let ch = csipose_core::sim::Channel {
+        static_tau: static_tau.as_slice().map_err(|_| c("static_tau"))?,
+        static_re: static_re.as_slice().map_err(|_| c("static_re"))?,
+        static_im: static_im.as_slice().map_err(|_| c("static_im"))?,
+        shadow: shadow.as_slice().map_err(|_| c("shadow"))?,
+        body_tau: body_tau.as_slice().map_err(|_| c("body_tau"))?,
+        body_re: body_re.as_slice().map_err(|_| c("body_re"))?,
+        body_im: body_im.as_slice().map_err(|_| c("body_im"))?,
+        fixed_re: fixed_re.as_slice().map_err(|_| c("fixed_re"))?,
+        fixed_im: fixed_im.as_slice().map_err(|_| c("fixed_im"))?,
+        dims: [frames, packets, links, statics, bodies],
+        fc,
+        df,
+        index: index.as_slice().map_err(|_| c("index"))?,
+    };
+    let n = [frames, packets, links, k, 2]
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| PyValueError::new_err("the channel is too large"))?;
+    let mut out = vec![0.0f32; n];
+    py.detach(|| csipose_core::sim::synthesize(&ch, &mut out))
+        .map_err(to_py)?;
+    let out = Array5::from_shape_vec((frames, packets, links, k, 2), out)
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    Ok(out.into_pyarray(py))
+}
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(multipath_response, m)?)?;
     m.add_function(wrap_pyfunction!(shadowing, m)?)?;
+    m.add_function(wrap_pyfunction!(synthesize_channel, m)?)?;
     Ok(())
 }

@@ -27,6 +27,11 @@ SHADOW_FLOOR = 0.15
 TISSUE_REFLECTIVITY = 0.3
 #: RMS surface roughness of a clothed body (m); specular reflection loses exp(-(4 pi h / lambda)^2).
 ROUGHNESS = 0.005
+#: True: synthesize every packet's row of paths with ``multipath_response`` and
+#: shadow one point at a time, as before the one-pass channel kernel. The output
+#: is the same to the bit (tests/test_simulate_speed.py); benches/bench_simulate.py
+#: times both in one process.
+PER_PACKET = False
 
 
 @dataclass(frozen=True)
@@ -132,7 +137,7 @@ def shadowing(static: StaticPaths, joints: np.ndarray, height: float, lam: float
     return _native.shadowing(
         np.ascontiguousarray(static.segments), np.ascontiguousarray(static.offset),
         np.ascontiguousarray(static.length), pts, segment,
-        np.tile(SEG_RADIUS * height, m), np.tile(SEG_BLOCK, m), lam, SHADOW_FLOOR,
+        np.tile(SEG_RADIUS * height, m), np.tile(SEG_BLOCK, m), lam, SHADOW_FLOOR, PER_PACKET,
     )  # fmt: skip
 
 
@@ -204,6 +209,17 @@ def synthesize(
     far = static.subset(~near)
     fixed = response(far.length / C, far.gain)  # [L, K]
     moving = static.subset(near)
+    if not PER_PACKET:
+        # One Rust pass: near static paths per frame, body paths per packet (Rust
+        # sim/synthesis.rs, equal to the per-packet rows below to the bit).
+        c = np.ascontiguousarray
+        out = _native.synthesize_channel(
+            c(moving.length / C), c(moving.gain.real), c(moving.gain.imag), c(shadow, dtype=np.float64),
+            c(body_tau), c(body_gain.real), c(body_gain.imag),
+            c(fixed.real, dtype=np.float32), c(fixed.imag, dtype=np.float32),
+            pk, profile.carrier_hz, profile.spacing_hz, index,
+        )  # fmt: skip
+        return out.view(np.complex64)[..., 0]
     gain = np.repeat(shadow * moving.gain[None], pk, axis=0)  # [F*pk, L, Pnear]
     tau = np.broadcast_to(moving.length / C, gain.shape)
     h = response(

@@ -1,0 +1,123 @@
+"""The simulator's one-pass channel kernel (Rust sim/synthesis.rs) and the
+vector form of shadowing: the same bytes as the per-packet path they replace,
+the same bytes at 1 and 2 threads, and the channel against a direct numpy sum."""
+
+from __future__ import annotations
+
+import hashlib
+
+import hypothesis.extra.numpy as hnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import csipose
+from csipose import _native
+from csipose.data import Store
+from csipose.data.simulate import channel, simulate
+
+SMALL = {"environments": 1, "subjects": 2, "frames": 5, "sequences": 1, "progress": False}
+
+
+def _digest(path) -> str:
+    s = Store.open(path)
+    h = hashlib.sha256()
+    for name in sorted(s.fields):
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(np.asarray(s.array(name))).tobytes())
+    return h.hexdigest()
+
+
+@pytest.fixture
+def threads():
+    yield
+    csipose.set_num_threads(0)
+
+
+@pytest.mark.parametrize(
+    "profile, actions", [("mmfi", ["walk", "squat"]), ("esp32", ["walk", "wave"])]
+)
+def test_one_pass_equals_the_per_packet_path_and_ignores_threads(
+    tmp_path, monkeypatch, threads, profile, actions
+):
+    run = {}
+    for name, per_packet, n in (("old", True, 1), ("new1", False, 1), ("new2", False, 2)):
+        monkeypatch.setattr(channel, "PER_PACKET", per_packet)
+        csipose.set_num_threads(n)
+        out = simulate(tmp_path / name, profile=profile, actions=actions, seed=7, **SMALL)
+        run[name] = _digest(out)
+    assert run["new1"] == run["old"], "the one-pass kernel changed the simulated bytes"
+    assert run["new2"] == run["new1"], "the output depends on the thread count"
+
+
+def _oracle(static_tau, static_g, shadow, body_tau, body_g, fixed, pk, fc, df, index):
+    """H[f, p, l, k] = fixed[l, k] + sum over near static paths (shadowed) and body paths."""
+    freq = fc + df * index.astype(np.float64)  # [K]
+    f, links, _ = shadow.shape
+    g_static = np.repeat(shadow * static_g[None], pk, axis=0)  # [F*pk, L, P]
+    tau_static = np.broadcast_to(static_tau, g_static.shape)
+    tau = np.concatenate([tau_static, body_tau], axis=-1)
+    g = np.concatenate([g_static, body_g], axis=-1)
+    h = np.einsum("nlp,nlpk->nlk", g, np.exp(-2j * np.pi * tau[..., None] * freq))
+    return (h + fixed[None]).reshape(f, pk, links, len(index))
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_the_channel_kernel_matches_a_direct_sum(data):
+    f, pk, links = (data.draw(st.integers(1, 3)) for _ in range(3))
+    p, q = data.draw(st.integers(0, 12)), data.draw(st.integers(0, 20))
+    index = np.unique(data.draw(hnp.arrays(np.int32, data.draw(st.integers(1, 8)),
+                                           elements=st.integers(-60, 60))))  # fmt: skip
+
+    def floats(shape, lo, hi):
+        return data.draw(hnp.arrays(np.float64, shape, elements=st.floats(lo, hi)))
+
+    static_tau = floats((links, p), 1e-9, 1e-7)
+    static_g = floats((links, p), -1, 1) + 1j * floats((links, p), -1, 1)
+    shadow = floats((f, links, p), 0.15, 1)
+    body_tau = floats((f * pk, links, q), 1e-9, 1e-7)
+    body_g = floats((f * pk, links, q), -0.1, 0.1) + 1j * floats((f * pk, links, q), -0.1, 0.1)
+    fixed = (floats((links, len(index)), -1, 1) + 1j * floats((links, len(index)), -1, 1)).astype(
+        np.complex64
+    )
+    fc, df = 5.32e9, 312.5e3
+    c = np.ascontiguousarray
+    got = _native.synthesize_channel(
+        c(static_tau), c(static_g.real), c(static_g.imag), c(shadow), c(body_tau),
+        c(body_g.real), c(body_g.imag), c(fixed.real), c(fixed.imag), pk, fc, df, index,
+    ).view(np.complex64)[..., 0]  # fmt: skip
+    want = _oracle(static_tau, static_g, shadow, body_tau, body_g, fixed, pk, fc, df, index)
+    # float64 sums rounded to float32 twice (the sum, then with the fixed part).
+    scale = 1 + np.abs(static_g).sum() + np.abs(body_g).sum() / max(f * pk, 1)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6 * scale)
+
+
+def test_shadowing_forms_agree_to_the_bit():
+    rng = np.random.default_rng(0)
+    links, paths, n, q, segs = 2, 9, 4, 30, 10
+    pieces = rng.uniform(0, 4, (links, paths, 2, 2, 3))
+    pieces[:, :, 1, 0] = pieces[:, :, 0, 1]  # the pieces meet at the bend
+    first = np.linalg.norm(pieces[:, :, 0, 1] - pieces[:, :, 0, 0], axis=-1)
+    second = np.linalg.norm(pieces[:, :, 1, 1] - pieces[:, :, 1, 0], axis=-1)
+    offset = np.stack([np.zeros_like(first), first], axis=-1)
+    points = rng.uniform(0, 4, (n, q, 3))
+    seg = rng.integers(0, segs, q).astype(np.uint32)
+    radius, block = rng.uniform(0.02, 0.2, segs), rng.uniform(0.2, 1, segs)
+    args = (pieces, offset, first + second, points, seg, radius, block, 0.057, 0.15)
+    vec, ref = _native.shadowing(*args), _native.shadowing(*args, True)
+    assert vec.tobytes() == ref.tobytes()
+    assert (vec < 0.99).any()
+
+
+def test_channel_kernel_checks_shapes():
+    z2, z3 = np.zeros((1, 1)), np.zeros((1, 1, 1))
+    f32 = np.zeros((1, 1), np.float32)
+    idx = np.zeros(1, np.int32)
+    with pytest.raises(ValueError, match="shadow"):
+        _native.synthesize_channel(z2, z2, z2, np.zeros((1, 2, 1)), z3, z3, z3, f32, f32, 1,
+                                   5e9, 1e5, idx)  # fmt: skip
+    with pytest.raises(ValueError, match="finite"):
+        _native.synthesize_channel(np.full((1, 1), np.nan), z2, z2, z3, z3, z3, z3, f32, f32, 1,
+                                   5e9, 1e5, idx)  # fmt: skip
