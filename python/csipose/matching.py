@@ -5,7 +5,9 @@
   exactly in Rust; equal in total cost to ``scipy.optimize.linear_sum_assignment``.
 * :func:`match_people` / :func:`match_frames`: predicted people to ground-truth
   people by OKS or distance, with a gate; unmatched predictions are false
-  positives, unmatched ground truths missed people.
+  positives, unmatched ground truths missed people. :func:`match_frames_flat`
+  does the same for many frames given and returned as flat arrays with
+  per-frame counts (no per-frame Python objects).
 
 Cost conventions: ``+inf`` forbids a pair; NaN and ``-inf`` are errors. By
 default a problem whose forbidden pairs leave no complete matching of the
@@ -29,10 +31,12 @@ from csipose import skeleton as _skeleton
 __all__ = [
     "MEASURES",
     "Assignments",
+    "FrameMatches",
     "PersonMatch",
     "assign",
     "assign_batch",
     "match_frames",
+    "match_frames_flat",
     "match_people",
     "matching_definition",
 ]
@@ -292,31 +296,171 @@ def match_frames(
     n_pred = np.array([len(p) for p in P], dtype=np.int64)
     n_gt = np.array([len(g) for g in G], dtype=np.int64)
     k, d = P[0].shape[1:] if P else (1, 2)
-    pred = np.concatenate(P) if P else np.empty((0, k, d))
-    gt = np.concatenate(G) if G else np.empty((0, k, d))
-    vis = np.concatenate(V) if V else np.empty((0, k), bool)
+    area = None
+    if area_list is not None:
+        per_frame = zip(area_list, n_gt, strict=True)
+        area = np.concatenate(
+            [_arrays.float64(a, f"areas[{f}]", (n,)) for f, (a, n) in enumerate(per_frame)]
+        ) if len(area_list) else np.empty(0)  # fmt: skip
+    flat = _match(
+        np.concatenate(P) if P else np.empty((0, k, d)),
+        np.concatenate(G) if G else np.empty((0, k, d)),
+        np.concatenate(V) if V else np.empty((0, k), bool),
+        n_pred, n_gt, cost, threshold, area, sigmas,
+    )  # fmt: skip
+    return flat.frames()
 
+
+@dataclass(frozen=True, eq=False)
+class FrameMatches:
+    """The person matches of many frames, stored flat (:func:`match_frames_flat`).
+
+    Frame ``f`` has ``n_pred[f]`` predicted and ``n_gt[f]`` true people; its
+    matched pairs are ``offsets[f]:offsets[f + 1]`` of ``pred``, ``gt`` (indices
+    within the frame, ascending ``pred``) and ``values`` (OKS or distance). Its
+    unmatched predictions are ``false_positives[fp_offsets[f]:fp_offsets[f + 1]]``,
+    its missed people ``missed[missed_offsets[f]:missed_offsets[f + 1]]``, and
+    the values of all its pairs ``matrices[matrix_offsets[f]:matrix_offsets[f + 1]]``
+    (row-major ``[n_pred[f], n_gt[f]]``). ``frame(f)`` is frame ``f`` as a
+    :class:`PersonMatch`.
+    """
+
+    pred: np.ndarray
+    gt: np.ndarray
+    values: np.ndarray
+    offsets: np.ndarray
+    false_positives: np.ndarray
+    fp_offsets: np.ndarray
+    missed: np.ndarray
+    missed_offsets: np.ndarray
+    matrices: np.ndarray
+    matrix_offsets: np.ndarray
+    n_pred: np.ndarray
+    n_gt: np.ndarray
+    measure: str
+    threshold: float | None
+    definition: str
+
+    def __len__(self) -> int:
+        return len(self.n_pred)
+
+    @property
+    def n_matched(self) -> np.ndarray:
+        """Matched pairs per frame."""
+        return np.diff(self.offsets)
+
+    def frame(self, f: int) -> PersonMatch:
+        f = range(len(self))[f]
+        lo, hi = self.offsets[f], self.offsets[f + 1]
+        fp = self.false_positives[self.fp_offsets[f] : self.fp_offsets[f + 1]]
+        missed = self.missed[self.missed_offsets[f] : self.missed_offsets[f + 1]]
+        m = self.matrices[self.matrix_offsets[f] : self.matrix_offsets[f + 1]]
+        return PersonMatch(
+            pred=self.pred[lo:hi], gt=self.gt[lo:hi], values=self.values[lo:hi],
+            false_positives=fp, missed=missed, matrix=m.reshape(self.n_pred[f], self.n_gt[f]),
+            measure=self.measure, threshold=self.threshold, definition=self.definition,
+        )  # fmt: skip
+
+    def frames(self) -> list[PersonMatch]:
+        """Every frame as a :class:`PersonMatch` (one Python object per frame)."""
+        return [self.frame(f) for f in range(len(self))]
+
+
+def match_frames_flat(
+    pred: Any,
+    gt: Any,
+    n_pred: Any,
+    n_gt: Any,
+    *,
+    cost: str = "oks",
+    threshold: float | None,
+    gt_visible: Any = None,
+    areas: Any = None,
+    sigmas: Any = _skeleton.COCO17,
+) -> FrameMatches:
+    """:func:`match_frames` on flat arrays: the predicted people of every frame
+    one after another, ``pred`` ``[sum(n_pred), K, D]``, and the true people
+    ``gt`` ``[sum(n_gt), K, D]`` with ``gt_visible`` ``[sum(n_gt), K]`` and
+    ``areas`` ``[sum(n_gt)]``; ``n_pred``, ``n_gt`` ``[F]`` count the people of
+    each frame. The same matching as :func:`match_frames`, returned flat
+    (:class:`FrameMatches`): one Rust call for the costs, one for the
+    assignments, and array operations for the rest."""
+    n_pred = _counts(n_pred, "n_pred")
+    n_gt = _counts(n_gt, "n_gt")
+    if len(n_pred) != len(n_gt):
+        raise ValueError(f"n_pred has {len(n_pred)} frames but n_gt has {len(n_gt)}")
+    p, g = _arrays.as_numpy(pred), _arrays.as_numpy(gt)
+    kd = next((a.shape[1:] for a in (p, g) if a.ndim == 3), (1, 2))
+    p = np.empty((0, *kd)) if p.size == 0 else _arrays.poses(p, "pred").astype(np.float64)
+    g = np.empty((0, *kd)) if g.size == 0 else _arrays.poses(g, "gt").astype(np.float64)
+    for name, a, n in (("pred", p, n_pred), ("gt", g, n_gt)):
+        if a.shape[1:] != kd:
+            raise ValueError(f"{name} has shape {a.shape}, expected [n, {kd[0]}, {kd[1]}]")
+        if len(a) != n.sum():
+            raise ValueError(f"{name} holds {len(a)} people but its counts sum to {n.sum()}")
+    vis = (
+        np.ones(g.shape[:2], bool)
+        if gt_visible is None
+        else _arrays.mask(gt_visible, g.shape[:2], "gt_visible")
+    )
+    bad = np.flatnonzero(~vis.any(axis=1))
+    if len(bad):
+        f = int(np.searchsorted(np.cumsum(n_gt), bad[0], side="right"))
+        raise ValueError(
+            f"frame {f}: ground-truth person {bad[0] - (n_gt[:f].sum())} has no visible joint, so "
+            "no prediction can be compared with it; drop it or mark its joints visible"
+        )
+    if not np.isfinite(g[vis]).all():
+        bad = int(np.flatnonzero(~np.isfinite(np.where(vis[..., None], g, 0)).all(axis=(1, 2)))[0])
+        f = int(np.searchsorted(np.cumsum(n_gt), bad, side="right"))
+        raise ValueError(f"frame {f}: ground truth must be finite where visible")
+    area = None if areas is None else _arrays.float64(areas, "areas", (len(g),))
+    return _match(p, g, vis, n_pred, n_gt, cost, threshold, area, sigmas)
+
+
+def _counts(x: Any, name: str) -> np.ndarray:
+    a = _arrays.as_numpy(x)
+    if a.ndim == 1 and a.size == 0:  # np.array([]) is float64
+        return np.empty(0, np.int64)
+    if a.ndim != 1 or a.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be a 1-D integer array of people per frame")
+    if (a < 0).any():
+        raise ValueError(f"{name} must not be negative")
+    return a.astype(np.int64)
+
+
+def _match(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    vis: np.ndarray,
+    n_pred: np.ndarray,
+    n_gt: np.ndarray,
+    cost: str,
+    threshold: float | None,
+    area: np.ndarray | None,
+    sigmas: Any,
+) -> FrameMatches:
+    """The matching of checked, concatenated frames (``area`` None: box areas)."""
+    if cost not in MEASURES:
+        raise ValueError(f"unknown cost {cost!r}; expected one of {', '.join(MEASURES)}")
+    if threshold is not None and not np.isfinite(threshold):
+        raise ValueError(f"threshold must be a finite number or None, got {threshold!r}")
+    k, d = pred.shape[1:]
     if not len(pred) + len(gt):
         values = costs = np.empty(0)
     elif cost == "oks":
         if d != 2:
             raise ValueError(f"OKS is defined for 2-D keypoints, got {d}-D; use cost='distance'")
         s = _skeleton.oks_sigmas(sigmas, k)
-        if area_list is None:
-            area = _visible_box_area(gt, vis)
-        else:
-            per_frame = zip(area_list, n_gt, strict=True)
-            area = np.concatenate(
-                [_arrays.float64(a, f"areas[{f}]", (n,)) for f, (a, n) in enumerate(per_frame)]
-            )
         values = _native.oks_matrices(
-            pred, gt, np.ascontiguousarray(vis), np.ascontiguousarray(area), s,
+            pred, gt, np.ascontiguousarray(vis),
+            np.ascontiguousarray(_visible_box_area(gt, vis) if area is None else area), s,
             _arrays.offsets(n_pred), _arrays.offsets(n_gt),
         )  # fmt: skip
         admissible = np.ones(values.shape, bool) if threshold is None else values >= threshold
         costs = np.where(admissible, 1.0 - values, np.inf)
     else:
-        if area_list is not None:
+        if area is not None:
             raise ValueError("areas apply to cost='oks' only")
         values = _pair_distances(pred, gt, vis, n_pred, n_gt)
         with np.errstate(invalid="ignore"):
@@ -325,38 +469,34 @@ def match_frames(
                 admissible &= values <= threshold
         costs = np.where(admissible, values, np.inf)
     shapes = np.stack([n_pred, n_gt], axis=1).astype(np.uint64)
-    rows, cols, offsets = _native.assign_batch(costs, shapes, True)
-
-    definition = matching_definition(cost, threshold, sigmas, area_list is not None)
-    thr = None if threshold is None else float(threshold)
-    out = []
-    start = 0
-    for f, (p, g) in enumerate(zip(n_pred, n_gt, strict=True)):
-        m = values[start : start + p * g].reshape(p, g)
-        start += p * g
-        r, c = rows[offsets[f] : offsets[f + 1]], cols[offsets[f] : offsets[f + 1]]
-        out.append(
-            PersonMatch(
-                pred=r,
-                gt=c,
-                values=m[r, c],
-                false_positives=_unmatched(p, r),
-                missed=_unmatched(g, c),
-                matrix=m,
-                measure=cost,
-                threshold=thr,
-                definition=definition,
-            )
-        )
-    return out
+    rows, cols, offsets = _native.assign_batch(np.ascontiguousarray(costs), shapes, True)
+    frames = len(n_pred)
+    # Each pair's frame, and where its frame's people and values start.
+    frame = np.repeat(np.arange(frames), np.diff(offsets))
+    p_start, g_start = np.cumsum(n_pred) - n_pred, np.cumsum(n_gt) - n_gt
+    m_start = np.cumsum(n_pred * n_gt) - n_pred * n_gt
+    fp, fp_offsets = _free(n_pred, p_start[frame] + rows, p_start)
+    missed, missed_offsets = _free(n_gt, g_start[frame] + cols, g_start)
+    return FrameMatches(
+        pred=rows, gt=cols, values=values[m_start[frame] + rows * n_gt[frame] + cols],
+        offsets=offsets.astype(np.int64), false_positives=fp, fp_offsets=fp_offsets,
+        missed=missed, missed_offsets=missed_offsets, matrices=values,
+        matrix_offsets=np.concatenate([[0], np.cumsum(n_pred * n_gt)]).astype(np.int64),
+        n_pred=n_pred, n_gt=n_gt, measure=cost,
+        threshold=None if threshold is None else float(threshold),
+        definition=matching_definition(cost, threshold, sigmas, area is not None),
+    )  # fmt: skip
 
 
-def _unmatched(n: int, taken: np.ndarray) -> np.ndarray:
-    """The sorted indices in ``range(n)`` not in ``taken`` (``np.setdiff1d`` with
-    an arange, without its sort: that cost most of a small frame's time)."""
-    free = np.ones(n, bool)
+def _free(counts: np.ndarray, taken: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The people of each frame not in ``taken`` (global indices): their indices
+    within the frame, ascending, and per-frame offsets."""
+    free = np.ones(int(counts.sum()), bool)
     free[taken] = False
-    return np.flatnonzero(free)
+    idx = np.flatnonzero(free)
+    owner = np.repeat(np.arange(len(counts)), counts)[idx]
+    per = np.bincount(owner, minlength=len(counts))
+    return idx - start[owner], np.concatenate([[0], np.cumsum(per)]).astype(np.int64)
 
 
 def _visible_box_area(gt: np.ndarray, vis: np.ndarray) -> np.ndarray:
