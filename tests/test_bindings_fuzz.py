@@ -281,6 +281,22 @@ def test_synthesize_channel_binding_never_panics(data):
     survives(_native.synthesize_channel, *args, pk, fc, 312.5e3, index)
 
 
+@given(data=st.data())
+def test_pair_distances_binding_never_panics(data):
+    if data.draw(st.integers(0, 3)):
+        n, m, k, d = (data.draw(st.integers(0, 3)) for _ in range(4))
+        args = [
+            data.draw(hnp.arrays(np.float64, (n, k, d), elements=st.sampled_from(VALUES))),
+            data.draw(hnp.arrays(np.float64, (m, k, d), elements=st.sampled_from(VALUES))),
+            data.draw(hnp.arrays(np.bool_, (m, k))),
+            np.array(data.draw(st.lists(st.integers(0, 4), max_size=3)), np.uint64),
+            np.array(data.draw(st.lists(st.integers(0, 4), max_size=3)), np.uint64),
+        ]
+    else:
+        args = [data.draw(arrays()) for _ in range(5)]
+    survives(_native.pair_distances, *args)
+
+
 @given(
     n=st.sampled_from([0, 1, 5, -1, 2**32 + 1, 2**63, 2**64 - 1, 2**64, "3", None, 2.0]),
     seed=st.sampled_from([0, 1, -1, 2**64 - 1, 2**64, None, "s"]),

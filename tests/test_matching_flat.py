@@ -88,3 +88,34 @@ def test_flat_checks_its_inputs():
     with pytest.raises(ValueError, match="areas apply"):
         matching.match_frames_flat(p, np.zeros_like(g), [2, 1], [1, 1], threshold=None, cost="distance",
                                    areas=[1.0, 1.0])  # fmt: skip
+
+
+def _distances_oracle(pred, gt, vis, n_pred, n_gt):
+    """numpy: every frame's [P, G] block of mean distances over visible joints."""
+    out = []
+    p0 = g0 = 0
+    for p, g in zip(n_pred, n_gt, strict=True):
+        a, b, v = pred[p0 : p0 + p], gt[g0 : g0 + g], vis[g0 : g0 + g]
+        d = np.linalg.norm(a[:, None] - b[None], axis=-1)  # [P, G, K]
+        with np.errstate(invalid="ignore"):
+            out.append((np.where(v[None], d, 0.0).sum(-1) / v.sum(-1)[None]).ravel())
+        p0, g0 = p0 + p, g0 + g
+    return np.concatenate(out) if out else np.empty(0)
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=frames(dims=3), seed=st.integers(0, 2**32 - 1), nan=st.booleans())
+def test_pair_distances_kernel_matches_numpy(data, seed, nan):
+    from csipose import _native
+    from csipose._arrays import offsets
+
+    preds, gts = data
+    if not preds:
+        return
+    pred, gt, n_pred, n_gt = _flat(preds, gts)
+    rng = np.random.default_rng(seed)
+    vis = rng.random(gt.shape[:2]) < 0.8
+    if nan and len(pred):
+        pred[rng.integers(len(pred)), rng.integers(pred.shape[1]), 0] = np.nan
+    got = _native.pair_distances(pred, gt, vis, offsets(n_pred), offsets(n_gt))
+    np.testing.assert_allclose(got, _distances_oracle(pred, gt, vis, n_pred, n_gt), rtol=1e-12)

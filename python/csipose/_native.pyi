@@ -25,6 +25,7 @@ __all__ = [
     "multipath_response",
     "oks",
     "oks_matrices",
+    "pair_distances",
     "permutation",
     "sanitize_mmfi",
     "set_num_threads",
@@ -87,6 +88,13 @@ def apply_subcarrier_map(
 def assign(
     cost: npt.NDArray[np.float64], partial: bool = False
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...
+def pair_distances(
+    pred: npt.NDArray[np.float64],
+    gt: npt.NDArray[np.float64],
+    visible: npt.NDArray[np.bool_],
+    pred_offsets: npt.NDArray[np.uint64],
+    gt_offsets: npt.NDArray[np.uint64],
+) -> npt.NDArray[np.float64]: ...
 def assign_batch(
     costs: npt.NDArray[np.float64],
     shapes: npt.NDArray[np.uint64],

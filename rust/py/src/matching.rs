@@ -1,7 +1,10 @@
 //! Bindings of `csipose_core::matching`; `csipose/matching.py` coerces the
 //! inputs and builds the results.
 
-use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use numpy::{
+    IntoPyArray, PyArray1, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray3,
+    PyUntypedArrayMethods,
+};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
@@ -84,8 +87,45 @@ fn assign_batch<'py>(
     ))
 }
 
+/// Mean distance over visible joints of every (prediction, true person) pair
+/// of each frame: the frames' [P_f, G_f] blocks concatenated.
+#[pyfunction]
+fn pair_distances<'py>(
+    py: Python<'py>,
+    pred: PyReadonlyArray3<'py, f64>,
+    gt: PyReadonlyArray3<'py, f64>,
+    visible: PyReadonlyArray2<'py, bool>,
+    pred_offsets: PyReadonlyArray1<'py, u64>,
+    gt_offsets: PyReadonlyArray1<'py, u64>,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let [k, d] = [pred.shape()[1], pred.shape()[2]];
+    if gt.shape()[1..] != [k, d] || visible.shape() != [gt.shape()[0], k] {
+        return Err(PyValueError::new_err(
+            "pred [P, K, D], gt [G, K, D] and visible [G, K] must agree",
+        ));
+    }
+    let offsets = |a: &PyReadonlyArray1<'py, u64>, name: &str| -> PyResult<Vec<usize>> {
+        contiguous(a, name)?
+            .iter()
+            .map(|&x| {
+                usize::try_from(x)
+                    .map_err(|_| PyValueError::new_err(format!("{name}: {x} is too large")))
+            })
+            .collect()
+    };
+    let (po, go) = (offsets(&pred_offsets, "pred_offsets")?, offsets(&gt_offsets, "gt_offsets")?);
+    let p = m::People { poses: contiguous(&pred, "pred")?, offsets: &po };
+    let g = m::People { poses: contiguous(&gt, "gt")?, offsets: &go };
+    let vis = contiguous(&visible, "visible")?;
+    let out = py
+        .detach(|| m::pair_distances(&p, &g, vis, k, d))
+        .map_err(to_py)?;
+    Ok(out.into_pyarray(py))
+}
+
 pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(assign, module)?)?;
     module.add_function(wrap_pyfunction!(assign_batch, module)?)?;
+    module.add_function(wrap_pyfunction!(pair_distances, module)?)?;
     Ok(())
 }

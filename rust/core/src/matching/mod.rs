@@ -5,7 +5,9 @@
 //! pair anyone one-to-one. Person matching solves the assignment problem.
 
 mod batch;
+mod distance;
 mod lsap;
 
 pub use batch::{BatchAssignment, assign_batch};
+pub use distance::{People, pair_distances};
 pub use lsap::{Mode, Solver, assign};
