@@ -410,8 +410,9 @@ def match_frames_flat(
             f"frame {f}: ground-truth person {bad[0] - (n_gt[:f].sum())} has no visible joint, so "
             "no prediction can be compared with it; drop it or mark its joints visible"
         )
-    if not np.isfinite(g[vis]).all():
-        bad = int(np.flatnonzero(~np.isfinite(np.where(vis[..., None], g, 0)).all(axis=(1, 2)))[0])
+    # (Not np.isfinite(g[vis]): a boolean gather over [G, K] of [G, K, D] took 30 ms per 2,000 frames.)
+    if not np.isfinite(g).all() and not (np.isfinite(g).all(axis=2) | ~vis).all():
+        bad = int(np.flatnonzero(~(np.isfinite(g).all(axis=2) | ~vis).all(axis=1))[0])
         f = int(np.searchsorted(np.cumsum(n_gt), bad, side="right"))
         raise ValueError(f"frame {f}: ground truth must be finite where visible")
     area = None if areas is None else _arrays.float64(areas, "areas", (len(g),))
