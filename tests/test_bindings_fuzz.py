@@ -271,9 +271,7 @@ def test_synthesize_channel_binding_never_panics(data):
         args += [arr(np.float32, (links, k)) for _ in range(2)]
         if data.draw(st.integers(0, 4)) == 0:
             args[data.draw(st.integers(0, 8))] = data.draw(arrays())
-        index = data.draw(
-            hnp.arrays(np.int32, k, elements=st.integers(-(2**31), 2**31 - 1))
-        )
+        index = data.draw(hnp.arrays(np.int32, k, elements=st.integers(-(2**31), 2**31 - 1)))
     else:
         args = [data.draw(arrays()) for _ in range(9)]
         pk, index = data.draw(st.integers(0, 3)), data.draw(arrays(ndim=1))

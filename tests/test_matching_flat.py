@@ -14,7 +14,9 @@ from csipose import matching
 
 @st.composite
 def frames(draw, dims=2):
-    counts = draw(st.lists(st.tuples(st.integers(0, 8), st.integers(0, 8)), min_size=0, max_size=12))
+    counts = draw(
+        st.lists(st.tuples(st.integers(0, 8), st.integers(0, 8)), min_size=0, max_size=12)
+    )
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     k = draw(st.integers(1, 5))
     # Poses are float32 (the library's contract); the oracle works on their float64 values.

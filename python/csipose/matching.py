@@ -489,7 +489,9 @@ def _match(
     )  # fmt: skip
 
 
-def _free(counts: np.ndarray, taken: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _free(
+    counts: np.ndarray, taken: np.ndarray, start: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """The people of each frame not in ``taken`` (global indices): their indices
     within the frame, ascending, and per-frame offsets."""
     free = np.ones(int(counts.sum()), bool)

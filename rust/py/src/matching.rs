@@ -113,9 +113,18 @@ fn pair_distances<'py>(
             })
             .collect()
     };
-    let (po, go) = (offsets(&pred_offsets, "pred_offsets")?, offsets(&gt_offsets, "gt_offsets")?);
-    let p = m::People { poses: contiguous(&pred, "pred")?, offsets: &po };
-    let g = m::People { poses: contiguous(&gt, "gt")?, offsets: &go };
+    let (po, go) = (
+        offsets(&pred_offsets, "pred_offsets")?,
+        offsets(&gt_offsets, "gt_offsets")?,
+    );
+    let p = m::People {
+        poses: contiguous(&pred, "pred")?,
+        offsets: &po,
+    };
+    let g = m::People {
+        poses: contiguous(&gt, "gt")?,
+        offsets: &go,
+    };
     let vis = contiguous(&visible, "visible")?;
     let out = py
         .detach(|| m::pair_distances(&p, &g, vis, k, d))

@@ -2,8 +2,8 @@
 
 use numpy::ndarray::{Array2, Array3, Array5};
 use numpy::{
-    IntoPyArray, PyArray2, PyArray3, PyArray5, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray3,
-    PyReadonlyArrayDyn, PyUntypedArrayMethods,
+    IntoPyArray, PyArray2, PyArray3, PyArray5, PyReadonlyArray1, PyReadonlyArray2,
+    PyReadonlyArray3, PyReadonlyArrayDyn, PyUntypedArrayMethods,
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;

@@ -54,9 +54,7 @@ pub fn pair_distances(
     }
     let n_gt = gt.poses.len() / per;
     if visible.len() != n_gt * joints {
-        return Err(Error::Shape(format!(
-            "visible must be [{n_gt}, {joints}]"
-        )));
+        return Err(Error::Shape(format!("visible must be [{n_gt}, {joints}]")));
     }
     // Where each frame's block starts, checked for overflow.
     let mut starts = vec![0usize; frames + 1];
@@ -105,8 +103,14 @@ mod tests {
         let gt = [0.0, 0.0, 0.0, 0.0, 3.0, 4.0, 0.0, 0.0, 6.0, 8.0, 9.0, 9.0];
         let vis = [true, true, true, true, true, false];
         let out = pair_distances(
-            &People { poses: &pred, offsets: &[0, 2, 3] },
-            &People { poses: &gt, offsets: &[0, 1, 3] },
+            &People {
+                poses: &pred,
+                offsets: &[0, 2, 3],
+            },
+            &People {
+                poses: &gt,
+                offsets: &[0, 1, 3],
+            },
             &vis,
             2,
             2,
@@ -118,10 +122,16 @@ mod tests {
 
     #[test]
     fn shapes_are_checked() {
-        let p = People { poses: &[0.0; 4], offsets: &[0, 1] };
+        let p = People {
+            poses: &[0.0; 4],
+            offsets: &[0, 1],
+        };
         assert!(pair_distances(&p, &p, &[true], 2, 2).is_err());
         assert!(pair_distances(&p, &p, &[true, true], 0, 2).is_err());
-        let bad = People { poses: &[0.0; 4], offsets: &[0, 2] };
+        let bad = People {
+            poses: &[0.0; 4],
+            offsets: &[0, 2],
+        };
         assert!(pair_distances(&bad, &p, &[true, true], 2, 2).is_err());
         assert!(pair_distances(&p, &p, &[true, true], 2, 2).is_ok());
     }

@@ -381,7 +381,9 @@ mod tests {
         let wave = |i: usize, a: f64| a * ((i as f64) * 0.37).sin();
         let pieces: Vec<f64> = (0..6 * 12).map(|i| 1.5 + wave(i, 1.4)).collect();
         let length: Vec<f64> = (0..6).map(|i| 4.0 + wave(i, 1.0)).collect();
-        let offset: Vec<f64> = (0..12).map(|i| if i % 2 == 0 { 0.0 } else { 2.0 + wave(i, 0.5) }).collect();
+        let offset: Vec<f64> = (0..12)
+            .map(|i| if i % 2 == 0 { 0.0 } else { 2.0 + wave(i, 0.5) })
+            .collect();
         let geo = PathGeometry {
             pieces: &pieces,
             offset: &offset,

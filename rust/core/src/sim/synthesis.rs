@@ -83,8 +83,7 @@ pub fn synthesize(ch: &Channel<'_>, out: &mut [f32]) -> Result<()> {
         )));
     }
     let finite = |v: &[f64]| v.iter().all(|t| t.is_finite());
-    if !(ch.fc.is_finite() && ch.df.is_finite() && finite(ch.static_tau) && finite(ch.body_tau))
-    {
+    if !(ch.fc.is_finite() && ch.df.is_finite() && finite(ch.static_tau) && finite(ch.body_tau)) {
         return Err(Error::Value("frequencies and delays must be finite".into()));
     }
     if n_out == 0 {
@@ -113,57 +112,55 @@ pub fn synthesize(ch: &Channel<'_>, out: &mut [f32]) -> Result<()> {
     let body_lanes = (shift + bodies).div_ceil(8) * 8;
     let frame_len = packets * links * k * 2;
     install(|| {
-        out.par_chunks_mut(frame_len)
-            .enumerate()
-            .for_each_init(
-                || Work::new(static_lanes, body_lanes, span),
-                |w, (f, frame_out)| {
-                    for l in 0..links {
-                        // This frame's static phasors at the lowest index, shadowed as
-                        // numpy multiplied them: (s + 0j) * g.
-                        w.statics.clear_from(0);
-                        for p in 0..statics {
-                            let j = l * statics + p;
-                            let s = ch.shadow[(f * links + l) * statics + p];
-                            let (g_re, g_im) = (
-                                s * ch.static_re[j] - 0.0 * ch.static_im[j],
-                                s * ch.static_im[j] + 0.0 * ch.static_re[j],
-                            );
-                            w.statics.set(p, g_re, g_im, static_turns[j]);
+        out.par_chunks_mut(frame_len).enumerate().for_each_init(
+            || Work::new(static_lanes, body_lanes, span),
+            |w, (f, frame_out)| {
+                for l in 0..links {
+                    // This frame's static phasors at the lowest index, shadowed as
+                    // numpy multiplied them: (s + 0j) * g.
+                    w.statics.clear_from(0);
+                    for p in 0..statics {
+                        let j = l * statics + p;
+                        let s = ch.shadow[(f * links + l) * statics + p];
+                        let (g_re, g_im) = (
+                            s * ch.static_re[j] - 0.0 * ch.static_im[j],
+                            s * ch.static_im[j] + 0.0 * ch.static_re[j],
+                        );
+                        w.statics.set(p, g_re, g_im, static_turns[j]);
+                    }
+                    w.prefix_re.fill(0.0);
+                    w.prefix_im.fill(0.0);
+                    sweep(&mut w.statics, &mut w.prefix_re, &mut w.prefix_im);
+                    for pk in 0..packets {
+                        let row = (f * packets + pk) * links + l;
+                        w.bodies.clear_from(0);
+                        for b in 0..bodies {
+                            let j = row * bodies + b;
+                            let (g_re, g_im) = (ch.body_re[j], ch.body_im[j]);
+                            w.bodies.set(shift + b, g_re, g_im, turns(ch.body_tau[j]));
                         }
-                        w.prefix_re.fill(0.0);
-                        w.prefix_im.fill(0.0);
-                        sweep(&mut w.statics, &mut w.prefix_re, &mut w.prefix_im);
-                        for pk in 0..packets {
-                            let row = (f * packets + pk) * links + l;
-                            w.bodies.clear_from(0);
-                            for b in 0..bodies {
-                                let j = row * bodies + b;
-                                let (g_re, g_im) = (ch.body_re[j], ch.body_im[j]);
-                                w.bodies.set(shift + b, g_re, g_im, turns(ch.body_tau[j]));
-                            }
-                            w.lanes_re.copy_from_slice(&w.prefix_re);
-                            w.lanes_im.copy_from_slice(&w.prefix_im);
-                            sweep(&mut w.bodies, &mut w.lanes_re, &mut w.lanes_im);
-                            let o = &mut frame_out[(pk * links + l) * k * 2..][..k * 2];
-                            let fixed = (
-                                &ch.fixed_re[l * k..(l + 1) * k],
-                                &ch.fixed_im[l * k..(l + 1) * k],
-                            );
-                            let cells = o.chunks_exact_mut(2).zip(fixed.0.iter().zip(fixed.1));
-                            for ((cell, (&fr, &fi)), &slot) in cells.zip(&slots) {
-                                let lanes = slot * 8..slot * 8 + 8;
-                                let re: f64 = w.lanes_re[lanes.clone()].iter().sum();
-                                let im: f64 = w.lanes_im[lanes].iter().sum();
-                                // float32 sums, then numpy's complex128 addition of the
-                                // fixed part, then complex64.
-                                cell[0] = (f64::from(re as f32) + f64::from(fr)) as f32;
-                                cell[1] = (f64::from(im as f32) + f64::from(fi)) as f32;
-                            }
+                        w.lanes_re.copy_from_slice(&w.prefix_re);
+                        w.lanes_im.copy_from_slice(&w.prefix_im);
+                        sweep(&mut w.bodies, &mut w.lanes_re, &mut w.lanes_im);
+                        let o = &mut frame_out[(pk * links + l) * k * 2..][..k * 2];
+                        let fixed = (
+                            &ch.fixed_re[l * k..(l + 1) * k],
+                            &ch.fixed_im[l * k..(l + 1) * k],
+                        );
+                        let cells = o.chunks_exact_mut(2).zip(fixed.0.iter().zip(fixed.1));
+                        for ((cell, (&fr, &fi)), &slot) in cells.zip(&slots) {
+                            let lanes = slot * 8..slot * 8 + 8;
+                            let re: f64 = w.lanes_re[lanes.clone()].iter().sum();
+                            let im: f64 = w.lanes_im[lanes].iter().sum();
+                            // float32 sums, then numpy's complex128 addition of the
+                            // fixed part, then complex64.
+                            cell[0] = (f64::from(re as f32) + f64::from(fr)) as f32;
+                            cell[1] = (f64::from(im as f32) + f64::from(fi)) as f32;
                         }
                     }
-                },
-            );
+                }
+            },
+        );
     })
 }
 
@@ -249,7 +246,10 @@ multiversion! {
 /// them one index at a time (the loop of `multipath_response`).
 #[inline(always)]
 fn sweep_lanes(ph: &mut Phasors, lanes_re: &mut [f64], lanes_im: &mut [f64]) {
-    for (a_re, a_im) in lanes_re.chunks_exact_mut(8).zip(lanes_im.chunks_exact_mut(8)) {
+    for (a_re, a_im) in lanes_re
+        .chunks_exact_mut(8)
+        .zip(lanes_im.chunks_exact_mut(8))
+    {
         let (mut l_re, mut l_im) = ([0.0f64; 8], [0.0f64; 8]);
         l_re.copy_from_slice(a_re);
         l_im.copy_from_slice(a_im);
@@ -286,10 +286,14 @@ mod tests {
         let k = index.len();
         let (fc, df) = (5.32e9, 312_500.0);
         let wave = |i: usize, a: f64| a * ((i as f64) * 0.7).sin() + 0.1 * (i % 3) as f64;
-        let static_tau: Vec<f64> = (0..links * statics).map(|i| 1e-8 * (1.0 + wave(i, 0.5))).collect();
+        let static_tau: Vec<f64> = (0..links * statics)
+            .map(|i| 1e-8 * (1.0 + wave(i, 0.5)))
+            .collect();
         let static_re: Vec<f64> = (0..links * statics).map(|i| wave(i, 0.3)).collect();
         let static_im: Vec<f64> = (0..links * statics).map(|i| wave(i + 7, 0.2)).collect();
-        let shadow: Vec<f64> = (0..frames * links * statics).map(|i| 0.5 + wave(i, 0.4)).collect();
+        let shadow: Vec<f64> = (0..frames * links * statics)
+            .map(|i| 0.5 + wave(i, 0.4))
+            .collect();
         let nb = frames * packets * links * bodies;
         let body_tau: Vec<f64> = (0..nb).map(|i| 2e-8 * (1.0 + wave(i + 3, 0.5))).collect();
         let body_re: Vec<f64> = (0..nb).map(|i| wave(i + 1, 0.01)).collect();
@@ -332,14 +336,30 @@ mod tests {
             }
         }
         let (mut re, mut im) = (vec![0.0f32; rows * k], vec![0.0f32; rows * k]);
-        multipath_response(&tau, &g_re, &g_im, [rows, p], fc, df, &index, &mut re, &mut im)
-            .unwrap();
+        multipath_response(
+            &tau,
+            &g_re,
+            &g_im,
+            [rows, p],
+            fc,
+            df,
+            &index,
+            &mut re,
+            &mut im,
+        )
+        .unwrap();
         for row in 0..rows {
             let l = row % links;
             for kk in 0..k {
-                let want_re = (f64::from(re[row * k + kk]) + f64::from(fixed_re[l * k + kk])) as f32;
-                let want_im = (f64::from(im[row * k + kk]) + f64::from(fixed_im[l * k + kk])) as f32;
-                assert_eq!(out[(row * k + kk) * 2].to_bits(), want_re.to_bits(), "row {row}");
+                let want_re =
+                    (f64::from(re[row * k + kk]) + f64::from(fixed_re[l * k + kk])) as f32;
+                let want_im =
+                    (f64::from(im[row * k + kk]) + f64::from(fixed_im[l * k + kk])) as f32;
+                assert_eq!(
+                    out[(row * k + kk) * 2].to_bits(),
+                    want_re.to_bits(),
+                    "row {row}"
+                );
                 assert_eq!(out[(row * k + kk) * 2 + 1].to_bits(), want_im.to_bits());
             }
         }
