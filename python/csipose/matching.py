@@ -398,11 +398,8 @@ def match_frames_flat(
             raise ValueError(f"{name} has shape {a.shape}, expected [n, {kd[0]}, {kd[1]}]")
         if len(a) != n.sum():
             raise ValueError(f"{name} holds {len(a)} people but its counts sum to {n.sum()}")
-    vis = (
-        np.ones(g.shape[:2], bool)
-        if gt_visible is None
-        else _arrays.mask(gt_visible, g.shape[:2], "gt_visible")
-    )
+    given = _arrays.mask(gt_visible, g.shape[:2], "gt_visible")
+    vis = np.ones(g.shape[:2], bool) if given is None else given
     bad = np.flatnonzero(~vis.any(axis=1))
     if len(bad):
         f = int(np.searchsorted(np.cumsum(n_gt), bad[0], side="right"))
