@@ -121,3 +121,31 @@ def test_pair_distances_kernel_matches_numpy(data, seed, nan):
         pred[rng.integers(len(pred)), rng.integers(pred.shape[1]), 0] = np.nan
     got = _native.pair_distances(pred, gt, vis, offsets(n_pred), offsets(n_gt))
     np.testing.assert_allclose(got, _distances_oracle(pred, gt, vis, n_pred, n_gt), rtol=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), b=st.integers(0, 30), partial=st.booleans())
+def test_padded_batch_equals_the_list_form_and_scipy(seed, b, partial):
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(0, 9, (b, 2))
+    padded = rng.random((b, 8, 8))
+    padded[rng.random(padded.shape) < 0.1] = np.inf if partial else 0.5
+    got = matching.assign_batch(padded, sizes=sizes, partial=partial)
+    mats = [padded[i, :r, :c] for i, (r, c) in enumerate(sizes)]
+    want = matching.assign_batch(mats, partial=partial) if mats else None
+    for i, m in enumerate(mats):
+        r, c = got[i]
+        np.testing.assert_array_equal(r, want[i][0])
+        np.testing.assert_array_equal(c, want[i][1])
+        if not partial and m.size:
+            sr, sc = linear_sum_assignment(m)
+            np.testing.assert_allclose(m[r, c].sum(), m[sr, sc].sum(), rtol=1e-12)
+
+
+def test_padded_batch_checks_sizes():
+    with pytest.raises(ValueError, match="within"):
+        matching.assign_batch(np.zeros((2, 3, 3)), sizes=[[1, 1], [4, 1]])
+    with pytest.raises(ValueError, match="sizes must be"):
+        matching.assign_batch(np.zeros((2, 3, 3)), sizes=[[1, 1]])
+    with pytest.raises(ValueError, match="padded"):
+        matching.assign_batch(np.zeros((3, 3)), sizes=[[1, 1]])

@@ -99,12 +99,18 @@ class Assignments:
         return np.repeat(np.arange(len(self)), np.diff(self.offsets))
 
 
-def assign_batch(costs: Any, *, partial: bool = False) -> Assignments:
+def assign_batch(costs: Any, *, partial: bool = False, sizes: Any = None) -> Assignments:
     """Solve many assignment problems in one call (Rust, GIL released, on the thread pool).
 
     ``costs`` is a ``[B, R, C]`` array or a sequence of 2-D matrices of any
-    shapes. Each problem is solved as by :func:`assign`; errors name the problem.
+    shapes. With ``sizes`` ``[B, 2]`` (rows, cols per problem), ``costs`` is a
+    padded ``[B, R, C]`` array and problem ``b`` is its top-left
+    ``costs[b, :sizes[b, 0], :sizes[b, 1]]`` (the padding is never read): many
+    small problems of different shapes without a Python object per problem.
+    Each problem is solved as by :func:`assign`; errors name the problem.
     """
+    if sizes is not None:
+        return _assign_padded(costs, sizes, partial)
     if isinstance(costs, Sequence) and not isinstance(costs, str | bytes):
         # float64 2-D arrays (the common case) skip the per-matrix checks, whose
         # Python cost exceeded a small problem's solve.
@@ -129,6 +135,27 @@ def assign_batch(costs: Any, *, partial: bool = False) -> Assignments:
         flat = np.ascontiguousarray(a, dtype=np.float64).reshape(-1)
         shapes = np.empty((a.shape[0], 2), dtype=np.uint64)
         shapes[:] = a.shape[1:]
+    return Assignments(*_native.assign_batch(flat, shapes, bool(partial)))
+
+
+def _assign_padded(costs: Any, sizes: Any, partial: bool) -> Assignments:
+    a = _arrays.as_numpy(costs)
+    if a.dtype.kind not in "fiu":
+        raise TypeError(f"costs must hold real numbers, got dtype {a.dtype}")
+    if a.ndim != 3:
+        raise ValueError(f"with sizes, costs must be a padded [B, R, C] array, got shape {a.shape}")
+    n = _arrays.as_numpy(sizes)
+    if n.dtype.kind not in "iu" or n.shape != (a.shape[0], 2):
+        raise ValueError(f"sizes must be [{a.shape[0]}, 2] integers, got {n.dtype} {n.shape}")
+    if (n < 0).any() or (n > np.array(a.shape[1:])).any():
+        raise ValueError(f"sizes must lie within the padded shape {a.shape[1:]}")
+    # A C-order boolean mask reads every top-left block row by row, problem by problem:
+    # exactly the concatenated row-major matrices the solver takes.
+    inside = (np.arange(a.shape[1])[None, :, None] < n[:, 0, None, None]) & (
+        np.arange(a.shape[2])[None, None, :] < n[:, 1, None, None]
+    )
+    flat = np.ascontiguousarray(a[inside], dtype=np.float64)
+    shapes = np.ascontiguousarray(n, dtype=np.uint64)
     return Assignments(*_native.assign_batch(flat, shapes, bool(partial)))
 
 

@@ -105,11 +105,6 @@ pub fn shadowing(
         .iter()
         .map(|&s| body.radius[s as usize])
         .collect();
-    // Skipping is exact only while every skipped term is too small to move
-    // 1 - b exp(arg) off 1.0: b exp(arg) < 2^-54 for arg below -(40 + ln b).
-    let b_max = body.block.iter().fold(1.0f64, |m, &b| m.max(b.abs()));
-    let far = 40.0 + b_max.ln();
-    let cull = far.is_finite() && body.block.iter().all(|b| b.is_finite());
     install(|| {
         out.par_chunks_mut(lp).enumerate().for_each_init(
             || Scratch::new(q, segments),
@@ -119,23 +114,15 @@ pub fn shadowing(
                 for (i, pt) in pts.chunks_exact(3).enumerate() {
                     (sc.x[i], sc.y[i], sc.z[i]) = (pt[0], pt[1], pt[2]);
                 }
-                sc.spheres(&radius);
                 for (path, factor) in o.iter_mut().enumerate() {
                     // Largest -(h / w)^2 per segment: one exp per segment afterwards.
                     sc.best.fill(f64::NEG_INFINITY);
                     for piece in &pieces[path * 2..path * 2 + 2] {
-                        for b in 0..sc.centre.len() {
-                            if cull && sc.beyond(piece, b, wavelength, far) {
-                                continue;
-                            }
-                            let (lo, hi) = (b * BLOCK, ((b + 1) * BLOCK).min(q));
-                            piece_args(piece, sc, &radius, wavelength, lo, hi);
-                            let segs = &body.point_segment[lo..hi];
-                            for (&arg, &s) in sc.arg[lo..hi].iter().zip(segs) {
-                                let slot = &mut sc.best[s as usize];
-                                if arg > *slot {
-                                    *slot = arg;
-                                }
+                        piece_args(piece, sc, &radius, wavelength);
+                        for (&arg, &s) in sc.arg.iter().zip(body.point_segment) {
+                            let slot = &mut sc.best[s as usize];
+                            if arg > *slot {
+                                *slot = arg;
                             }
                         }
                     }
@@ -151,10 +138,6 @@ pub fn shadowing(
         );
     })
 }
-
-/// Points per bounding sphere: one person's 16 segments x 3 points in the
-/// simulator's layout (any size is correct; people make the spheres tight).
-const BLOCK: usize = 48;
 
 /// [`shadowing`] one point at a time, as it was before the vector form: the
 /// reference the vector form must equal to the bit, and the benchmark's baseline.
@@ -230,11 +213,6 @@ struct Scratch {
     z: Vec<f64>,
     arg: Vec<f64>,
     best: Vec<f64>,
-    /// Per block of points: the centre of a sphere holding them, its radius,
-    /// and the largest |segment radius| among them.
-    centre: Vec<[f64; 3]>,
-    reach: Vec<f64>,
-    r_max: Vec<f64>,
 }
 
 impl Scratch {
@@ -245,76 +223,24 @@ impl Scratch {
             z: vec![0.0; points],
             arg: vec![0.0; points],
             best: vec![0.0; segments],
-            centre: vec![[0.0; 3]; points.div_ceil(BLOCK)],
-            reach: vec![0.0; points.div_ceil(BLOCK)],
-            r_max: vec![0.0; points.div_ceil(BLOCK)],
         }
-    }
-
-    /// The bounding sphere of each block of this frame's points (NaN or
-    /// infinite points give a NaN sphere, which is never skipped).
-    fn spheres(&mut self, radius: &[f64]) {
-        let q = self.x.len();
-        for b in 0..self.centre.len() {
-            let (lo, hi) = (b * BLOCK, ((b + 1) * BLOCK).min(q));
-            let n = (hi - lo) as f64;
-            let mean = |v: &[f64]| v[lo..hi].iter().sum::<f64>() / n;
-            let c = [mean(&self.x), mean(&self.y), mean(&self.z)];
-            let mut r2 = 0.0f64;
-            for i in lo..hi {
-                let d = [self.x[i] - c[0], self.y[i] - c[1], self.z[i] - c[2]];
-                let e = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
-                r2 = if e > r2 || e.is_nan() { e } else { r2 };
-            }
-            self.centre[b] = c;
-            // A little slack for rounding in the distances below.
-            self.reach[b] = r2.sqrt() * (1.0 + 1e-9) + 1e-12;
-            self.r_max[b] = radius[lo..hi].iter().fold(0.0f64, |m, r| m.max(r.abs()));
-        }
-    }
-
-    /// Whether every point of block `b` is so far from the piece that its
-    /// -(h / w)^2 is below -`far`: h >= |centre - piece| - reach, and
-    /// w <= F_max / 2 + max |r| with F_max = sqrt(lambda total / 4), the
-    /// largest first Fresnel radius anywhere on the path.
-    fn beyond(&self, pc: &Piece, b: usize, wavelength: f64, far: f64) -> bool {
-        let c = self.centre[b];
-        let ap = [c[0] - pc.a[0], c[1] - pc.a[1], c[2] - pc.a[2]];
-        let ab = pc.ab;
-        let u = ((ap[0] * ab[0] + ap[1] * ab[1] + ap[2] * ab[2]) / pc.ab2).clamp(0.0, 1.0);
-        let d = [ap[0] - u * ab[0], ap[1] - u * ab[1], ap[2] - u * ab[2]];
-        let h = (d[0] * d[0] + d[1] * d[1] + d[2] * d[2]).sqrt() - self.reach[b];
-        let w = (0.5 * (wavelength * pc.total / 4.0).sqrt() + self.r_max[b]) * (1.0 + 1e-9);
-        // NaN anywhere compares false: such a block is computed, as before.
-        h > 0.0 && h * h > far * (1.0 + 1e-9) * w * w
     }
 }
 
 multiversion! {
-    fn piece_args(pc: &Piece, sc: &mut Scratch, radius: &[f64], wavelength: f64, lo: usize, hi: usize) -> ();
-    wide = piece_args_lanes(pc, sc, radius, wavelength, lo, hi);
-    base = piece_args_lanes(pc, sc, radius, wavelength, lo, hi);
+    fn piece_args(pc: &Piece, sc: &mut Scratch, radius: &[f64], wavelength: f64) -> ();
+    wide = piece_args_lanes(pc, sc, radius, wavelength);
+    base = piece_args_lanes(pc, sc, radius, wavelength);
 }
 
-/// -(h / w)^2 of points `lo..hi` for one piece. The operations and their order are
+/// -(h / w)^2 of every point for one piece. The operations and their order are
 /// those of the per-point formula (no fused multiply-add), so the result is the
 /// same to the bit whatever the vector width.
 #[inline(always)]
-fn piece_args_lanes(
-    pc: &Piece,
-    sc: &mut Scratch,
-    radius: &[f64],
-    wavelength: f64,
-    lo: usize,
-    hi: usize,
-) {
+fn piece_args_lanes(pc: &Piece, sc: &mut Scratch, radius: &[f64], wavelength: f64) {
     let (a, ab, ab2, len, before, total) = (pc.a, pc.ab, pc.ab2, pc.len, pc.before, pc.total);
-    let points = sc.x[lo..hi]
-        .iter()
-        .zip(&sc.y[lo..hi])
-        .zip(&sc.z[lo..hi])
-        .zip(&radius[lo..hi]);
-    for (out, (((&x, &y), &z), &r)) in sc.arg[lo..hi].iter_mut().zip(points) {
+    let points = sc.x.iter().zip(&sc.y).zip(&sc.z).zip(radius);
+    for (out, (((&x, &y), &z), &r)) in sc.arg.iter_mut().zip(points) {
         let ap = [x - a[0], y - a[1], z - a[2]];
         let u = ((ap[0] * ab[0] + ap[1] * ab[1] + ap[2] * ab[2]) / ab2).clamp(0.0, 1.0);
         let c = [ap[0] - u * ab[0], ap[1] - u * ab[1], ap[2] - u * ab[2]];
@@ -402,44 +328,6 @@ mod tests {
         let (mut a, mut b) = (vec![0.0; 12], vec![0.0; 12]);
         shadowing(&geo, &body, 0.057, 0.15, &mut a).unwrap();
         shadowing_pointwise(&geo, &body, 0.057, 0.15, &mut b).unwrap();
-        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        assert_eq!(bits(&a), bits(&b));
-        assert!(a.iter().any(|&x| x < 0.999), "{a:?}");
-    }
-    #[test]
-    fn skipping_far_people_changes_no_bit() {
-        // 5 "people" of 48 points each, some near the paths and some far away.
-        let wave = |i: usize, a: f64| a * ((i as f64) * 0.61).sin();
-        let pieces: Vec<f64> = (0..4 * 12).map(|i| 2.0 + wave(i, 1.5)).collect();
-        let length: Vec<f64> = (0..4).map(|i| 5.0 + wave(i, 1.0)).collect();
-        let offset: Vec<f64> = (0..8).map(|i| if i % 2 == 0 { 0.0 } else { 2.5 }).collect();
-        let geo = PathGeometry {
-            pieces: &pieces,
-            offset: &offset,
-            length: &length,
-            links: 1,
-            paths: 4,
-        };
-        let q = 5 * 48;
-        let points: Vec<f64> = (0..3 * q * 3)
-            .map(|i| {
-                let person = (i / 3) % q / 48;
-                2.0 + wave(i, 0.4) + 3.0 * person as f64
-            })
-            .collect();
-        let point_segment: Vec<u32> = (0..q as u32).map(|i| i / 3).collect();
-        let radius: Vec<f64> = (0..q / 3).map(|i| 0.05 + 0.01 * (i % 7) as f64).collect();
-        let block: Vec<f64> = (0..q / 3).map(|i| 0.3 + 0.05 * (i % 9) as f64).collect();
-        let body = Bodies {
-            points: &points,
-            point_segment: &point_segment,
-            radius: &radius,
-            block: &block,
-            n: 3,
-        };
-        let (mut a, mut b) = (vec![0.0; 12], vec![0.0; 12]);
-        shadowing(&geo, &body, 0.125, 0.15, &mut a).unwrap();
-        shadowing_pointwise(&geo, &body, 0.125, 0.15, &mut b).unwrap();
         let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&a), bits(&b));
         assert!(a.iter().any(|&x| x < 0.999), "{a:?}");
