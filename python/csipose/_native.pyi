@@ -13,6 +13,7 @@ __all__ = [
     "DataFormatError",
     "MappedStore",
     "PoseNet",
+    "SparseAttentionStream",
     "__version__",
     "aligned_errors",
     "apply_subcarrier_map",
@@ -193,6 +194,7 @@ def sparse_attention_forward(
     log_stride: bool,
     causal: bool,
     scale: float,
+    horizon: int | None = None,
 ) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]: ...
 def sparse_attention_backward(
     q: npt.NDArray[Any],
@@ -209,7 +211,35 @@ def sparse_attention_backward(
     log_stride: bool,
     causal: bool,
     scale: float,
+    horizon: int | None = None,
 ) -> tuple[npt.NDArray[Any], npt.NDArray[Any], npt.NDArray[Any]]: ...
+
+class SparseAttentionStream:
+    def __new__(
+        cls,
+        batch: int,
+        q_heads: int,
+        kv_heads: int,
+        head_dim: int,
+        *,
+        window: int,
+        block: int,
+        landmarks: bool,
+        globals: list[int],
+        log_stride: bool,
+        causal: bool,
+        scale: float,
+        horizon: int | None = None,
+    ) -> SparseAttentionStream: ...
+    def step(
+        self,
+        q: npt.NDArray[np.float32],
+        k: npt.NDArray[np.float32],
+        v: npt.NDArray[np.float32],
+    ) -> npt.NDArray[np.float32]: ...
+    @property
+    def t(self) -> int: ...
+    def cache_rows(self) -> tuple[int, int, int]: ...
 
 @final
 class PoseNet:
