@@ -5,6 +5,7 @@ masks against their definition."""
 from __future__ import annotations
 
 import dataclasses
+
 import numpy as np
 import pytest
 import torch

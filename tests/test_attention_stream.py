@@ -69,7 +69,8 @@ def test_stream_memory_is_flat_with_a_horizon(dtype):
     inside the horizon, however long the stream runs; without a horizon it
     holds every token."""
     h, s = 40, 8
-    m = SparseTemporalAttention(8, 2, 1, SparsePattern(window=6, block=s, globals=(0, 3), horizon=h), head_dim=4).to(dtype)
+    p = SparsePattern(window=6, block=s, globals=(0, 3), horizon=h)
+    m = SparseTemporalAttention(8, 2, 1, p, head_dim=4).to(dtype)
     state = m.stream(batch=2)
     x = torch.randn(2, 400, 8, dtype=dtype)
     sizes = []
@@ -107,9 +108,7 @@ def test_native_stream_matches_rust_full_pass_and_dense_oracle(b, hk, g, d, t, w
     k, v = torch.randn(b, t, hk, d, generator=gen), torch.randn(b, t, hk, d, generator=gen)
     full = sparse_attention(q, k, v, p)
     dense = dense_reference(q.double(), k.double(), v.double(), p)
-    st_ = _native.SparseAttentionStream(
-        b, hk * g, hk, d, scale=1 / math.sqrt(d), **p.native_args()
-    )
+    st_ = _native.SparseAttentionStream(b, hk * g, hk, d, scale=1 / math.sqrt(d), **p.native_args())
     rows = [st_.step(*(x[:, i].numpy().copy() for x in (q, k, v))) for i in range(t)]
     got = torch.from_numpy(np.stack(rows, axis=1))
     assert torch.equal(got, full)

@@ -10,7 +10,6 @@ import torch
 from torch import nn
 
 from csipose import _native
-
 from csipose.nn.functional import sparse_attention
 from csipose.nn.pattern import SparsePattern, causal_keys
 
@@ -53,9 +52,13 @@ class SparseTemporalAttention(nn.Module):
         out: torch.Tensor = self.o_proj(y.reshape(b, t, self.q_heads * self.head_dim))
         return out
 
-    def stream(self, batch: int = 1) -> StreamState:
-        """A streaming state: ``state.step(x_t)`` returns the causal output of frame t."""
-        return StreamState(self, batch)
+    def stream(self, batch: int = 1, *, rust: bool = True) -> StreamState:
+        """A streaming state: ``state.step(x_t)`` returns the causal output of frame t.
+
+        ``rust=False`` forces the torch step on CPU float32 too (the benchmark's
+        baseline); other devices and dtypes always step in torch.
+        """
+        return StreamState(self, batch, rust=rust)
 
 
 class _Rows:
@@ -98,7 +101,7 @@ class StreamState:
     full pass's row arithmetic); other devices and dtypes step in torch.
     """
 
-    def __init__(self, module: SparseTemporalAttention, batch: int) -> None:
+    def __init__(self, module: SparseTemporalAttention, batch: int, *, rust: bool = True) -> None:
         p = module.pattern
         if not p.causal:
             raise ValueError("streaming needs a causal pattern")
@@ -107,7 +110,7 @@ class StreamState:
         self.t = 0
         prm = next(module.parameters())
         self.native: _native.SparseAttentionStream | None = None
-        if prm.device.type == "cpu" and prm.dtype == torch.float32:
+        if rust and prm.device.type == "cpu" and prm.dtype == torch.float32:
             self.native = _native.SparseAttentionStream(
                 batch,
                 module.q_heads,
@@ -121,7 +124,10 @@ class StreamState:
             batch, module.kv_heads, module.head_dim, dtype=prm.dtype, device=prm.device
         )
         h = p.horizon
-        self.k, self.v = _Rows(None if h is None else h + 1, like), _Rows(None if h is None else h + 1, like)
+        self.k, self.v = (
+            _Rows(None if h is None else h + 1, like),
+            _Rows(None if h is None else h + 1, like),
+        )
         block_slots = None if h is None or not p.landmarks else (h + 1) // p.block + 2
         self.kbar, self.vbar = _Rows(block_slots, like), _Rows(block_slots, like)
         self.gk, self.gv = _Rows(None, like), _Rows(None, like)
