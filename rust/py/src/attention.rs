@@ -276,7 +276,8 @@ impl SparseAttentionStream {
             causal,
             horizon,
         };
-        let inner = Stream::new(p, batch, q_heads, kv_heads, head_dim, scale as f32).map_err(to_py)?;
+        let inner =
+            Stream::new(p, batch, q_heads, kv_heads, head_dim, scale as f32).map_err(to_py)?;
         Ok(Self { inner })
     }
 
@@ -304,7 +305,8 @@ impl SparseAttentionStream {
         );
         let mut out = vec![0.0f32; b * hq * d];
         let inner = &mut self.inner;
-        py.detach(|| inner.step(qs, ks, vs, &mut out)).map_err(to_py)?;
+        py.detach(|| inner.step(qs, ks, vs, &mut out))
+            .map_err(to_py)?;
         Ok(out.into_pyarray(py).reshape([b, hq, d])?)
     }
 

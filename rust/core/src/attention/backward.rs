@@ -214,7 +214,12 @@ mod tests {
             hk: 2,
             d: 5,
         };
-        for (causal, horizon) in [(true, None), (false, None), (true, Some(5)), (false, Some(4))] {
+        for (causal, horizon) in [
+            (true, None),
+            (false, None),
+            (true, Some(5)),
+            (false, Some(4)),
+        ] {
             let p = Pattern {
                 window: 2,
                 block: 3,

@@ -234,7 +234,12 @@ mod tests {
             hk: 2,
             d: 11,
         };
-        for (causal, horizon) in [(true, None), (false, None), (true, Some(6)), (false, Some(9))] {
+        for (causal, horizon) in [
+            (true, None),
+            (false, None),
+            (true, Some(6)),
+            (false, Some(9)),
+        ] {
             let p = Pattern {
                 window: 3,
                 block: 4,

@@ -19,4 +19,5 @@ pub use backward::backward;
 pub use forward::forward;
 pub use pattern::{Key, KeySet, Pattern, Shape};
 pub use real::Real;
+pub(crate) use real::dot;
 pub use stream::Stream;

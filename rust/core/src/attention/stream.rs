@@ -66,14 +66,23 @@ fn put<F: Real>(buf: &mut Vec<F>, slot: usize, x: &[F]) -> Result<()> {
     } else if let Some(dst) = buf.get_mut(at..at + r) {
         dst.copy_from_slice(x);
     } else {
-        return Err(Error::Value(format!("stream cache slot {slot} is out of order")));
+        return Err(Error::Value(format!(
+            "stream cache slot {slot} is out of order"
+        )));
     }
     Ok(())
 }
 
 impl<F: Real> Stream<F> {
     /// A fresh state (t = 0). The pattern must be causal.
-    pub fn new(pattern: Pattern, b: usize, hq: usize, hk: usize, d: usize, scale: F) -> Result<Self> {
+    pub fn new(
+        pattern: Pattern,
+        b: usize,
+        hq: usize,
+        hk: usize,
+        d: usize,
+        scale: F,
+    ) -> Result<Self> {
         pattern.validate()?;
         if !pattern.causal {
             return Err(Error::Value("streaming needs a causal pattern".into()));
@@ -131,7 +140,11 @@ impl<F: Real> Stream<F> {
     /// [B, Hk, D] for keys and again for values.
     pub fn cache_rows(&self) -> (usize, usize, usize) {
         let row = (self.b * self.hk * self.d).max(1);
-        (self.k.len() / row, self.gk.len() / row, self.kbar.len() / row)
+        (
+            self.k.len() / row,
+            self.gk.len() / row,
+            self.kbar.len() / row,
+        )
     }
 
     fn token_slot(&self, j: usize) -> usize {
