@@ -37,7 +37,7 @@ def temporal_options(meta: dict[str, str], file: Path) -> dict[str, Any]:
     try:
         o = json.loads(meta["temporal"])
         p = dict(o["pattern"])
-        args = {k: int(o[k]) for k in ("dim", "q_heads", "kv_heads", "head_dim")}
+        args: dict[str, Any] = {k: int(o[k]) for k in ("dim", "q_heads", "kv_heads", "head_dim")}
         args.update(
             window=int(p["window"]), block=int(p["block"]), landmarks=bool(p["landmarks"]),
             globals=[int(g) for g in p["globals"]], log_stride=bool(p["log_stride"]),

@@ -307,7 +307,7 @@ impl SparseAttentionStream {
         let inner = &mut self.inner;
         py.detach(|| inner.step(qs, ks, vs, &mut out))
             .map_err(to_py)?;
-        Ok(out.into_pyarray(py).reshape([b, hq, d])?)
+        out.into_pyarray(py).reshape([b, hq, d])
     }
 
     /// Frames appended so far.

@@ -53,7 +53,7 @@ impl PoseNet {
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (path, *, kind, window, keypoints, dims, output_activation, min_feature_width,
                         frames, phase, mean_pose, target_scale, minmax=false, map=None, zscore=None,
-                        prefix=String::new()))]
+                        prefix=None))]
     fn load(
         py: Python<'_>,
         path: PathBuf,
@@ -70,8 +70,10 @@ impl PoseNet {
         minmax: bool,
         map: Option<MapArgs<'_>>,
         zscore: Option<ZArgs<'_>>,
-        prefix: String,
+        prefix: Option<String>,
     ) -> PyResult<Self> {
+        // A temporal checkpoint's frame model is stored under `frame.`.
+        let prefix = prefix.unwrap_or_default();
         let kind = match kind {
             "wiflow" => Kind::WiFlowStd,
             "wiflow-mmfi" => Kind::WiFlowMmfi,

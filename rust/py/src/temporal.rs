@@ -95,7 +95,7 @@ impl TemporalHead {
         let fs = slice(&f, "f")?;
         let head = &self.head;
         let out = py.detach(|| head.forward(fs, b, t)).map_err(to_py)?;
-        Ok(out.into_pyarray(py).reshape([b, t, kd])?)
+        out.into_pyarray(py).reshape([b, t, kd])
     }
 
     /// A stream of `batch` sequences: `step(f [batch, K*D])`.
@@ -151,7 +151,7 @@ impl TemporalHeadStream {
         let head = &self.head;
         let st = &mut *st;
         let out = py.detach(|| head.step(st, fs)).map_err(to_py)?;
-        Ok(out.into_pyarray(py).reshape([b, kd])?)
+        out.into_pyarray(py).reshape([b, kd])
     }
 
     /// Frames seen so far.

@@ -177,7 +177,7 @@ impl<F: Real> Stream<F> {
             let inv = F::from_f64(1.0 / s as f64);
             axpy(inv, k, &mut self.ksum);
             axpy(inv, v, &mut self.vsum);
-            if (i + 1) % s == 0 {
+            if (i + 1).is_multiple_of(s) {
                 let bs = self.block_slot(self.blocks);
                 put(&mut self.kbar, bs, &self.ksum)?;
                 put(&mut self.vbar, bs, &self.vsum)?;
