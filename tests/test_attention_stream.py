@@ -163,3 +163,36 @@ def test_stream_rejects_a_wrong_batch():
     state = m.stream(batch=2)
     with pytest.raises(ValueError, match="x_t"):
         state.step(torch.zeros(3, 8))
+
+
+@given(
+    dims=st.tuples(*[st.sampled_from([0, 1, 2, 3, 2**40, 2**64]) for _ in range(4)]),
+    kw=st.fixed_dictionaries(
+        {
+            "window": st.sampled_from([0, 1, 2**62]),
+            "block": st.sampled_from([0, 1, 3, 2**62]),
+            "landmarks": st.booleans(),
+            "globals": st.lists(st.sampled_from([0, 1, 2**62]), max_size=2),
+            "log_stride": st.booleans(),
+            "causal": st.booleans(),
+            "scale": st.sampled_from([0.0, 1.0, float("nan")]),
+            "horizon": st.sampled_from([None, 0, 1, 2**62]),
+        }
+    ),
+    data=st.data(),
+)
+@settings(max_examples=80, deadline=None)
+def test_fuzz_stream_binding_never_panics(dims, kw, data):
+    """The fuzz pattern of tests/test_bindings_fuzz.py for SparseAttentionStream."""
+    from test_bindings_fuzz import CLEAR, arrays
+
+    try:
+        st_ = _native.SparseAttentionStream(*dims, **kw)
+    except CLEAR:
+        return
+    for _ in range(3):
+        try:
+            out = st_.step(data.draw(arrays()), data.draw(arrays()), data.draw(arrays()))
+        except CLEAR:
+            continue
+        assert out.shape == (dims[0], dims[1], dims[3])

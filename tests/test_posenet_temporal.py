@@ -10,6 +10,8 @@ import json
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from safetensors.torch import save_file
 
 import csipose
@@ -158,3 +160,45 @@ def test_bad_inputs_are_value_errors(tmp_path):
     with pytest.raises(ValueError):
         head.stream(1).step(np.zeros((2, K * D), np.float32))
     assert head.forward(np.zeros((0, 4, K * D), np.float32)).shape == (0, 4, K * D)
+
+
+@pytest.fixture(scope="module")
+def head_file(tmp_path_factory):
+    m = temporal_model(PATTERNS[1])
+    return write(m, tmp_path_factory.mktemp("fuzz") / "ck", np.zeros((K, D), np.float32))
+
+
+@given(data=st.data())
+@settings(max_examples=60, deadline=None)
+def test_fuzz_temporal_bindings_never_panic(head_file, data):
+    """The fuzz pattern of tests/test_bindings_fuzz.py for TemporalHead and its stream."""
+    from test_bindings_fuzz import CLEAR, arrays
+
+    kw = {
+        "keypoints": data.draw(st.sampled_from([K, 0, 1, 2**40])),
+        "dims": data.draw(st.sampled_from([D, 0, 2**40])),
+        "dim": data.draw(st.sampled_from([16, 0, 8])),
+        "q_heads": data.draw(st.sampled_from([4, 0, 3])),
+        "kv_heads": data.draw(st.sampled_from([2, 0, 4])),
+        "head_dim": data.draw(st.sampled_from([8, 0])),
+        "window": data.draw(st.sampled_from([3, 0, 2**62])),
+        "block": data.draw(st.sampled_from([4, 0])),
+        "landmarks": data.draw(st.booleans()),
+        "globals": data.draw(st.lists(st.sampled_from([0, 5, 2**62]), max_size=2)),
+        "log_stride": data.draw(st.booleans()),
+        "causal": data.draw(st.sampled_from([True, True, False])),
+        "horizon": data.draw(st.sampled_from([None, 0, 5, 2**62])),
+    }
+    try:
+        head = _native.TemporalHead.load(head_file, **kw)
+    except CLEAR:
+        return
+    try:
+        head.forward(data.draw(arrays()))
+    except CLEAR:
+        pass
+    try:
+        s = head.stream(data.draw(st.sampled_from([0, 1, 2, 2**40])))
+        s.step(data.draw(arrays()))
+    except CLEAR:
+        pass
