@@ -92,12 +92,8 @@ def test_the_attention_projections_get_gradients():
 
 def test_state_dict_names_are_the_contract():
     names = {k for k in model(SparsePattern()).state_dict() if not k.startswith("frame.")}
-    assert names == {
-        f"{layer}.{p}"
-        for layer in ("embed", "norm1", "attn.q_proj", "attn.k_proj", "attn.v_proj", "attn.o_proj",
-                      "norm2", "mlp.0", "mlp.2", "head")  # fmt: skip
-        for p in ("weight", "bias")
-    }
+    layers = "embed norm1 attn.q_proj attn.k_proj attn.v_proj attn.o_proj norm2 mlp.0 mlp.2 head"
+    assert names == {f"{layer}.{p}" for layer in layers.split() for p in ("weight", "bias")}
     m = model(SparsePattern())
     assert m.embed.in_features == K * D and m.head.out_features == K * D
     assert m.norm1.eps == 1e-5 and m.norm2.eps == 1e-5

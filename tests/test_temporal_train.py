@@ -13,7 +13,6 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load_file
-from stores import make_store
 
 from csipose.cli import main
 from csipose.data import Store
@@ -23,6 +22,7 @@ from csipose.train.data import prepare
 from csipose.train.evaluate import load_run
 from csipose.train.loop import predict
 from csipose.train.sequences import SequenceSampler, runs, training_sequences
+from stores import make_store
 
 pytestmark = pytest.mark.usefixtures("restore_torch_threads")
 
@@ -71,7 +71,9 @@ def oracle_runs(store: Store, idx: np.ndarray) -> list[list[int]]:
     return out
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     lengths=st.lists(st.integers(1, 12), min_size=1, max_size=4),
     length=st.integers(1, 3),
@@ -106,7 +108,9 @@ def test_runs_and_sequences_stay_inside_one_recording(tmp_path_factory, lengths,
 
 
 def test_training_sequences_come_from_the_training_part_only(tmp_path):
-    path, _ = make_store(tmp_path / "s", (9, 7, 11), window={"length": 1, "stride": 1, "label": "last"})
+    path, _ = make_store(
+        tmp_path / "s", (9, 7, 11), window={"length": 1, "stride": 1, "label": "last"}
+    )
     store = Store.open(path)
     parts = store.split("halves")
     table, _ = training_sequences(store, parts["train"], 4)
@@ -165,7 +169,7 @@ def test_csipose_train_sparse_runs_end_to_end_and_evaluates_every_window(store, 
     rows = history(run)
     assert [r["epoch"] for r in rows] == [0, 1]
     assert all(np.isfinite(r["train_loss"]) and np.isfinite(r["val_mpjpe"]) for r in rows)
-    model, data, cfg, ck = load_run(run)
+    model, data, _, ck = load_run(run)
     meta = ck["metadata"]
     assert json.loads(meta["config"])["model"]["temporal"] == "sparse"
     temporal = json.loads(meta["temporal"])
@@ -182,8 +186,10 @@ def test_csipose_train_sparse_runs_end_to_end_and_evaluates_every_window(store, 
 
 def test_evaluation_predicts_what_the_stream_predicts(store, tmp_path):
     """Each run of the part, causally from its first window, equals streaming it."""
-    run = train(config.load(None, overrides(store, tmp_path / "run", "train.epochs=1")), progress=False)
-    model, data, cfg, _ = load_run(run)
+    run = train(
+        config.load(None, overrides(store, tmp_path / "run", "train.epochs=1")), progress=False
+    )
+    model, data, _, _ = load_run(run)
     idx = data.parts["test"]
     pred = predict(model, data, idx[::-1].copy(), 7, torch.device("cpu"))[::-1]  # any order
     from csipose.train.loop import input_fields, model_input
@@ -216,11 +222,15 @@ def test_recordings_shorter_than_the_sequence_are_padded_and_masked(store, tmp_p
     padding weighs nothing in the loss, so changing its targets changes nothing."""
     from csipose.train.temporal import TemporalPoseTask
 
-    task = TemporalPoseTask(config.load(None, overrides(store, tmp_path / "run", "model.sequence=16")))
+    task = TemporalPoseTask(
+        config.load(None, overrides(store, tmp_path / "run", "model.sequence=16"))
+    )
     task.build()
     task.start()
     batch = next(iter(task.batches(0)[1]))
-    assert batch["amplitude"].shape[1] == 16 and not batch["real"].all() and batch["real"][:, 0].all()
+    assert (
+        batch["amplitude"].shape[1] == 16 and not batch["real"].all() and batch["real"][:, 0].all()
+    )
     torch.manual_seed(0)  # the same dropout draws in both passes
     a = task.loss(batch)["loss"]
     batch["keypoints"][~batch["real"]] = 1e6

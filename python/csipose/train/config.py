@@ -289,7 +289,8 @@ def check_temporal(m: ModelConfig) -> None:
         if key in TEMPORAL_FLAGS and not isinstance(v, bool):
             raise ConfigError(f"{name} must be true or false, got {v!r}")
         if key == "globals" and not (
-            isinstance(v, list) and all(isinstance(g, int) and not isinstance(g, bool) and g >= 0 for g in v)
+            isinstance(v, list)
+            and all(isinstance(g, int) and not isinstance(g, bool) and g >= 0 for g in v)
         ):
             raise ConfigError(f"{name} must be a list of integers >= 0, got {v!r}")
     o = m.temporal_options

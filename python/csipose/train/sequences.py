@@ -41,7 +41,9 @@ def runs(store: Store, indices: np.ndarray) -> list[np.ndarray]:
     return np.split(idx, np.flatnonzero(seq[1:] != seq[:-1]) + 1)
 
 
-def training_sequences(store: Store, indices: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
+def training_sequences(
+    store: Store, indices: np.ndarray, length: int
+) -> tuple[np.ndarray, np.ndarray]:
     """``(table [N, length] of window indices, real [N, length] bool)``: every
     ``length`` consecutive windows of each run of ``indices``; a shorter run once,
     padded with its last window (``real`` False there)."""

@@ -21,7 +21,7 @@ training, and nothing else:
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -29,7 +29,13 @@ import torch
 from csipose.train.config import Config
 from csipose.train.data import PoseData
 from csipose.train.loop import PoseTask, input_fields, model_input, scaled
-from csipose.train.sequences import SequenceDataset, SequenceSampler, per_epoch, runs, training_sequences
+from csipose.train.sequences import (
+    SequenceDataset,
+    SequenceSampler,
+    per_epoch,
+    runs,
+    training_sequences,
+)
 
 #: model.temporal_options defaults: the upstream head (4 query heads sharing 1 key/value
 #: head of dim 32; csipose.nn.SparsePattern's window 32, blocks of 16 with landmarks,
@@ -69,7 +75,9 @@ def describe(cfg: Config) -> str:
             "each window predicted from itself and the windows before it in its sequence")  # fmt: skip
 
 
-def sequence_input(batch: dict[str, torch.Tensor], device: torch.device, features: Any) -> torch.Tensor:
+def sequence_input(
+    batch: dict[str, torch.Tensor], device: torch.device, features: Any
+) -> torch.Tensor:
     """Batches of sequences ``[B, T, L, A, S, P]`` as the temporal model's ``[B, T, C, W]``."""
     b, t = batch["amplitude"].shape[:2]
     x = model_input({k: v.flatten(0, 1) for k, v in batch.items()}, device, features)
@@ -95,8 +103,11 @@ def predict(model: torch.nn.Module, data: PoseData, indices: np.ndarray, batch_s
             for s in range(0, len(members), step):
                 chunk = members[s : s + step]
                 rows = np.concatenate([pieces[i] for i in chunk])
-                b = data.store.gather(rows, fields=input_fields(data))
-                b = {k: torch.from_numpy(v.reshape(len(chunk), n, *v.shape[1:])) for k, v in b.items()}
+                g = data.store.gather(rows, fields=input_fields(data))
+                b = {
+                    k: torch.from_numpy(v.reshape(len(chunk), n, *v.shape[1:]))
+                    for k, v in g.items()
+                }
                 out = model(sequence_input(b, device, data.features)).float().cpu().numpy()
                 for j, i in enumerate(chunk):
                     pred[order[at[i] : at[i + 1]]] = out[j]
@@ -115,9 +126,11 @@ class TemporalPoseTask(PoseTask):
         self.sampler = SequenceSampler(len(table), per_epoch(data.store, train_idx, t), seed=cfg.train.seed,
                                        rank=self.rank, world_size=self.world)  # fmt: skip
         fields = [*input_fields(data), "keypoints", "visibility"]
-        from csipose.data.loader import make_loader
+        from csipose.data.loader import WindowDataset, make_loader
 
-        self.loader = make_loader(SequenceDataset(data.store, table, real, fields), max(1, scaled(cfg)[0] // t),
+        # make_loader needs only __getitems__ (batches from one gather), which SequenceDataset has.
+        dataset = cast(WindowDataset, SequenceDataset(data.store, table, real, fields))
+        self.loader = make_loader(dataset, max(1, scaled(cfg)[0] // t),
                                   sampler=self.sampler, num_workers=cfg.data.workers,
                                   pin_memory=self.device.type == "cuda")  # fmt: skip
         # Validation is sharded by runs, never inside one: a window needs the ones before it.
@@ -134,7 +147,11 @@ class TemporalPoseTask(PoseTask):
         v = batch["visibility"]
         vis = (v * batch["real"][..., None].to(v.dtype)).to(device, non_blocking=True)
         pred = self.net(x)
-        return {"loss": pose_loss(pred.flatten(0, 1), y.flatten(0, 1), data.skeleton, visible=vis.flatten(0, 1))}
+        return {
+            "loss": pose_loss(
+                pred.flatten(0, 1), y.flatten(0, 1), data.skeleton, visible=vis.flatten(0, 1)
+            )
+        }
 
     def metadata(self) -> dict[str, str]:
         # Resolved sizes and pattern, so a loader needs no copy of the defaults.
