@@ -15,6 +15,7 @@ from csipose import _native
 from csipose.nn import SparsePattern, SparseTemporalAttention, dense_reference
 from csipose.nn.functional import sparse_attention
 from csipose.nn.pattern import causal_keys
+from test_bindings_fuzz import CLEAR, arrays
 
 from gil import calls_during
 
@@ -184,8 +185,6 @@ def test_stream_rejects_a_wrong_batch():
 @settings(max_examples=80, deadline=None)
 def test_fuzz_stream_binding_never_panics(dims, kw, data):
     """The fuzz pattern of tests/test_bindings_fuzz.py for SparseAttentionStream."""
-    from test_bindings_fuzz import CLEAR, arrays
-
     try:
         st_ = _native.SparseAttentionStream(*dims, **kw)
     except CLEAR:

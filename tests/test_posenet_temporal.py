@@ -19,6 +19,7 @@ from csipose import _native
 from csipose.models.temporal import TemporalPoseModel
 from csipose.nn import SparsePattern
 from posenet_checkpoints import metadata, random_model
+from test_bindings_fuzz import CLEAR, arrays
 
 C, W, K, D = 24, 10, 5, 3
 PATTERNS = [
@@ -172,8 +173,6 @@ def head_file(tmp_path_factory):
 @settings(max_examples=60, deadline=None)
 def test_fuzz_temporal_bindings_never_panic(head_file, data):
     """The fuzz pattern of tests/test_bindings_fuzz.py for TemporalHead and its stream."""
-    from test_bindings_fuzz import CLEAR, arrays
-
     kw = {
         "keypoints": data.draw(st.sampled_from([K, 0, 1, 2**40])),
         "dims": data.draw(st.sampled_from([D, 0, 2**40])),
@@ -202,3 +201,42 @@ def test_fuzz_temporal_bindings_never_panic(head_file, data):
         s.step(data.draw(arrays()))
     except CLEAR:
         pass
+
+
+@pytest.mark.usefixtures("restore_torch_threads")
+def test_a_briefly_trained_checkpoint_matches_torch(tmp_path):
+    """`csipose train model.temporal="sparse"` (one tiny epoch), then PoseNet on
+    every run of the test part against the trainer's own torch prediction."""
+    from csipose.data import Store
+    from csipose.data.simulate import simulate
+    from csipose.train import config, train
+    from csipose.train.evaluate import load_run
+    from csipose.train.loop import input_fields, predict
+    from csipose.train.sequences import runs
+    from test_temporal_train import overrides
+
+    store = simulate(tmp_path / "store", environments=2, subjects=4, actions=["walk", "wave"],
+                     frames=12, seed=3)  # fmt: skip
+    run = train(
+        config.load(None, overrides(store, tmp_path / "run", "train.epochs=1")), progress=False
+    )
+    model, data, _, _ = load_run(run)
+    idx = data.parts["test"]
+    want = predict(model, data, idx, 7, torch.device("cpu"))
+    net = csipose.PoseNet.load(run)
+    assert type(net).__name__ == "TemporalPoseNet"
+    fields = input_fields(data)
+    raw = Store.open(store, window=net.data["window"])  # PoseNet takes untransformed windows
+    pos = 0
+    for r in runs(data.store, idx):
+        b = raw.gather(r, fields=fields)
+        got = net.predict(b["amplitude"][None], b["phase"][None] if "phase" in fields else None)[0]
+        np.testing.assert_allclose(
+            (got - want[pos : pos + len(r)]) / data.target_scale, 0, atol=1e-4
+        )
+        state = net.stream(batch=1)
+        amp = b["amplitude"]
+        first = state.step(amp[:1], b["phase"][:1] if "phase" in fields else None)
+        np.testing.assert_allclose(first[0], got[0], rtol=1e-5, atol=1e-5)
+        pos += len(r)
+    assert pos == len(idx)

@@ -95,7 +95,6 @@ impl<F: Real> Stream<F> {
             (Some(h), true) => Some(h.saturating_add(1) / pattern.block.max(1) + 2),
             _ => None,
         };
-        let row = b * hk * d;
         Ok(Self {
             pattern,
             b,
@@ -113,8 +112,9 @@ impl<F: Real> Stream<F> {
             gv: Vec::new(),
             kbar: Vec::new(),
             vbar: Vec::new(),
-            ksum: vec![F::ZERO; row],
-            vsum: vec![F::ZERO; row],
+            // Sized at the first step, once k proves the row fits in memory.
+            ksum: Vec::new(),
+            vsum: Vec::new(),
             blocks: 0,
             ks: KeySet::default(),
             locs: Vec::new(),
@@ -173,6 +173,8 @@ impl<F: Real> Stream<F> {
             self.gv.extend_from_slice(v);
         }
         if self.pattern.landmarks {
+            self.ksum.resize(row, F::ZERO);
+            self.vsum.resize(row, F::ZERO);
             let s = self.pattern.block;
             let inv = F::from_f64(1.0 / s as f64);
             axpy(inv, k, &mut self.ksum);

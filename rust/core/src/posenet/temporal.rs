@@ -373,7 +373,7 @@ impl TemporalHead {
     /// [`TemporalHead::forward`] over the frames streamed so far.
     pub fn step(&self, st: &mut TemporalStream, f: &[f32]) -> Result<Vec<f32>> {
         let (b, kd) = (st.batch, self.kd);
-        if f.len() != b * kd {
+        if Some(f.len()) != b.checked_mul(kd) {
             return Err(Error::Shape(format!(
                 "frame outputs must be [{b}, {kd}], got {} values",
                 f.len()
