@@ -240,3 +240,14 @@ def test_a_briefly_trained_checkpoint_matches_torch(tmp_path):
         np.testing.assert_allclose(first[0], got[0], rtol=1e-5, atol=1e-5)
         pos += len(r)
     assert pos == len(idx)
+
+
+def test_temporal_head_releases_the_gil(head_file):
+    from gil import calls_during
+
+    args = dict(keypoints=K, dims=D, dim=16, q_heads=4, kv_heads=2, head_dim=8)
+    head = _native.TemporalHead.load(head_file, **args, **PATTERNS[1].native_args())
+    f = np.random.default_rng(0).standard_normal((32, 2048, K * D)).astype(np.float32)
+    one = np.zeros((1, 1, K * D), np.float32)
+    _, overlapping, calls = calls_during(lambda: head.forward(f), lambda: head.forward(one))
+    assert overlapping >= 10, (overlapping, calls)
