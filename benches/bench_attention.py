@@ -17,8 +17,16 @@ Times are the median of ``--repeat`` runs after a warm-up, torch and csipose on
 the same thread count. Peak memory (``--memory``) is measured in a fresh
 subprocess per cell: the Linux peak-RSS counter (VmHWM) is reset after the
 inputs are built and read after the call, so it covers torch's and Rust's
-allocations alike. Streaming: median
-latency of one ``StreamState.step`` (batch 1, dim 64) after T frames.
+allocations alike.
+
+Streaming (``--stream`` prints only this table): median latency of one
+``StreamState.step`` (batch 1, dim 64, 4 query heads on 1 kv head, head dim 32)
+after T frames, Rust (``_native.SparseAttentionStream``) against the torch step
+(``stream(rust=False)``: gathered keys, einsum softmax) in the same process,
+for the default pattern with ``horizon=512`` and without a horizon; and the
+rows the cache holds (tokens + globals + block means, each [B, Hk, D] of keys
+and of values) in KiB. With the horizon both columns are flat in T; without it
+the cache grows with T (log-stride links reach every past token).
 """
 
 from __future__ import annotations
@@ -142,19 +150,38 @@ def peak_mib(name: str, t: int, backward: bool, threads: int) -> float | None:
     return float(json.loads(r.stdout.strip().splitlines()[-1]))
 
 
-def stream_latency(t: int, repeat: int) -> float:
-    torch.manual_seed(0)
-    m = SparseTemporalAttention(64, 4, 1, PATTERN)
-    state = m.stream(batch=1)
-    x = torch.randn(1, 64)
-    for _ in range(t):
-        state.step(x)
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        state.step(x)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+STREAM_PATTERNS = {"horizon 512": SparsePattern(horizon=512), "no horizon": PATTERN}
+
+
+def stream_rows(ts: list[int], repeat: int) -> list[list[object]]:
+    """One stream per (pattern, backend) run to max(ts); latency and cache at each T."""
+    rows: list[list[object]] = []
+    x = torch.randn(1, 64, generator=torch.Generator().manual_seed(0))
+    for label, pattern in STREAM_PATTERNS.items():
+        torch.manual_seed(0)
+        m = SparseTemporalAttention(64, 4, 1, pattern)
+        states = {"rust": m.stream(batch=1), "torch": m.stream(batch=1, rust=False)}
+        lat: dict[str, dict[int, float]] = {name: {} for name in states}
+        cache: dict[int, float] = {}
+        for name, state in states.items():
+            for t in sorted(ts):
+                while state.t < t:
+                    state.step(x)
+                times = []
+                for _ in range(repeat):
+                    start = time.perf_counter()
+                    state.step(x)
+                    times.append(time.perf_counter() - start)
+                lat[name][t] = statistics.median(times)
+                if name == "rust":
+                    tok, glob, blk = state.cache_rows()
+                    cache[t] = (tok + glob + blk) * 2 * m.kv_heads * m.head_dim * 4 / 1024
+        for t in sorted(ts):
+            r, b = lat["rust"][t], lat["torch"][t]
+            rows.append(
+                [label, t, f"{r * 1e6:.0f}", f"{b * 1e6:.0f}", f"{b / r:.2f}x", f"{cache[t]:.0f}"]
+            )
+    return rows
 
 
 def main() -> None:
@@ -167,12 +194,14 @@ def main() -> None:
     ap.add_argument("--mask-limit-gb", type=float, default=4.0)
     ap.add_argument("--memory", action="store_true", help="also measure peak RSS per cell")
     ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--stream", action="store_true", help="only the streaming table")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     csipose.set_num_threads(a.threads)
-    print(f"# {B=} Hq={HQ} Hk={HK} {D=}, {PATTERN}; threads={a.threads}; {csipose.simd_level()}")
+    shapes = "" if a.stream else f"{B=} Hq={HQ} Hk={HK} {D=}, {PATTERN}; "
+    print(f"# {shapes}threads={a.threads}; {csipose.simd_level()}")
     rows = []
-    for t in a.t:
+    for t in [] if a.stream else a.t:
         for backward in (False, True):
             res: dict[str, float | None] = {}
             mem: dict[str, float | None] = {}
@@ -204,10 +233,22 @@ def main() -> None:
                     ]
                 )
             sys.stdout.flush()
-    _bench_table(rows, a.markdown)
-    print()
-    srows = [[t, f"{stream_latency(t, 50) * 1e6:.0f}"] for t in a.t]
-    _print(["T (frames already seen)", "step latency (us, median of 50)"], srows, a.markdown, "rr")
+    if rows:
+        _bench_table(rows, a.markdown)
+        print()
+    _print(
+        [
+            "pattern",
+            "T (frames seen)",
+            "rust step (us)",
+            "torch step (us)",
+            "torch / rust",
+            "cache (KiB)",
+        ],
+        stream_rows(a.t, 50),
+        a.markdown,
+        "lrrrrr",
+    )
 
 
 def _bench_table(rows, markdown: bool) -> None:

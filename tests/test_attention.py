@@ -4,6 +4,8 @@ masks against their definition."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -31,6 +33,7 @@ def patterns(draw) -> SparsePattern:
         globals=tuple(draw(st.lists(st.integers(0, 50), max_size=3))),
         log_stride=draw(st.booleans()),
         causal=draw(st.booleans()),
+        horizon=draw(st.one_of(st.none(), st.integers(0, 60))),
     )
 
 
@@ -92,6 +95,29 @@ def test_landmark_mask_picks_complete_blocks_before_the_window():
     bi = SparsePattern(window=2, block=2, globals=(), log_stride=False, causal=False)
     # Query 0 bidirectionally: window 0..2, oldest block after it is 2 (4, 5): 2, 3, 4.
     assert np.flatnonzero(bi.landmark_mask(11)[0]).tolist() == [2, 3, 4]
+
+
+@given(patterns(), st.integers(1, 150))
+@settings(max_examples=40)
+def test_horizon_drops_exactly_the_far_keys(p, t):
+    """A horizon is the unbounded pattern minus every non-global key farther
+    than h away (a landmark block counts by its farthest token)."""
+    free = dataclasses.replace(p, horizon=None)
+    h = t if p.horizon is None else p.horizon
+    i, j = np.arange(t)[:, None], np.arange(t)[None, :]
+    near = (np.abs(i - j) <= h) | np.isin(j, np.array(p.globals, dtype=np.int64))
+    if p.causal:
+        near &= j <= i
+    assert np.array_equal(p.mask(t), free.mask(t) & near)
+    b = np.arange(free.n_blocks(t))[None, :]
+    inside = (i - b * max(p.block, 1) <= h) & ((b + 1) * max(p.block, 1) - 1 - i <= h)
+    assert np.array_equal(p.landmark_mask(t), free.landmark_mask(t) & inside)
+
+
+def test_horizon_must_be_a_non_negative_int():
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="horizon"):
+            SparsePattern(horizon=bad)
 
 
 @given(patterns(), st.integers(1, 200))
@@ -268,6 +294,7 @@ def native_calls(draw):
         "log_stride": draw(st.booleans()),
         "causal": draw(st.booleans()),
         "scale": draw(st.sampled_from([0.0, 1.0, np.nan, -1e300])),
+        "horizon": draw(st.one_of(st.none(), st.integers(0, 2**62))),
     }
     return arrays, kw
 
@@ -310,3 +337,26 @@ def test_module_trains_its_projections():
     m(torch.randn(2, 20, 12)).square().mean().backward()
     for name, prm in m.named_parameters():
         assert prm.grad is not None and prm.grad.abs().sum() > 0, name
+
+
+def test_backward_does_not_depend_on_the_thread_count():
+    """dk, dv are summed over query-block partials in task order: bit-identical
+    gradients whatever the pool size."""
+    p = SparsePattern(window=5, block=4, globals=(0, 3))
+    g = torch.Generator().manual_seed(6)
+    q = torch.randn(2, 700, 4, 8, generator=g)
+    k, v = torch.randn(2, 700, 2, 8, generator=g), torch.randn(2, 700, 2, 8, generator=g)
+    dout = torch.randn(q.shape, generator=g)
+    before = csipose.get_num_threads()
+    grads = []
+    try:
+        for n in (1, 2, 3):
+            csipose.set_num_threads(n)
+            xs = [x.clone().requires_grad_() for x in (q, k, v)]
+            (sparse_attention(*xs, p) * dout).sum().backward()
+            grads.append([x.grad for x in xs])
+    finally:
+        csipose.set_num_threads(before)
+    for other in grads[1:]:
+        for a, b in zip(grads[0], other, strict=True):
+            assert torch.equal(a, b)

@@ -13,6 +13,9 @@ __all__ = [
     "DataFormatError",
     "MappedStore",
     "PoseNet",
+    "SparseAttentionStream",
+    "TemporalHead",
+    "TemporalHeadStream",
     "__version__",
     "aligned_errors",
     "apply_subcarrier_map",
@@ -218,6 +221,7 @@ def sparse_attention_forward(
     log_stride: bool,
     causal: bool,
     scale: float,
+    horizon: int | None = None,
 ) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]: ...
 def sparse_attention_backward(
     q: npt.NDArray[Any],
@@ -234,7 +238,36 @@ def sparse_attention_backward(
     log_stride: bool,
     causal: bool,
     scale: float,
+    horizon: int | None = None,
 ) -> tuple[npt.NDArray[Any], npt.NDArray[Any], npt.NDArray[Any]]: ...
+
+@final
+class SparseAttentionStream:
+    def __new__(
+        cls,
+        batch: int,
+        q_heads: int,
+        kv_heads: int,
+        head_dim: int,
+        *,
+        window: int,
+        block: int,
+        landmarks: bool,
+        globals: list[int],
+        log_stride: bool,
+        causal: bool,
+        scale: float,
+        horizon: int | None = None,
+    ) -> SparseAttentionStream: ...
+    def step(
+        self,
+        q: npt.NDArray[np.float32],
+        k: npt.NDArray[np.float32],
+        v: npt.NDArray[np.float32],
+    ) -> npt.NDArray[np.float32]: ...
+    @property
+    def t(self) -> int: ...
+    def cache_rows(self) -> tuple[int, int, int]: ...
 
 @final
 class PoseNet:
@@ -256,6 +289,7 @@ class PoseNet:
         map: tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32], npt.NDArray[np.float64], int]
         | None = None,
         zscore: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None = None,
+        prefix: str | None = None,
     ) -> PoseNet: ...
     def predict(
         self, amplitude: npt.NDArray[np.float32], phase: npt.NDArray[np.float32] | None = None
@@ -269,3 +303,37 @@ class PoseNet:
     def input_shape(self) -> tuple[int, int]: ...
     @property
     def output_shape(self) -> tuple[int, int]: ...
+
+@final
+class TemporalHead:
+    @staticmethod
+    def load(
+        path: str | os.PathLike[str],
+        *,
+        keypoints: int,
+        dims: int,
+        dim: int,
+        q_heads: int,
+        kv_heads: int,
+        head_dim: int,
+        window: int,
+        block: int,
+        landmarks: bool,
+        globals: list[int],
+        log_stride: bool,
+        causal: bool,
+        horizon: int | None = None,
+    ) -> TemporalHead: ...
+    def forward(self, f: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
+    def stream(self, batch: int) -> TemporalHeadStream: ...
+    @property
+    def parameters(self) -> int: ...
+    @property
+    def path(self) -> os.PathLike[str]: ...
+
+@final
+class TemporalHeadStream:
+    def step(self, f: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
+    @property
+    def t(self) -> int: ...
+    def cache_rows(self) -> tuple[int, int, int]: ...

@@ -14,6 +14,14 @@ For query ``i`` of a sequence of ``T`` tokens, with window ``w`` and block size 
   a landmark. Landmarks never overlap the window, so no token is counted twice
   through its own block while it is also a window key.
 
+* **horizon** (optional, ``h``): no real token farther than ``h`` steps from the
+  query (window and log-stride alike; global tokens stay) and no landmark block
+  with a token farther than ``h`` away. It is what bounds a stream's memory:
+  with ``horizon=None`` a log-stride link makes every past token some future
+  query's key (``i - 2^m``), so a stream must keep all of them and its cache
+  grows with T; with a horizon the cache is a ring of ``h + 1`` tokens, the
+  global tokens and the block means inside the horizon.
+
 Real keys are deduplicated; the query itself is always a key, so no softmax is
 empty. Scores are ``scale * q . k`` with ``scale = 1/sqrt(D)``.
 
@@ -54,6 +62,7 @@ class SparsePattern:
     globals: tuple[int, ...] = (0,)
     log_stride: bool = True
     causal: bool = True
+    horizon: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.window, int) or self.window < 0:
@@ -62,6 +71,10 @@ class SparsePattern:
             raise ValueError(f"block must be a non-negative int, got {self.block!r}")
         if self.landmarks and self.block == 0:
             raise ValueError("block must be positive when landmarks are on")
+        if self.horizon is not None and (
+            isinstance(self.horizon, bool) or not isinstance(self.horizon, int) or self.horizon < 0
+        ):
+            raise ValueError(f"horizon must be None or a non-negative int, got {self.horizon!r}")
         g = tuple(int(x) for x in self.globals)
         if any(x < 0 for x in g):
             raise ValueError(f"global tokens must be >= 0, got {g}")
@@ -103,6 +116,7 @@ class SparsePattern:
             "globals": list(self.globals),
             "log_stride": self.log_stride,
             "causal": self.causal,
+            "horizon": self.horizon,
         }
 
 
@@ -114,11 +128,13 @@ def _rows(p: SparsePattern, i: np.ndarray, t: int) -> np.ndarray:
         m = (d >= 0) & (d <= p.window)
     else:
         m = np.abs(d) <= p.window
+    if p.log_stride:
+        m |= _power_of_two(d) if p.causal else _power_of_two(np.abs(d))
+    if p.horizon is not None:
+        m &= np.abs(d) <= p.horizon
     if p.globals:
         g = np.isin(j, np.array(p.globals))
         m |= g & (j <= i) if p.causal else g
-    if p.log_stride:
-        m |= _power_of_two(d) if p.causal else _power_of_two(np.abs(d))
     return m
 
 
@@ -137,6 +153,8 @@ def _landmark_rows(p: SparsePattern, i: np.ndarray, t: int) -> np.ndarray:
         oldest = (i + w) // s + 1
         ahead = b - oldest
         m |= (b >= oldest) & ((ahead == 0) | _power_of_two(ahead))
+    if p.horizon is not None:  # every token of the block within h of the query
+        m &= (i - b * s <= p.horizon) & ((b + 1) * s - 1 - i <= p.horizon)
     return m
 
 
@@ -159,11 +177,12 @@ def causal_keys(p: SparsePattern, i: int) -> tuple[list[int], list[int]]:
     """
     if not p.causal:
         raise ValueError("causal_keys needs a causal pattern")
-    lo = max(0, i - p.window)
+    h = i if p.horizon is None else p.horizon
+    lo = max(0, i - min(p.window, h))
     extra = {g for g in p.globals if g <= i and g < lo}
     if p.log_stride:
         step = 1
-        while step <= i:
+        while step <= min(i, h):
             if i - step < lo:
                 extra.add(i - step)
             step *= 2
@@ -176,4 +195,5 @@ def causal_keys(p: SparsePattern, i: int) -> tuple[list[int], list[int]]:
         while d <= newest:
             land.append(newest - d)
             d *= 2
+        land = [b for b in land if i - b * p.block <= h]
     return real, sorted(land)

@@ -113,7 +113,12 @@ class PoseNet:
         """Load a run directory (its best checkpoint), a checkpoint directory or a
         ``model.safetensors`` written by ``csipose train``."""
         file = model_file(path)
-        return cls(_native.PoseNet.load(file, **load_args(file)), read_metadata(file))
+        meta = read_metadata(file)
+        if "temporal" in meta:  # model.temporal = "sparse": frame model + attention block
+            from csipose.runtime.temporal import TemporalPoseNet
+
+            return TemporalPoseNet.from_file(file, meta)
+        return cls(_native.PoseNet.load(file, **load_args(file)), meta)
 
     @property
     def path(self) -> Path:

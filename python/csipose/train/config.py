@@ -73,6 +73,15 @@ class ModelConfig:
     #: with output_activation = false unless set here: targets are standardised (zero is
     #: the mean pose), which the published final SiLU (outputs >= -0.28) cannot reach.
     options: dict[str, Any] = field(default_factory=dict)
+    #: "none" (one window -> one pose) or "sparse": the frame model followed by a causal
+    #: sparse-attention block over ``sequence`` consecutive windows of one sequence
+    #: (csipose.models.temporal, docs/models.md).
+    temporal: str = "none"
+    #: The temporal block: dim, q_heads, kv_heads, head_dim and the attention pattern's
+    #: window, block, landmarks, globals, log_stride (csipose.nn.SparsePattern; causal).
+    temporal_options: dict[str, Any] = field(default_factory=dict)
+    #: Windows per training sequence of the temporal model (the simulator's 32 frames).
+    sequence: int = 32
 
 
 @dataclass
@@ -252,6 +261,51 @@ def check(cfg: Config) -> None:
             raise ConfigError(f"{key} must be >= 1, got {value}")
     if cfg.optim.lr <= 0:
         raise ConfigError(f"optim.lr must be > 0, got {cfg.optim.lr}")
+    check_temporal(cfg.model)
+
+
+#: model.temporal_options keys: integers >= 1, integers >= 0, booleans.
+TEMPORAL_POSITIVE = ("dim", "q_heads", "kv_heads", "head_dim")
+TEMPORAL_COUNTS = ("window", "block")
+TEMPORAL_FLAGS = ("landmarks", "log_stride", "causal")
+
+
+def check_temporal(m: ModelConfig) -> None:
+    """model.temporal, model.sequence and model.temporal_options, each error naming its key."""
+    if m.temporal not in ("none", "sparse"):
+        raise ConfigError(f"model.temporal must be 'none' or 'sparse', got {m.temporal!r}")
+    if m.sequence < 1:
+        raise ConfigError(f"model.sequence must be >= 1, got {m.sequence}")
+    known = (*TEMPORAL_POSITIVE, *TEMPORAL_COUNTS, *TEMPORAL_FLAGS, "globals")
+    for key, v in m.temporal_options.items():
+        name = f"model.temporal_options.{key}"
+        if key not in known:
+            raise ConfigError(f"unknown key {name} (known: {', '.join(known)})")
+        is_int = isinstance(v, int) and not isinstance(v, bool)
+        if key in TEMPORAL_POSITIVE and not (is_int and v >= 1):
+            raise ConfigError(f"{name} must be an integer >= 1, got {v!r}")
+        if key in TEMPORAL_COUNTS and not (is_int and v >= 0):
+            raise ConfigError(f"{name} must be an integer >= 0, got {v!r}")
+        if key in TEMPORAL_FLAGS and not isinstance(v, bool):
+            raise ConfigError(f"{name} must be true or false, got {v!r}")
+        if key == "globals" and not (
+            isinstance(v, list)
+            and all(isinstance(g, int) and not isinstance(g, bool) and g >= 0 for g in v)
+        ):
+            raise ConfigError(f"{name} must be a list of integers >= 0, got {v!r}")
+    o = m.temporal_options
+    if o.get("causal") is False:
+        raise ConfigError(
+            "model.temporal_options.causal must be true: the temporal model predicts each window "
+            "from it and the windows before it, so that it can stream"
+        )
+    if o.get("q_heads", 4) % o.get("kv_heads", 1):
+        raise ConfigError(
+            f"model.temporal_options.q_heads ({o.get('q_heads', 4)}) must be a multiple of "
+            f"model.temporal_options.kv_heads ({o.get('kv_heads', 1)})"
+        )
+    if o.get("landmarks", True) and o.get("block", 16) == 0:
+        raise ConfigError("model.temporal_options.block must be >= 1 when landmarks are on")
 
 
 def from_dict(data: dict[str, Any]) -> Config:

@@ -70,6 +70,9 @@ def evaluate(
     pred = predict(model, data, idx, cfg.eval.batch_size, torch.device(device))
     gt, vis = _labels(data, idx)
     context = {"split": cfg.data.split, "part": part, "checkpoint": str(ck["path"])}
+    from csipose.train.temporal import describe
+
+    context["model_kind"] = describe(cfg)
 
     def report(mask: np.ndarray, extra: dict[str, str]) -> AccuracyReport:
         return metrics.accuracy_report(

@@ -47,12 +47,17 @@ def build_model(data: PoseData, cfg: Config) -> torch.nn.Module:
     if cfg.model.name != "wiflow-mmfi":
         options.setdefault("output_activation", False)  # see ModelConfig.options
     try:
-        return build_pose_model(cfg.model.name, in_channels=data.in_channels, window=data.time_steps,
-                                keypoints=data.keypoints, dims=data.dims, dropout=cfg.model.dropout,
-                                **options)  # fmt: skip
+        frame = build_pose_model(cfg.model.name, in_channels=data.in_channels, window=data.time_steps,
+                                 keypoints=data.keypoints, dims=data.dims, dropout=cfg.model.dropout,
+                                 **options)  # fmt: skip
     except (TypeError, ValueError) as e:
         raise ConfigError(f"model: cannot build {cfg.model.name!r} for {data.in_channels} input channels "
                           f"x {data.time_steps} steps: {e}") from e  # fmt: skip
+    if cfg.model.temporal == "none":
+        return frame
+    from csipose.train.temporal import wrap
+
+    return wrap(frame, data, cfg)
 
 
 def input_fields(data: PoseData) -> list[str]:
@@ -79,6 +84,12 @@ def model_input(
 def predict(model: torch.nn.Module, data: PoseData, indices: np.ndarray, batch_size: int,
             device: torch.device) -> np.ndarray:  # fmt: skip
     """Predictions [N, K, D] for windows ``indices``, in the data's units."""
+    from csipose.models.temporal import TemporalPoseModel
+
+    if isinstance(model, TemporalPoseModel):  # each window from the windows before it too
+        from csipose.train import temporal
+
+        return temporal.predict(model, data, indices, batch_size, device)
     model.eval()
     out = []
     with torch.no_grad():
@@ -232,6 +243,10 @@ class PoseTask(Task):
 def train(cfg: Config, *, resume: str | None = None, progress: bool | None = None) -> Path:
     """Train as configured; returns the run directory. ``resume``: "auto" (the
     run's latest checkpoint, if any) or a checkpoint path."""
+    if cfg.model.temporal != "none":
+        from csipose.train.temporal import TemporalPoseTask
+
+        return Engine(TemporalPoseTask(cfg)).run(resume=resume, progress=progress)
     return Engine(PoseTask(cfg)).run(resume=resume, progress=progress)
 
 

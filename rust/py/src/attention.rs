@@ -9,7 +9,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
-use csipose_core::attention::{self, Pattern, Real, Shape};
+use csipose_core::attention::{self, Pattern, Real, Shape, Stream};
 
 use crate::errors::to_py;
 
@@ -149,7 +149,7 @@ fn dtype_error() -> PyErr {
 
 /// Sparse attention forward: (out [B, T, Hq, D], lse [B, T, Hq]); float32 or float64.
 #[pyfunction]
-#[pyo3(signature = (q, k, v, *, window, block, landmarks, globals, log_stride, causal, scale))]
+#[pyo3(signature = (q, k, v, *, window, block, landmarks, globals, log_stride, causal, scale, horizon=None))]
 #[allow(clippy::too_many_arguments)]
 fn sparse_attention_forward<'py>(
     py: Python<'py>,
@@ -163,6 +163,7 @@ fn sparse_attention_forward<'py>(
     log_stride: bool,
     causal: bool,
     scale: f64,
+    horizon: Option<usize>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let p = Pattern {
         window,
@@ -171,6 +172,7 @@ fn sparse_attention_forward<'py>(
         globals,
         log_stride,
         causal,
+        horizon,
     };
     if let (Ok(q), Ok(k), Ok(v)) = (q.extract(), k.extract(), v.extract()) {
         let (o, l) = forward_typed::<f32>(py, q, k, v, &p, scale)?;
@@ -185,7 +187,7 @@ fn sparse_attention_forward<'py>(
 
 /// Sparse attention backward: (dq, dk, dv) from the forward's out and lse.
 #[pyfunction]
-#[pyo3(signature = (q, k, v, out, lse, dout, *, window, block, landmarks, globals, log_stride, causal, scale))]
+#[pyo3(signature = (q, k, v, out, lse, dout, *, window, block, landmarks, globals, log_stride, causal, scale, horizon=None))]
 #[allow(clippy::too_many_arguments)]
 fn sparse_attention_backward<'py>(
     py: Python<'py>,
@@ -202,6 +204,7 @@ fn sparse_attention_backward<'py>(
     log_stride: bool,
     causal: bool,
     scale: f64,
+    horizon: Option<usize>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let p = Pattern {
         window,
@@ -210,6 +213,7 @@ fn sparse_attention_backward<'py>(
         globals,
         log_stride,
         causal,
+        horizon,
     };
     if let (Ok(q), Ok(k), Ok(v), Ok(o), Ok(l), Ok(d)) = (
         q.extract(),
@@ -236,7 +240,91 @@ fn sparse_attention_backward<'py>(
     Err(dtype_error())
 }
 
+/// Streaming sparse attention over a batch of independent float32 sequences:
+/// `step(q [B, Hq, D], k [B, Hk, D], v [B, Hk, D])` appends one frame and
+/// returns its output [B, Hq, D], row t of the causal full pass.
+#[pyclass(module = "csipose._native")]
+struct SparseAttentionStream {
+    inner: Stream<f32>,
+}
+
+#[pymethods]
+impl SparseAttentionStream {
+    #[new]
+    #[pyo3(signature = (batch, q_heads, kv_heads, head_dim, *, window, block, landmarks, globals, log_stride, causal, scale, horizon=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        batch: usize,
+        q_heads: usize,
+        kv_heads: usize,
+        head_dim: usize,
+        window: usize,
+        block: usize,
+        landmarks: bool,
+        globals: Vec<usize>,
+        log_stride: bool,
+        causal: bool,
+        scale: f64,
+        horizon: Option<usize>,
+    ) -> PyResult<Self> {
+        let p = Pattern {
+            window,
+            block,
+            landmarks,
+            globals,
+            log_stride,
+            causal,
+            horizon,
+        };
+        let inner =
+            Stream::new(p, batch, q_heads, kv_heads, head_dim, scale as f32).map_err(to_py)?;
+        Ok(Self { inner })
+    }
+
+    /// Append one frame and return its attention output [B, Hq, D].
+    fn step<'py>(
+        &mut self,
+        py: Python<'py>,
+        q: PyReadonlyArrayDyn<'py, f32>,
+        k: PyReadonlyArrayDyn<'py, f32>,
+        v: PyReadonlyArrayDyn<'py, f32>,
+    ) -> PyResult<Bound<'py, PyArray3<f32>>> {
+        let (b, hq, hk, d) = self.inner.dims();
+        if q.shape() != [b, hq, d] || k.shape() != [b, hk, d] || v.shape() != [b, hk, d] {
+            return Err(PyValueError::new_err(format!(
+                "q must be [{b}, {hq}, {d}] and k, v [{b}, {hk}, {d}], got {:?}, {:?}, {:?}",
+                q.shape(),
+                k.shape(),
+                v.shape()
+            )));
+        }
+        let (qs, ks, vs) = (
+            contiguous(&q, "q")?,
+            contiguous(&k, "k")?,
+            contiguous(&v, "v")?,
+        );
+        let mut out = vec![0.0f32; b * hq * d];
+        let inner = &mut self.inner;
+        py.detach(|| inner.step(qs, ks, vs, &mut out))
+            .map_err(to_py)?;
+        out.into_pyarray(py).reshape([b, hq, d])
+    }
+
+    /// Frames appended so far.
+    #[getter]
+    fn t(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// Cached rows (tokens, global tokens, block means), each [B, Hk, D] of
+    /// keys and again of values: flat in t when the pattern has a horizon.
+    fn cache_rows(&self) -> (usize, usize, usize) {
+        self.inner.cache_rows()
+    }
+}
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<SparseAttentionStream>()?;
     m.add_function(wrap_pyfunction!(sparse_attention_forward, m)?)?;
     m.add_function(wrap_pyfunction!(sparse_attention_backward, m)?)?;
     Ok(())

@@ -20,6 +20,8 @@ mod metrics;
 mod posenet;
 mod signal;
 mod sim;
+#[cfg(feature = "posenet")]
+mod temporal;
 
 use errors::to_py;
 
@@ -65,5 +67,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     countnet::register(m)?;
     #[cfg(feature = "posenet")]
     posenet::register(m)?;
+    #[cfg(feature = "posenet")]
+    temporal::register(m)?;
     Ok(())
 }

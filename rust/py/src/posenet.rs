@@ -52,7 +52,8 @@ impl PoseNet {
     #[staticmethod]
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (path, *, kind, window, keypoints, dims, output_activation, min_feature_width,
-                        frames, phase, mean_pose, target_scale, minmax=false, map=None, zscore=None))]
+                        frames, phase, mean_pose, target_scale, minmax=false, map=None, zscore=None,
+                        prefix=None))]
     fn load(
         py: Python<'_>,
         path: PathBuf,
@@ -69,7 +70,10 @@ impl PoseNet {
         minmax: bool,
         map: Option<MapArgs<'_>>,
         zscore: Option<ZArgs<'_>>,
+        prefix: Option<String>,
     ) -> PyResult<Self> {
+        // A temporal checkpoint's frame model is stored under `frame.`.
+        let prefix = prefix.unwrap_or_default();
         let kind = match kind {
             "wiflow" => Kind::WiFlowStd,
             "wiflow-mmfi" => Kind::WiFlowMmfi,
@@ -101,7 +105,7 @@ impl PoseNet {
         };
         let mean = vec1(&mean_pose);
         let net = py
-            .detach(|| Net::load(&path, arch, pre, mean, target_scale))
+            .detach(|| Net::load_prefixed(&path, arch, pre, mean, target_scale, &prefix))
             .map_err(to_py)?;
         Ok(Self { net })
     }

@@ -1,19 +1,37 @@
 //! Backward pass (FlashAttention style): probabilities are recomputed from the
 //! saved log-sum-exp, so nothing of size T x keys is kept between passes.
 //!
-//! Keys are shared by many queries, so one task owns one (batch, kv head):
-//! it walks every query of its query-head group and accumulates dk, dv (and
-//! the landmark gradients, spread evenly over their block) in its own buffers,
-//! in a fixed order, so results do not depend on the thread count.
+//! One task owns one (batch, kv head, block of queries): it writes its
+//! queries' dq directly and accumulates dk, dv (and the landmark gradients)
+//! of the keys it touches in its own partial buffer. Partials are added into
+//! the (batch, kv head) totals in task order, after each wave of query blocks,
+//! so the sums never depend on the thread count and memory stays bounded by
+//! the wave, not by T x keys.
 
-use super::forward::{check_len, inputs};
-use super::pattern::{KeySet, Pattern, Shape};
+use std::cell::RefCell;
+
+use super::forward::{check_len, inputs, scores};
+use super::pattern::{Key, KeySet, Pattern, Shape};
 use super::real::{Real, axpy, dot};
 use crate::{Result, threads};
 
-/// Gradients of one (batch, kv head): dq [T, G, D], dk [T, D], dv [T, D].
+/// Queries per task.
+const QUERIES_PER_TASK: usize = 64;
+/// Query blocks per (batch, kv head) whose partials live at once.
+const BLOCKS_PER_WAVE: usize = 16;
+
+thread_local! {
+    /// Key index -> row of the current task's partial (usize::MAX: none yet).
+    /// Kept per thread and reset after each task, so a task costs what it
+    /// touches, not T.
+    static SLOTS: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+/// What one task computed: dq of its queries [n, G, D] and the dk, dv
+/// contributions to the keys it touched (token j is index j, block m is t + m).
 struct Part<F> {
     dq: Vec<F>,
+    keys: Vec<usize>,
     dk: Vec<F>,
     dv: Vec<F>,
 }
@@ -35,7 +53,7 @@ pub fn backward<F: Real>(
     dk: &mut [F],
     dv: &mut [F],
 ) -> Result<()> {
-    let inp = inputs(q, k, v, shape, pattern, scale)?;
+    let inp = inputs(q, k, v, shape, pattern)?;
     check_len("out", out, shape.q_len())?;
     check_len("dout", dout, shape.q_len())?;
     check_len("lse", lse, shape.b * shape.t * shape.hq)?;
@@ -44,80 +62,119 @@ pub fn backward<F: Real>(
     check_len("dv", dv, shape.kv_len())?;
     let (t, hq, hk, d) = (shape.t, shape.hq, shape.hk, shape.d);
     let group = shape.group();
-    let nb = pattern.n_blocks(t);
-    let parts = threads::map_chunks(shape.b * hk, 1, |tasks| {
-        let mut res = Vec::with_capacity(tasks.len());
-        for task in tasks {
-            let (b, kh) = (task / hk, task % hk);
-            let mut p = Part {
-                dq: vec![F::ZERO; t * group * d],
-                dk: vec![F::ZERO; t * d],
-                dv: vec![F::ZERO; t * d],
-            };
-            let mut dkbar = vec![F::ZERO; nb * d];
-            let mut dvbar = vec![F::ZERO; nb * d];
-            let mut ks = KeySet::default();
-            let mut sc = Vec::new();
-            for i in 0..t {
+    let nb = inp.nb;
+    let n_keys = t + nb;
+    let heads = shape.b * hk;
+    let nqb = t.div_ceil(QUERIES_PER_TASK);
+    // Per (batch, kv head): dk then dv over tokens and blocks.
+    let width = 2 * n_keys * d;
+    let mut acc = vec![F::ZERO; heads * width];
+
+    // One task: (batch, kv head) `bh`, query block `qb`.
+    let task = |bh: usize, qb: usize| -> Part<F> {
+        let (b, kh) = (bh / hk, bh % hk);
+        let (q0, q1) = (qb * QUERIES_PER_TASK, t.min((qb + 1) * QUERIES_PER_TASK));
+        let mut p = Part {
+            dq: vec![F::ZERO; (q1 - q0) * group * d],
+            keys: Vec::new(),
+            dk: Vec::new(),
+            dv: Vec::new(),
+        };
+        let mut ks = KeySet::default();
+        let mut sc = Vec::new();
+        SLOTS.with_borrow_mut(|slots| {
+            if slots.len() < n_keys {
+                slots.resize(n_keys, usize::MAX);
+            }
+            for i in q0..q1 {
                 pattern.keys(i, t, &mut ks);
-                let n_real = ks.window.len() + ks.extra.len();
                 for g in 0..group {
                     let h = kh * group + g;
                     let qo = ((b * t + i) * hq + h) * d;
                     let (qi, oi, doi) = (&q[qo..qo + d], &out[qo..qo + d], &dout[qo..qo + d]);
                     let l = lse[(b * t + i) * hq + h];
                     let delta = dot(doi, oi);
-                    inp.scores(qi, b, kh, nb, &ks, &mut sc);
-                    let dqo = (i * group + g) * d;
+                    scores(qi, scale, inp.pairs(b, kh, &ks), &mut sc);
+                    let dqo = ((i - q0) * group + g) * d;
                     let dqi = &mut p.dq[dqo..dqo + d];
-                    let reals = ks.window.clone().chain(ks.extra.iter().copied());
-                    for (&s, j) in sc.iter().zip(reals) {
+                    for (&s, key) in sc.iter().zip(ks.iter()) {
                         let pr = (s - l).exp();
-                        let ds = pr * (dot(doi, inp.kv(v, b, j, kh)) - delta);
-                        axpy(scale * ds, inp.kv(k, b, j, kh), dqi);
-                        axpy(scale * ds, qi, &mut p.dk[j * d..(j + 1) * d]);
-                        axpy(pr, doi, &mut p.dv[j * d..(j + 1) * d]);
-                    }
-                    for (&s, &m) in sc.iter().skip(n_real).zip(&ks.landmarks) {
-                        let pr = (s - l).exp();
-                        let vb = inp.bar(&inp.vbar, b, m, kh, nb);
-                        let ds = pr * (dot(doi, vb) - delta);
-                        axpy(scale * ds, inp.bar(&inp.kbar, b, m, kh, nb), dqi);
-                        axpy(scale * ds, qi, &mut dkbar[m * d..(m + 1) * d]);
-                        axpy(pr, doi, &mut dvbar[m * d..(m + 1) * d]);
+                        let ds = pr * (dot(doi, inp.vec(true, b, kh, key)) - delta);
+                        axpy(scale * ds, inp.vec(false, b, kh, key), dqi);
+                        let idx = match key {
+                            Key::Token(j) => j,
+                            Key::Block(m) => t + m,
+                        };
+                        let mut row = slots[idx];
+                        if row == usize::MAX {
+                            row = p.keys.len();
+                            slots[idx] = row;
+                            p.keys.push(idx);
+                            p.dk.resize(p.dk.len() + d, F::ZERO);
+                            p.dv.resize(p.dv.len() + d, F::ZERO);
+                        }
+                        axpy(scale * ds, qi, &mut p.dk[row * d..(row + 1) * d]);
+                        axpy(pr, doi, &mut p.dv[row * d..(row + 1) * d]);
                     }
                 }
             }
-            // A block mean's gradient reaches each of its tokens divided by s.
-            if nb > 0 {
-                let inv = F::from_f64(1.0 / pattern.block as f64);
-                for m in 0..nb {
-                    for j in m * pattern.block..(m + 1) * pattern.block {
-                        axpy(
-                            inv,
-                            &dkbar[m * d..(m + 1) * d],
-                            &mut p.dk[j * d..(j + 1) * d],
-                        );
-                        axpy(
-                            inv,
-                            &dvbar[m * d..(m + 1) * d],
-                            &mut p.dv[j * d..(j + 1) * d],
-                        );
+            for &idx in &p.keys {
+                slots[idx] = usize::MAX;
+            }
+        });
+        p
+    };
+
+    for wave in (0..nqb).step_by(BLOCKS_PER_WAVE) {
+        let wlen = BLOCKS_PER_WAVE.min(nqb - wave);
+        let parts = threads::map_chunks(heads * wlen, 1, |r| {
+            r.map(|n| task(n / wlen, wave + n % wlen))
+                .collect::<Vec<_>>()
+        })?;
+        let parts: Vec<Part<F>> = parts.into_iter().flatten().collect();
+        // Reduce in query-block order, one (batch, kv head) per task.
+        threads::map_chunks_out(heads, 1, width, &mut acc, |r, a| {
+            for (bh, a) in r.zip(a.chunks_exact_mut(width)) {
+                let (adk, adv) = a.split_at_mut(n_keys * d);
+                for p in &parts[bh * wlen..(bh + 1) * wlen] {
+                    for (n, &idx) in p.keys.iter().enumerate() {
+                        let src = n * d..(n + 1) * d;
+                        let dst = idx * d..(idx + 1) * d;
+                        axpy(F::from_f64(1.0), &p.dk[src.clone()], &mut adk[dst.clone()]);
+                        axpy(F::from_f64(1.0), &p.dv[src], &mut adv[dst]);
                     }
                 }
             }
-            res.push(p);
+        })?;
+        for (n, p) in parts.iter().enumerate() {
+            let (bh, qb) = (n / wlen, wave + n % wlen);
+            let (b, kh) = (bh / hk, bh % hk);
+            let q0 = qb * QUERIES_PER_TASK;
+            for (r, src) in p.dq.chunks_exact(group * d).enumerate() {
+                let qo = ((b * t + q0 + r) * hq + kh * group) * d;
+                dq[qo..qo + group * d].copy_from_slice(src);
+            }
         }
-        res
-    })?;
-    for (task, p) in parts.into_iter().flatten().enumerate() {
-        let (b, kh) = (task / hk, task % hk);
+    }
+
+    // A block mean's gradient reaches each of its tokens divided by s.
+    let inv = F::from_f64(1.0 / pattern.block.max(1) as f64);
+    for (bh, a) in acc.chunks_exact_mut(width).enumerate() {
+        let (b, kh) = (bh / hk, bh % hk);
+        let (adk, adv) = a.split_at_mut(n_keys * d);
+        for m in 0..nb {
+            for j in m * pattern.block..(m + 1) * pattern.block {
+                // Tokens precede blocks in each buffer: [tokens | blocks].
+                let (tokens, blocks) = adk.split_at_mut((t + m) * d);
+                axpy(inv, &blocks[..d], &mut tokens[j * d..(j + 1) * d]);
+                let (tokens, blocks) = adv.split_at_mut((t + m) * d);
+                axpy(inv, &blocks[..d], &mut tokens[j * d..(j + 1) * d]);
+            }
+        }
         for i in 0..t {
             let ko = ((b * t + i) * hk + kh) * d;
-            dk[ko..ko + d].copy_from_slice(&p.dk[i * d..(i + 1) * d]);
-            dv[ko..ko + d].copy_from_slice(&p.dv[i * d..(i + 1) * d]);
-            let qo = ((b * t + i) * hq + kh * group) * d;
-            dq[qo..qo + group * d].copy_from_slice(&p.dq[i * group * d..(i + 1) * group * d]);
+            dk[ko..ko + d].copy_from_slice(&adk[i * d..(i + 1) * d]);
+            dv[ko..ko + d].copy_from_slice(&adv[i * d..(i + 1) * d]);
         }
     }
     Ok(())
@@ -157,7 +214,12 @@ mod tests {
             hk: 2,
             d: 5,
         };
-        for causal in [true, false] {
+        for (causal, horizon) in [
+            (true, None),
+            (false, None),
+            (true, Some(5)),
+            (false, Some(4)),
+        ] {
             let p = Pattern {
                 window: 2,
                 block: 3,
@@ -165,6 +227,7 @@ mod tests {
                 globals: vec![0],
                 log_stride: true,
                 causal,
+                horizon,
             };
             let (q, k, v, w) = (
                 lcg(s.q_len(), 4),

@@ -1,7 +1,7 @@
 //! Forward pass: softmax over each query's sparse key set, saving the
 //! log-sum-exp so the backward pass can recompute probabilities.
 
-use super::pattern::{KeySet, Pattern, Shape, block_means};
+use super::pattern::{Key, KeySet, Pattern, Shape, block_means};
 use super::real::{Real, axpy, dot};
 use crate::{Error, Result, threads};
 
@@ -21,40 +21,74 @@ pub(crate) fn check_len<F>(name: &str, x: &[F], want: usize) -> Result<()> {
 /// Read-only inputs shared by the forward and backward passes.
 pub(crate) struct Inputs<'a, F> {
     pub k: &'a [F],
+    pub v: &'a [F],
     pub kbar: Vec<F>,
     pub vbar: Vec<F>,
     pub shape: Shape,
-    pub scale: F,
+    pub nb: usize,
 }
 
 impl<F: Real> Inputs<'_, F> {
-    /// Key (or value) vector of token j of kv head `h` in batch `b`.
+    /// Key (`value == false`) or value vector of `key` for kv head `h` in batch `b`.
     #[inline]
-    pub fn kv<'s>(&self, x: &'s [F], b: usize, j: usize, h: usize) -> &'s [F] {
+    pub fn vec(&self, value: bool, b: usize, h: usize, key: Key) -> &[F] {
         let s = self.shape;
-        let o = ((b * s.t + j) * s.hk + h) * s.d;
+        let (x, o) = match (key, value) {
+            (Key::Token(j), false) => (self.k, ((b * s.t + j) * s.hk + h) * s.d),
+            (Key::Token(j), true) => (self.v, ((b * s.t + j) * s.hk + h) * s.d),
+            (Key::Block(m), false) => (&self.kbar[..], ((b * self.nb + m) * s.hk + h) * s.d),
+            (Key::Block(m), true) => (&self.vbar[..], ((b * self.nb + m) * s.hk + h) * s.d),
+        };
         &x[o..o + s.d]
     }
 
-    /// Landmark mean key (or value) of block `blk`.
-    #[inline]
-    pub fn bar<'s>(&self, x: &'s [F], b: usize, blk: usize, h: usize, nb: usize) -> &'s [F] {
-        let s = self.shape;
-        let o = ((b * nb + blk) * s.hk + h) * s.d;
-        &x[o..o + s.d]
+    /// (key, value) pairs of `ks` in [`KeySet::iter`] order.
+    pub fn pairs<'s>(
+        &'s self,
+        b: usize,
+        h: usize,
+        ks: &'s KeySet,
+    ) -> impl Iterator<Item = (&'s [F], &'s [F])> + Clone + 's {
+        ks.iter()
+            .map(move |key| (self.vec(false, b, h, key), self.vec(true, b, h, key)))
     }
+}
 
-    /// Scaled scores of query `qi` against every key of `ks`, in the order
-    /// window, extra, landmarks.
-    pub fn scores(&self, qi: &[F], b: usize, h: usize, nb: usize, ks: &KeySet, out: &mut Vec<F>) {
-        out.clear();
-        for j in ks.window.clone().chain(ks.extra.iter().copied()) {
-            out.push(self.scale * dot(qi, self.kv(self.k, b, j, h)));
-        }
-        for &l in &ks.landmarks {
-            out.push(self.scale * dot(qi, self.bar(&self.kbar, b, l, h, nb)));
-        }
+/// Scaled scores of `qi` against every key of `keys` into `sc`.
+pub(crate) fn scores<'a, F: Real + 'a>(
+    qi: &[F],
+    scale: F,
+    keys: impl Iterator<Item = (&'a [F], &'a [F])>,
+    sc: &mut Vec<F>,
+) {
+    sc.clear();
+    sc.extend(keys.map(|(k, _)| scale * dot(qi, k)));
+}
+
+/// One query row: `out` = softmax-weighted sum of the values of `keys`
+/// (running max subtracted first, so no exp overflows); returns the
+/// log-sum-exp. Forward and stream both call this, so a streamed row is the
+/// full pass's row operation for operation.
+pub(crate) fn attend_row<'a, F: Real + 'a>(
+    qi: &[F],
+    scale: F,
+    keys: impl Iterator<Item = (&'a [F], &'a [F])> + Clone,
+    sc: &mut Vec<F>,
+    out: &mut [F],
+) -> F {
+    scores(qi, scale, keys.clone(), sc);
+    let m = sc.iter().fold(F::NEG_INF, |m, &x| m.max(x));
+    let mut sum = F::ZERO;
+    out.fill(F::ZERO);
+    for (s, (_, v)) in sc.iter().zip(keys) {
+        let p = (*s - m).exp();
+        sum += p;
+        axpy(p, v, out);
     }
+    for x in out.iter_mut() {
+        *x = *x / sum;
+    }
+    m + sum.ln()
 }
 
 pub(crate) fn inputs<'a, F: Real>(
@@ -63,7 +97,6 @@ pub(crate) fn inputs<'a, F: Real>(
     v: &'a [F],
     shape: Shape,
     pattern: &Pattern,
-    scale: F,
 ) -> Result<Inputs<'a, F>> {
     shape.validate()?;
     pattern.validate()?;
@@ -73,10 +106,11 @@ pub(crate) fn inputs<'a, F: Real>(
     let (kbar, vbar) = block_means(k, v, shape, pattern);
     Ok(Inputs {
         k,
+        v,
         kbar,
         vbar,
         shape,
-        scale,
+        nb: pattern.n_blocks(shape.t),
     })
 }
 
@@ -96,11 +130,10 @@ pub fn forward<F: Real>(
     out: &mut [F],
     lse: &mut [F],
 ) -> Result<()> {
-    let inp = inputs(q, k, v, shape, pattern, scale)?;
+    let inp = inputs(q, k, v, shape, pattern)?;
     check_len("out", out, shape.q_len())?;
     check_len("lse", lse, shape.b * shape.t * shape.hq)?;
     let (t, hq, d) = (shape.t, shape.hq, shape.d);
-    let nb = pattern.n_blocks(t);
     let group = shape.group();
     let rows = shape.b * t;
     let parts = threads::map_chunks_out(rows, ROWS_PER_TASK, hq * d, out, |range, o| {
@@ -111,29 +144,9 @@ pub fn forward<F: Real>(
             let (b, i) = (row / t, row % t);
             pattern.keys(i, t, &mut ks);
             for (h, oh) in orow.chunks_exact_mut(d).enumerate() {
-                let kh = h / group;
                 let qo = (row * hq + h) * d;
-                let qi = &q[qo..qo + d];
-                inp.scores(qi, b, kh, nb, &ks, &mut sc);
-                let m = sc.iter().fold(F::NEG_INF, |m, &x| m.max(x));
-                let mut sum = F::ZERO;
-                oh.fill(F::ZERO);
-                let reals = ks.window.clone().chain(ks.extra.iter().copied());
-                for (s, j) in sc.iter().zip(reals) {
-                    let p = (*s - m).exp();
-                    sum += p;
-                    axpy(p, inp.kv(v, b, j, kh), oh);
-                }
-                let n_real = ks.window.len() + ks.extra.len();
-                for (s, &l) in sc.iter().skip(n_real).zip(&ks.landmarks) {
-                    let p = (*s - m).exp();
-                    sum += p;
-                    axpy(p, inp.bar(&inp.vbar, b, l, kh, nb), oh);
-                }
-                for x in oh.iter_mut() {
-                    *x = *x / sum;
-                }
-                lse_part.push(m + sum.ln());
+                let pairs = inp.pairs(b, h / group, &ks);
+                lse_part.push(attend_row(&q[qo..qo + d], scale, pairs, &mut sc, oh));
             }
         }
         lse_part
@@ -221,7 +234,12 @@ mod tests {
             hk: 2,
             d: 11,
         };
-        for causal in [true, false] {
+        for (causal, horizon) in [
+            (true, None),
+            (false, None),
+            (true, Some(6)),
+            (false, Some(9)),
+        ] {
             let p = Pattern {
                 window: 3,
                 block: 4,
@@ -229,6 +247,7 @@ mod tests {
                 globals: vec![0, 5],
                 log_stride: true,
                 causal,
+                horizon,
             };
             let (q, k, v) = (lcg(s.q_len(), 1), lcg(s.kv_len(), 2), lcg(s.kv_len(), 3));
             let mut out = vec![0.0; s.q_len()];
@@ -274,6 +293,7 @@ mod tests {
             globals: vec![],
             log_stride: false,
             causal: true,
+            horizon: None,
         };
         let mut out = vec![0.0f32; s.q_len()];
         let mut lse = vec![0.0f32; 8];

@@ -10,8 +10,15 @@
 //!   block Q entirely after the window (first token > i + w) and Q + 1, Q + 2,
 //!   Q + 4, ... A trailing partial block never becomes a landmark.
 //!
+//! - horizon (optional) h: no real token farther than h steps away (window and
+//!   log-stride alike; global tokens stay) and no landmark block with a token
+//!   farther than h away. It bounds a stream's cache to h + 1 tokens, the
+//!   global tokens and the block means inside the horizon.
+//!
 //! Real keys are deduplicated (a log-stride link inside the window counts
 //! once). The query itself is always in its window, so no softmax is empty.
+//! [`KeySet::iter`] is the one order every kernel (forward, backward, stream)
+//! walks the keys in.
 
 use std::ops::Range;
 
@@ -32,6 +39,8 @@ pub struct Pattern {
     pub log_stride: bool,
     /// Only earlier tokens (and the query itself).
     pub causal: bool,
+    /// No key (except global tokens) farther than this many steps away.
+    pub horizon: Option<usize>,
 }
 
 /// Sizes of q [B, T, Hq, D] and k, v [B, T, Hk, D].
@@ -88,6 +97,15 @@ impl Shape {
     }
 }
 
+/// One key of a query: a real token or the mean of a landmark block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    /// Real token j.
+    Token(usize),
+    /// Mean key/value of block m (tokens m s .. (m + 1) s).
+    Block(usize),
+}
+
 /// The keys of one query: a contiguous window, extra real tokens outside it,
 /// and landmark block indices.
 #[derive(Debug, Clone, Default)]
@@ -109,6 +127,16 @@ impl KeySet {
     /// True when there are no keys (never, for a query inside the sequence).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Real tokens (window, then extra), then landmark blocks: the order
+    /// scores, probabilities and gradients are indexed in.
+    pub fn iter(&self) -> impl Iterator<Item = Key> + Clone + '_ {
+        self.window
+            .clone()
+            .chain(self.extra.iter().copied())
+            .map(Key::Token)
+            .chain(self.landmarks.iter().copied().map(Key::Block))
     }
 }
 
@@ -134,7 +162,9 @@ impl Pattern {
 
     /// Fill `ks` with the keys of query `i` in a sequence of `t` tokens.
     pub fn keys(&self, i: usize, t: usize, ks: &mut KeySet) {
-        let w = self.window;
+        let h = self.horizon.unwrap_or(usize::MAX);
+        // The window never reaches past the horizon.
+        let w = self.window.min(h);
         let lo = i.saturating_sub(w);
         let hi = if self.causal {
             i + 1
@@ -150,7 +180,7 @@ impl Pattern {
         }
         if self.log_stride {
             let mut step = 1usize;
-            while step <= i {
+            while step <= i && step <= h {
                 if i - step < lo {
                     ks.extra.push(i - step);
                 }
@@ -161,7 +191,7 @@ impl Pattern {
             }
             if !self.causal {
                 let mut step = 1usize;
-                while let Some(j) = i.checked_add(step).filter(|&j| j < t) {
+                while let Some(j) = i.checked_add(step).filter(|&j| j < t && step <= h) {
                     if j >= hi {
                         ks.extra.push(j);
                     }
@@ -180,6 +210,9 @@ impl Pattern {
             return;
         }
         let s = self.block;
+        // Landmarks follow the unclipped window; the horizon then drops any
+        // block with a token more than h away.
+        let w = self.window;
         // Newest complete block ending before the window: (P + 1) s <= i - w.
         if i >= w && (i - w) >= s {
             let p = (i - w) / s - 1;
@@ -201,6 +234,12 @@ impl Pattern {
                     d *= 2;
                 }
             }
+        }
+        if h != usize::MAX {
+            ks.landmarks.retain(|&m| {
+                m.saturating_mul(s).saturating_add(h) >= i
+                    && (m + 1).saturating_mul(s) - 1 <= i.saturating_add(h)
+            });
         }
     }
 }
@@ -246,6 +285,7 @@ mod tests {
             globals: vec![0],
             log_stride: true,
             causal: true,
+            horizon: None,
         }
     }
 
@@ -282,6 +322,29 @@ mod tests {
         assert_eq!(ks.extra, vec![11, 19]);
         // Q = 7 / 2 + 1 = 4 (tokens 8, 9), then 5, 6, 8; 20 / 2 = 10 blocks.
         assert_eq!(ks.landmarks, vec![4, 5, 6, 8]);
+    }
+
+    #[test]
+    fn horizon_drops_far_keys_but_keeps_globals() {
+        let p = Pattern {
+            horizon: Some(9),
+            ..default_pattern()
+        };
+        let mut ks = KeySet::default();
+        p.keys(20, 32, &mut ks);
+        assert_eq!(ks.window, 16..21);
+        // 20-8 = 12 stays, 20-16 = 4 is 16 away; global 0 stays.
+        assert_eq!(ks.extra, vec![0, 12]);
+        // Blocks 7 (14, 15) and 6 (12, 13) lie within 9 steps; 5 and 3 do not.
+        assert_eq!(ks.landmarks, vec![7, 6]);
+        let tight = Pattern {
+            horizon: Some(2),
+            ..default_pattern()
+        };
+        tight.keys(20, 32, &mut ks);
+        assert_eq!(ks.window, 18..21);
+        assert_eq!(ks.extra, vec![0]);
+        assert!(ks.landmarks.is_empty());
     }
 
     #[test]

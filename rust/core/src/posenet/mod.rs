@@ -29,6 +29,7 @@ mod conv;
 mod heads;
 mod input;
 mod tcn;
+mod temporal;
 mod weights;
 
 use std::path::{Path, PathBuf};
@@ -44,6 +45,7 @@ use conv::{Conv1d, silu_all};
 use heads::Head;
 pub use input::{MapSpec, Preprocess};
 use tcn::TemporalBlock;
+pub use temporal::{TemporalHead, TemporalOptions, TemporalStream};
 use weights::Weights;
 
 /// Which model the checkpoint holds.
@@ -126,6 +128,20 @@ impl PoseNet {
         mean_pose: Vec<f32>,
         target_scale: f32,
     ) -> Result<Self> {
+        Self::load_prefixed(path, arch, pre, mean_pose, target_scale, "")
+    }
+
+    /// [`PoseNet::load`] of the tensors named `prefix` + the usual names (a
+    /// temporal model's frame model is `frame.`); tensors outside the prefix
+    /// are left to their own loader.
+    pub fn load_prefixed(
+        path: &Path,
+        arch: Arch,
+        pre: Preprocess,
+        mean_pose: Vec<f32>,
+        target_scale: f32,
+        prefix: &str,
+    ) -> Result<Self> {
         let file = crate::checkpoint::checkpoint_file(path)?;
         let bad = |m: String| Error::Checkpoint(format!("{}: {m}", file.display()));
         if arch.keypoints == 0 || arch.dims == 0 || arch.window == 0 {
@@ -161,7 +177,7 @@ impl PoseNet {
         // modified in place; the tensors are copied out before this returns.
         let st = unsafe { MmapedSafetensors::new(&file) }
             .map_err(|e| bad(format!("not a readable safetensors file: {e}")))?;
-        let w = Weights::new(&st, &file);
+        let w = Weights::new(&st, &file).with_prefix(prefix);
         let in_channels = match w.shape("tcn.network.0.conv1_group.weight").as_deref() {
             Some([c, ..]) if *c > 0 => *c,
             _ => {

@@ -24,6 +24,8 @@ pub(crate) struct Weights<'a> {
     st: &'a MmapedSafetensors,
     file: &'a Path,
     used: RefCell<BTreeSet<String>>,
+    /// Prepended to every name read (`frame.` for a temporal model's frame model).
+    prefix: String,
 }
 
 impl<'a> Weights<'a> {
@@ -32,7 +34,14 @@ impl<'a> Weights<'a> {
             st,
             file,
             used: RefCell::new(BTreeSet::new()),
+            prefix: String::new(),
         }
+    }
+
+    /// The same file, every name read under `prefix`.
+    pub fn with_prefix(mut self, prefix: &str) -> Self {
+        self.prefix = prefix.to_string();
+        self
     }
 
     pub fn err(&self, m: impl std::fmt::Display) -> Error {
@@ -41,15 +50,17 @@ impl<'a> Weights<'a> {
 
     /// The shape of tensor `name`, if the file has it.
     pub fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        let name = format!("{}{name}", self.prefix);
         self.st
             .tensors()
             .into_iter()
-            .find(|(n, _)| n == name)
+            .find(|(n, _)| *n == name)
             .map(|(_, v)| v.shape().to_vec())
     }
 
     /// Tensor `name` (F32, shape `shape`, finite) as a flat vector.
     pub fn get(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let name = &format!("{}{name}", self.prefix);
         let t = self.st.load(name, &Device::Cpu).map_err(|e| {
             self.err(format!(
                 "missing or unreadable tensor {name} (expected shape {shape:?}): {e}"
@@ -77,7 +88,7 @@ impl<'a> Weights<'a> {
                 v[i]
             )));
         }
-        self.used.borrow_mut().insert(name.to_string());
+        self.used.borrow_mut().insert(name.clone());
         Ok(v)
     }
 
@@ -94,7 +105,7 @@ impl<'a> Weights<'a> {
                 v[i]
             )));
         }
-        let tracked = format!("{prefix}.num_batches_tracked");
+        let tracked = format!("{}{prefix}.num_batches_tracked", self.prefix);
         self.used.borrow_mut().insert(tracked);
         let scale: Vec<f64> = g
             .iter()
@@ -177,7 +188,7 @@ impl<'a> Weights<'a> {
         })
     }
 
-    /// Names in the file that the architecture did not read.
+    /// Names under the prefix that the architecture did not read.
     pub fn unused(&self) -> Vec<String> {
         let used = self.used.borrow();
         let mut names: Vec<String> = self
@@ -185,7 +196,7 @@ impl<'a> Weights<'a> {
             .tensors()
             .into_iter()
             .map(|(n, _)| n)
-            .filter(|n| !used.contains(n))
+            .filter(|n| n.starts_with(&self.prefix) && !used.contains(n))
             .collect();
         names.sort();
         names
