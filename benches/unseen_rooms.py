@@ -210,7 +210,9 @@ def tables(p: list[dict[str, Any]], c: list[dict[str, Any]]) -> str:
                 "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
         for r in c:
             if "unseen_mae" not in r:
-                out.append(f"| {r['variant']} | {r['val_mae']:.3f} | not evaluated | | | | | | {r['train_s']} |")
+                out.append(
+                    f"| {r['variant']} | {r['val_mae']:.3f} | not evaluated | | | | | | {r['train_s']} |"
+                )
                 continue
             out.append(f"| {r['variant']} | {r['val_mae']:.3f} | {_fmt(r['unseen_mae'])} | "
                        f"{_fmt(r['unseen_within_1'])} | {_fmt(r['unseen_accuracy'])} | "

@@ -60,8 +60,14 @@ def test_resolve_fills_in_the_defaults_from_the_store():
     assert protocol.resolve_split("auto", {"rooms": 0, "default": 0}) == "rooms"
     assert protocol.resolve_split("auto", {"default": 0}) == "default"
     assert protocol.resolve_split("cross-environment", {"rooms": 0}) == "cross-environment"
-    assert protocol.resolve_parts("auto", ["auto"], rooms) == ("val_people", ["val", "test", "unseen"])
-    assert protocol.resolve_parts("val", ["auto"], rooms) == ("val", ["val_people", "test", "unseen"])
+    assert protocol.resolve_parts("auto", ["auto"], rooms) == (
+        "val_people",
+        ["val", "test", "unseen"],
+    )
+    assert protocol.resolve_parts("val", ["auto"], rooms) == (
+        "val",
+        ["val_people", "test", "unseen"],
+    )
     default = ["train", "val", "test", "test_unseen_env"]
     assert protocol.resolve_parts("auto", ["auto"], default) == ("val", ["test", "test_unseen_env"])
     # Named choices are kept as given.

@@ -204,7 +204,9 @@ def prepare(cfg: CountConfig, path: Path) -> CountData:
     # the checkpoint and the evaluation).
     d.split = protocol.resolve_split(d.split, store.manifest.get("splits") or {})
     if d.split == "random":
-        d.val_part, d.test_parts = protocol.resolve_parts(d.val_part, d.test_parts, ["train", "val", "test"])
+        d.val_part, d.test_parts = protocol.resolve_parts(
+            d.val_part, d.test_parts, ["train", "val", "test"]
+        )
         parts = {k: np.flatnonzero(known)[v] for k, v in _random_split(labels[known], cfg).items()}
         train_store = store  # overlapping training windows would leak into val / test
         train_windows = parts[d.train_part] if d.train_part in parts else np.zeros(0, np.int64)
