@@ -333,7 +333,8 @@ def test_predict_applies_the_runs_input_features(labelled, tmp_path):
     assert ck.features == ("static_removal",)
     w = np.random.default_rng(3).uniform(1, 30, (4, 56, 20)).astype(np.float32)
     np.save(tmp_path / "w.npy", w)
-    assert main(["count", "predict", str(run), str(tmp_path / "w.npy"), "--out", str(tmp_path / "p.npz")]) == 0
+    args = ["count", "predict", str(run), str(tmp_path / "w.npy"), "--out", str(tmp_path / "p.npz")]
+    assert main(args) == 0
     want = CountNet.load(run).predict(static_removal_np(w))
     np.testing.assert_array_equal(np.load(tmp_path / "p.npz")["probabilities"], want.probabilities)
     np.testing.assert_array_equal(ck.model_input(w), static_removal_np(w))

@@ -94,7 +94,8 @@ def features_input(windows: np.ndarray, features: Any) -> np.ndarray:
         raise CsiposeError("the model was trained with data.features 'capture_norm' (per-capture "
                            "statistics); count predict cannot apply it to single windows")  # fmt: skip
     x = windows
-    if "static_removal" in features and isinstance(x, np.ndarray) and x.ndim >= 2 and x.dtype.kind == "f":
+    floats = isinstance(x, np.ndarray) and x.ndim >= 2 and x.dtype.kind == "f"
+    if "static_removal" in features and floats:
         x = static_removal_np(x)  # other inputs go on to CountNet.predict's own checks
     return x
 
