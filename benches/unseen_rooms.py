@@ -79,7 +79,7 @@ def pose(args: argparse.Namespace) -> list[dict[str, Any]]:
         run = (
             Path(args.root)
             / "runs"
-            / f"pose-{args.pose_model}-{draw}-{'+'.join(features) or 'plain'}{_seed(args)}"
+            / f"pose-{args.pose_model}-{draw}-{'+'.join(features) or 'plain'}{_seed(args)}{args.tag}"
         )
         cfg = config.load(None, [
             'data.source="store"', f'data.store="{store}"', "data.split=rooms",
@@ -145,7 +145,9 @@ def count(args: argparse.Namespace) -> list[dict[str, Any]]:
         if args.simulate_only:
             continue
         run = (
-            Path(args.root) / "runs" / f"count-{draw}-{'+'.join(features) or 'plain'}{_seed(args)}"
+            Path(args.root)
+            / "runs"
+            / f"count-{draw}-{'+'.join(features) or 'plain'}{_seed(args)}{args.tag}"
         )
         cfg = config.load(None, [
             'data.source="store"', f'data.store="{store}"', "data.split=rooms",
@@ -230,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--only", choices=["pose", "count"], default=None)
     ap.add_argument("--variants", nargs="*", default=None, help="variant names (default: all)")
-    ap.add_argument("--tag", default="", help="appended to the results file names")
+    ap.add_argument("--tag", default="", help="appended to the results file and run names")
     ap.add_argument(
         "--rooms",
         choices=["fixed", "per_sequence"],
