@@ -319,3 +319,22 @@ def test_predict_on_the_real_esp32_sample(labelled, capsys):
     out = capsys.readouterr()
     assert "capture 357 packets/s" in out.out and "RESAMPLED" in out.out  # against the training 20
     assert "13 packets, fewer than one window of 20" in out.err
+
+
+def test_predict_applies_the_runs_input_features(labelled, tmp_path):
+    """The fixture's run has the default input (static_removal): every predict path feeds
+    the model what it was trained on, not the raw windows."""
+    from csipose import CountNet
+    from csipose.count.capture import load_checkpoint
+    from csipose.signal_features import static_removal_np
+
+    _, _, run = labelled
+    ck = load_checkpoint(run)
+    assert ck.features == ("static_removal",)
+    w = np.random.default_rng(3).uniform(1, 30, (4, 56, 20)).astype(np.float32)
+    np.save(tmp_path / "w.npy", w)
+    args = ["count", "predict", str(run), str(tmp_path / "w.npy"), "--out", str(tmp_path / "p.npz")]
+    assert main(args) == 0
+    want = CountNet.load(run).predict(static_removal_np(w))
+    np.testing.assert_array_equal(np.load(tmp_path / "p.npz")["probabilities"], want.probabilities)
+    np.testing.assert_array_equal(ck.model_input(w), static_removal_np(w))

@@ -66,5 +66,5 @@ def test_count_training_matches_the_loop_before_the_engine(golden, tmp_path_fact
     run = train(config.load(None, [f'data.cache_dir="{cache}"', "data.environments=2", "data.subjects=3",
                                    "data.frames=40", "data.sequences=3", "train.batch_size=32", "train.threads=1",
                                    "train.early_stop=0", f'train.run_dir="{tmp_path_factory.mktemp(name)}/run"',
-                                   *extra]), progress=False)  # fmt: skip
+                                   "data.features=[]", *extra]), progress=False)  # fmt: skip
     check(run, golden[name])

@@ -76,7 +76,7 @@ def test_fixed_rooms_of_validation_and_unseen_match_a_fixed_simulation(drawn, tm
     fixed = simulate(tmp_path / "f", seed=3, **SMALL)
     a, b = Store.open(path), Store.open(fixed)
     for s in (a, b):
-        assert set(s.split("rooms")) == {"train", "val", "test", "unseen"}
+        assert set(s.split("rooms")) == {"train", "val_people", "val", "test", "unseen"}
     ea, eb = a.array("environment"), b.array("environment")
     na, nb = a.manifest["metadata"]["environment"], b.manifest["metadata"]["environment"]
     for room in ("E02", "E06"):

@@ -77,6 +77,32 @@ class Checkpoint:
     map_kind: str  # "esp32", "esp32-capture", "none" or another kind
     rate_hz: float | None  # packets per second of the training data (None: unknown)
     rate_source: str
+    #: The run's data.features: the model was trained on windows with these applied.
+    features: tuple[str, ...] = ()
+
+    def model_input(self, windows: np.ndarray) -> np.ndarray:
+        """Raw windows [n, 56, 20] as the model was trained on them (its data.features)."""
+        return features_input(windows, self.features)
+
+
+def features_input(windows: np.ndarray, features: Any) -> np.ndarray:
+    """``windows`` [n, 56, 20] (or one [56, 20]) with a counting run's per-window features
+    applied; capture_norm needs a room's statistics, which one prediction does not have."""
+    from csipose.signal_features import static_removal_np
+
+    if "capture_norm" in features:
+        raise CsiposeError("the model was trained with data.features 'capture_norm' (per-capture "
+                           "statistics); count predict cannot apply it to single windows")  # fmt: skip
+    x = windows
+    floats = isinstance(x, np.ndarray) and x.ndim >= 2 and x.dtype.kind == "f"
+    if "static_removal" in features and floats:
+        x = static_removal_np(x)  # other inputs go on to CountNet.predict's own checks
+    return x
+
+
+def run_features(meta: dict[str, str]) -> tuple[str, ...]:
+    """data.features of a counting checkpoint's metadata (() for runs from before them)."""
+    return tuple(json.loads(meta.get("data", "{}") or "{}").get("features") or ())
 
 
 def _store_rate(path: Path) -> tuple[float | None, str]:
@@ -114,13 +140,14 @@ def load_checkpoint(run: str | Path, rate: float | None = None) -> Checkpoint:
     data = json.loads(meta.get("data", "{}") or "{}")
     m = data.get("subcarriers")
     kind = "none" if m is None else str((m.get("params") or {}).get("kind", "unknown"))
+    feats = run_features(meta)
     if rate is not None:
-        return Checkpoint(net, kind, float(rate), f"--train-rate {rate:g}")
+        return Checkpoint(net, kind, float(rate), f"--train-rate {rate:g}", feats)
     store = data.get("store")
     r, source = (
         _store_rate(Path(store)) if store else (None, "the checkpoint names no training store")
     )
-    return Checkpoint(net, kind, r, source)
+    return Checkpoint(net, kind, r, source, feats)
 
 
 def amplitudes(manifest: dict[str, Any], amplitude: np.ndarray, ck: Checkpoint) -> np.ndarray:

@@ -104,7 +104,9 @@ def _predict_windows(args: argparse.Namespace) -> int:
         x = np.load(args.windows, allow_pickle=False)
     except (OSError, ValueError) as e:
         raise CsiposeError(f"{args.windows}: cannot read windows as .npy: {e}") from e
-    p = net.predict(x)
+    from csipose.count.capture import features_input, run_features
+
+    p = net.predict(features_input(x, run_features(net.metadata())))
     if args.out:
         out = Path(args.out)
         tmp = out.with_name(f".{out.name}.tmp.npz")

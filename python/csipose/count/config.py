@@ -22,7 +22,9 @@ class CountDataConfig:
     store: str = ""
     cache_dir: str = "runs/cache"
     #: Simulator options (source = "simulate"; profile esp32, 0..5 people).
-    environments: int = 8
+    #: 10 rooms: the leave-rooms-out protocol's 5 training rooms, 1 validation room
+    #: (early stopping, calibration) and 4 unseen rooms (csipose.data.protocol).
+    environments: int = 10
     subjects: int = 6
     frames: int = 200
     sequences: int = 8
@@ -33,10 +35,12 @@ class CountDataConfig:
     room_draw: str = "fixed"
     #: The split and its parts. "random" splits a store without splits (e.g. paired
     #: JSONL) by window, stratified by count, with val_fraction and test_fraction.
-    split: str = "default"
+    #: "auto": the leave-rooms-out protocol ("rooms") where the store has it, else
+    #: "default"; test_parts ["auto"]: every part but train and val.
+    split: str = "auto"
     train_part: str = "train"
     val_part: str = "val"
-    test_parts: list[str] = field(default_factory=lambda: ["test", "test_unseen_env"])
+    test_parts: list[str] = field(default_factory=lambda: ["auto"])
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     #: The declared map from the store's subcarriers to CountNet's 56: "auto" (ESP32
@@ -46,7 +50,9 @@ class CountDataConfig:
     #: evaluation always uses the store's windows.
     train_stride: int = 5
     #: Environment-robust input features (csipose.signal_features.COUNT_FEATURES); [] = none.
-    features: list[str] = field(default_factory=list)
+    #: static_removal (each window's temporal mean removed) was the best input on the
+    #: validation room (docs/generalisation.md).
+    features: list[str] = field(default_factory=lambda: ["static_removal"])
 
 
 @dataclass

@@ -18,7 +18,7 @@ import numpy as np
 
 from csipose import signal_features as sf
 from csipose.count.config import ConfigError, CountConfig
-from csipose.data import CsiTransform, Store
+from csipose.data import CsiTransform, Store, protocol
 from csipose.data import simulate as sim
 from csipose.runtime.countnet import CLASSES as N_CLASSES  # one home, torch-free
 from csipose.runtime.countnet import FRAMES as N_FRAMES
@@ -200,7 +200,13 @@ def prepare(cfg: CountConfig, path: Path) -> CountData:
     if len(labels) and labels.max() >= N_CLASSES:
         raise ConfigError(f"{path}: counts up to {labels.max()}; CountNet counts 0..{N_CLASSES - 1}")
     known = labels >= 0
+    # "auto" defaults: the leave-rooms-out protocol where the store has it (written back for
+    # the checkpoint and the evaluation).
+    d.split = protocol.resolve_split(d.split, store.manifest.get("splits") or {})
     if d.split == "random":
+        d.val_part, d.test_parts = protocol.resolve_parts(
+            d.val_part, d.test_parts, ["train", "val", "test"]
+        )
         parts = {k: np.flatnonzero(known)[v] for k, v in _random_split(labels[known], cfg).items()}
         train_store = store  # overlapping training windows would leak into val / test
         train_windows = parts[d.train_part] if d.train_part in parts else np.zeros(0, np.int64)
@@ -212,6 +218,7 @@ def prepare(cfg: CountConfig, path: Path) -> CountData:
                 f"{', '.join(splits) or 'none'}; 'random' splits by window)"
             )
         parts = {k: v[known[v]] for k, v in store.split(d.split).items()}
+        d.val_part, d.test_parts = protocol.resolve_parts(d.val_part, d.test_parts, list(parts))
         train_store = base.with_options(window=_window(base, d.train_stride), transform=transform)
         t_parts = train_store.split(d.split)
         tl = train_store.gather(np.arange(len(train_store)), fields=["person_count"])["person_count"]

@@ -33,7 +33,7 @@ def predict_capture(capture: str, args: argparse.Namespace) -> int:
         )
     start = np.asarray([w[0] for w in windows])
     end = np.asarray([w[1] for w in windows])
-    p = ck.net.predict(np.stack([w[2] for w in windows]).astype(np.float32))
+    p = ck.net.predict(ck.model_input(np.stack([w[2] for w in windows]).astype(np.float32)))
     rows = [_row(i, start[i], end[i], int(p.counts[i]), float(p.confidences[i]), p.probabilities[i])
             for i in range(len(windows))]  # fmt: skip
     print(
@@ -68,7 +68,7 @@ def _stream(args: argparse.Namespace, ck: cc.Checkpoint) -> int:
             print(f"# {item}", flush=True)
             continue
         start, end, w = item
-        p = ck.net.predict(w[None].astype(np.float32))
+        p = ck.net.predict(ck.model_input(w[None].astype(np.float32)))
         print(
             _row(i, start, end, int(p.counts[0]), float(p.confidences[0]), p.probabilities[0]),
             flush=True,

@@ -11,7 +11,16 @@
   over to another room, without ever looking at the unseen ones.
 * ``test``: the last group (subject, or counting repeat) of each remaining
   training room: the in-room test of held-out people.
+* ``val_people`` (pose stores only, ``people_val=True``): the second-to-last
+  subject of each training room: held-out people in the training rooms, for
+  early stopping and checkpoint selection of a single run. Choosing the
+  checkpoint on the validation room picks the first epochs' near-mean-pose
+  weights (docs/generalisation.md), which loses what the model learns in the
+  training rooms; the validation room stays for choosing between approaches.
 * ``train``: everything else of the training rooms.
+
+``data.split = "auto"`` (the default of ``csipose train`` and ``csipose count
+train``) resolves to this split when a store has it (:func:`resolve_split`).
 
 The simulator writes this split (named ``rooms``) into every store with at
 least ``unseen + val + 1`` rooms; :func:`check` proves on a store that no
@@ -20,6 +29,7 @@ unseen room reaches the train, val or test parts.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,7 +40,9 @@ NAME = "rooms"
 UNSEEN_ROOMS = 4
 VAL_ROOMS = 1
 #: The parts a model may look at (everything but the unseen rooms).
-SEEN_PARTS = ("train", "val", "test")
+SEEN_PARTS = ("train", "val", "test", "val_people")
+#: The split a store falls back to without this one (the simulator's "default").
+FALLBACK = "default"
 
 
 def room_roles(rooms: int, unseen: int = UNSEEN_ROOMS, val: int = VAL_ROOMS) -> list[str]:
@@ -50,29 +62,66 @@ def room_roles(rooms: int, unseen: int = UNSEEN_ROOMS, val: int = VAL_ROOMS) -> 
 
 
 def parts(room: np.ndarray, group: np.ndarray, rooms: int, groups: int,
-          unseen: int = UNSEEN_ROOMS, val: int = VAL_ROOMS) -> dict[str, np.ndarray]:  # fmt: skip
+          unseen: int = UNSEEN_ROOMS, val: int = VAL_ROOMS,
+          people_val: bool = False) -> dict[str, np.ndarray]:  # fmt: skip
     """Boolean masks over sequences (``room`` [n] in 0..rooms-1, ``group`` [n] in
-    0..groups-1) for the parts train / val / test / unseen; every sequence is in
-    exactly one part. ``test`` holds each training room's last group (empty when
-    a room has a single group)."""
+    0..groups-1) for the parts train / val / test / unseen (and ``val_people``
+    with ``people_val``); every sequence is in exactly one part. ``test`` holds
+    each training room's last group (empty when a room has a single group),
+    ``val_people`` the second-to-last (empty with fewer than 3 groups)."""
     roles = np.array(room_roles(rooms, unseen, val))
     room = np.asarray(room, np.int64)
     group = np.asarray(group, np.int64)
     role = roles[room]
     held = (role == "train") & (group == groups - 1) & (groups >= 2)
-    return {
+    out = {
         "train": (role == "train") & ~held,
         "val": role == "val",
         "test": held,
         "unseen": role == "unseen",
     }
+    if people_val:
+        out["val_people"] = (role == "train") & (group == groups - 2) & (groups >= 3)
+        out["train"] = out["train"] & ~out["val_people"]
+    return out
 
 
-def definition(rooms: int, unseen: int = UNSEEN_ROOMS, val: int = VAL_ROOMS) -> str:
+def resolve_split(split: str, splits: Collection[str]) -> str:
+    """``split`` with "auto" resolved against the store's split names ``splits``: this
+    protocol when the store has it, else ``"default"``."""
+    if split == "auto":
+        return NAME if NAME in splits else FALLBACK
+    return split
+
+
+def resolve_parts(val_part: str, test_parts: list[str],
+                  names: Sequence[str]) -> tuple[str, list[str]]:  # fmt: skip
+    """(val part, test parts) with the defaults filled in from the split's part ``names``
+    (in the split's order):
+
+    * val part "auto": ``val_people`` (held-out people of the training rooms) when the
+      split has it, else ``val``;
+    * test parts ``["auto"]``: every other part except ``train`` (for this protocol: the
+      validation room, the in-room test and the unseen rooms, each reported on its own).
+    """
+    if val_part == "auto":
+        val_part = "val_people" if "val_people" in names else "val"
+    if test_parts == ["auto"]:
+        test_parts = [p for p in names if p not in ("train", val_part)]
+    return val_part, test_parts
+
+
+def definition(rooms: int, unseen: int = UNSEEN_ROOMS, val: int = VAL_ROOMS,
+               people_val: bool = False) -> str:  # fmt: skip
     first_val = rooms - unseen - val
+    people = (
+        "; val_people: the second-to-last subject of each (in-room early stopping)"
+        if people_val
+        else ""
+    )
     return (
         f"leave-rooms-out: train: rooms 1..{first_val} without each room's last subject (or "
-        f"counting repeat); test: that last one (in-room, held-out people); val: rooms "
+        f"counting repeat){people}; test: that last one (in-room, held-out people); val: rooms "
         f"{first_val + 1}..{rooms - unseen} (held-out training rooms, for every choice); unseen: "
         f"rooms {rooms - unseen + 1}..{rooms} (never used for any choice, reported room by room)"
     )
@@ -97,5 +146,5 @@ def check(store: Any, split: str = NAME) -> dict[str, set[str]]:
     return rooms
 
 
-__all__ = ["NAME", "SEEN_PARTS", "UNSEEN_ROOMS", "VAL_ROOMS", "check", "definition", "parts",
-           "room_roles"]  # fmt: skip
+__all__ = ["FALLBACK", "NAME", "SEEN_PARTS", "UNSEEN_ROOMS", "VAL_ROOMS", "check", "definition",
+           "parts", "resolve_parts", "resolve_split", "room_roles"]  # fmt: skip

@@ -32,8 +32,11 @@ class DataConfig:
     cache_dir: str = "runs/cache"
     #: Simulator options (source = "simulate").
     profile: str = "mmfi"
-    environments: int = 4
-    subjects: int = 20
+    #: 10 rooms: the leave-rooms-out protocol's 5 training rooms, 1 validation room and 4
+    #: unseen rooms (csipose.data.protocol); 12 people each keep the training part at the
+    #: size of the former 4 rooms x 20 people (3 training rooms x 18).
+    environments: int = 10
+    subjects: int = 12
     frames: int = 32
     sim_seed: int = 0
     #: Where each person stands (m) and faces (degrees) varies by these standard deviations
@@ -43,11 +46,14 @@ class DataConfig:
     #: "fixed" rooms, or "per_sequence": every training sequence in a drawn room of its own
     #: (domain randomisation, docs/simulator.md; needs environments >= 6).
     room_draw: str = "fixed"
-    #: The split and its parts.
-    split: str = "default"
+    #: The split and its parts. "auto": the leave-rooms-out protocol ("rooms") where the
+    #: store has it, else "default"; val_part "auto": the held-out people of the training
+    #: rooms ("val_people") where the split has them, else "val"; test_parts ["auto"]:
+    #: every other part (rooms: the validation room, the in-room test, the unseen rooms).
+    split: str = "auto"
     train_part: str = "train"
-    val_part: str = "val"
-    test_parts: list[str] = field(default_factory=lambda: ["test", "test_unseen_env"])
+    val_part: str = "auto"
+    test_parts: list[str] = field(default_factory=lambda: ["auto"])
     #: Windows (0 = the store's default).
     window_length: int = 0
     window_stride: int = 0

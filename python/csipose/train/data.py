@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from csipose import signal, skeleton
-from csipose.data import CsiTransform, Store, ZScore
+from csipose.data import CsiTransform, Store, ZScore, protocol
 from csipose.data import simulate as sim
 from csipose.signal_features import extra_channels
 from csipose.train.config import Config, ConfigError
@@ -119,11 +119,15 @@ def prepare(cfg: Config, path: Path) -> PoseData:
         window={**base.window.to_dict(), **window}, transform={"amplitude": transform}
     )
     splits = store.manifest.get("splits") or {}
+    # "auto" defaults: the leave-rooms-out protocol where the store has it; written back so
+    # that the checkpoint, the evaluation and a resume see the resolved names.
+    d.split = protocol.resolve_split(d.split, splits)
     if d.split not in splits:
         raise ConfigError(
             f"data.split: the store has no split {d.split!r} (it has {', '.join(splits) or 'none'})"
         )
     parts = store.split(d.split)
+    d.val_part, d.test_parts = protocol.resolve_parts(d.val_part, d.test_parts, list(parts))
     for part in (d.train_part, d.val_part, *d.test_parts):
         if part not in parts:
             raise ConfigError(f"split {d.split!r} has no part {part!r} (it has {', '.join(parts)})")

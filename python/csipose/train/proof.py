@@ -40,7 +40,8 @@ STORE: dict[str, Any] = {
     "seed": 1,
 }
 OVERRIDES = ["train.epochs=6", "train.batch_size=16", "train.threads=1", "train.seed=0", "train.early_stop=0",
-             'train.device="cpu"', "train.time_budget_min=0", "data.train_stride=2"]  # fmt: skip
+             'train.device="cpu"', "train.time_budget_min=0", "data.train_stride=2",
+             "data.features=[]"]  # fmt: skip
 
 
 def weights_hash(state: dict[str, torch.Tensor]) -> str:

@@ -322,7 +322,8 @@ def simulate(
                 valid=valid,
                 extra=extra,
             )
-        _splits(w, plan, environments, subjects if p.max_people == 1 else sequences)
+        _splits(w, plan, environments, subjects if p.max_people == 1 else sequences,
+                people_val=p.max_people == 1)  # fmt: skip
     return Path(out)
 
 
@@ -364,9 +365,11 @@ def _keypoints(
     )
 
 
-def _splits(w: StoreWriter, plan: list[_Seq], environments: int, groups: int) -> None:
+def _splits(w: StoreWriter, plan: list[_Seq], environments: int, groups: int,
+            people_val: bool = False) -> None:  # fmt: skip
     """``default``: held-out groups (subjects, or counting repeats) in the first rooms and
-    the whole last room; ``cross-environment``: first rooms against the last."""
+    the whole last room; ``cross-environment``: first rooms against the last; ``rooms``
+    (with ``val_people`` for pose stores, ``people_val``)."""
     codes = {s.name: w.code("sequence", s.name) for s in plan}
     seen = environments - 1 if environments > 1 else 1
     parts: dict[str, list[int]] = {"train": [], "val": [], "test": [], "test_unseen_env": []}
@@ -390,14 +393,14 @@ def _splits(w: StoreWriter, plan: list[_Seq], environments: int, groups: int) ->
     )
     if environments >= protocol.UNSEEN_ROOMS + protocol.VAL_ROOMS + 1:
         masks = protocol.parts(np.array([s.env for s in plan]), np.array([s.group for s in plan]),
-                               environments, groups)  # fmt: skip
+                               environments, groups, people_val=people_val)  # fmt: skip
         w.add_split(
             protocol.NAME,
             {
                 k: [codes[s.name] for s, keep in zip(plan, m, strict=True) if keep]
                 for k, m in masks.items()
             },
-            definition=protocol.definition(environments),
+            definition=protocol.definition(environments, people_val=people_val),
         )
     if environments > 1:
         w.add_split(
