@@ -43,11 +43,19 @@ pytestmark = pytest.mark.usefixtures("restore_torch_threads")
         (["model.temporal_options={causal=false}"], "model.temporal_options.causal must be true"),
         (["model.temporal_options={q_heads=3,kv_heads=2}"], "q_heads \\(3\\) must be a multiple"),
         (["model.temporal_options={block=0}"], "model.temporal_options.block must be >= 1"),
+        (["model.temporal_options={horizon=-1}"], "model.temporal_options.horizon must be an integer >= 0"),
     ],
 )  # fmt: skip
 def test_bad_temporal_configuration_names_the_key(items, message):
     with pytest.raises(ConfigError, match=message):
         config.load(None, items)
+
+
+def test_a_horizon_reaches_the_pattern():
+    from csipose.train.temporal import options
+
+    assert options(config.load(None, ["model.temporal_options={horizon=48}"]))["pattern"]["horizon"] == 48
+    assert options(config.load(None))["pattern"]["horizon"] is None
 
 
 def test_the_default_is_single_frame():

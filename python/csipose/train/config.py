@@ -270,9 +270,10 @@ def check(cfg: Config) -> None:
     check_temporal(cfg.model)
 
 
-#: model.temporal_options keys: integers >= 1, integers >= 0, booleans.
+#: model.temporal_options keys: integers >= 1, integers >= 0, booleans. ``horizon``
+#: left out means no horizon (TOML has no null); set, it bounds a stream's cache.
 TEMPORAL_POSITIVE = ("dim", "q_heads", "kv_heads", "head_dim")
-TEMPORAL_COUNTS = ("window", "block")
+TEMPORAL_COUNTS = ("window", "block", "horizon")
 TEMPORAL_FLAGS = ("landmarks", "log_stride", "causal")
 
 
