@@ -479,7 +479,13 @@ fn fast_block<const K: usize>(
         for (row, &s) in scale.iter().enumerate() {
             if !s.is_nan() {
                 let rows = row * k..(row + 1) * k;
-                count_curve(&dist[rows], row_vis(row), s, plan.sorted, &mut acc.first_pass);
+                count_curve(
+                    &dist[rows],
+                    row_vis(row),
+                    s,
+                    plan.sorted,
+                    &mut acc.first_pass,
+                );
             }
         }
         return;
@@ -497,7 +503,15 @@ fn fast_block<const K: usize>(
         let c = &mut acc.correct[ti * k..(ti + 1) * k];
         for (row, (&(lo, hi), &s)) in brackets.iter().zip(scale.iter()).enumerate() {
             let rows = row * k..(row + 1) * k;
-            count_row::<K>(&q[rows.clone()], &dist[rows], row_vis(row), (lo, hi), s, t, c);
+            count_row::<K>(
+                &q[rows.clone()],
+                &dist[rows],
+                row_vis(row),
+                (lo, hi),
+                s,
+                t,
+                c,
+            );
         }
     }
 }
@@ -539,7 +553,12 @@ fn row_scales(
 /// Torso scales `max(|g[a] - g[b]|, floor)` of every row of `g` (rows of `k`
 /// joints of `D` coordinates), as [`sample_scale`] computes them.
 #[inline(always)]
-fn torso_scales<const D: usize>(g: &[f32], k: usize, (a, b, floor): (usize, usize, f64), scale: &mut [f64]) {
+fn torso_scales<const D: usize>(
+    g: &[f32],
+    k: usize,
+    (a, b, floor): (usize, usize, f64),
+    scale: &mut [f64],
+) {
     for (row, sc) in g.chunks_exact(k * D).zip(scale.iter_mut()) {
         let (ga, gb) = (&row[a * D..(a + 1) * D], &row[b * D..(b + 1) * D]);
         let mut q = 0.0;

@@ -18,11 +18,17 @@
 //! ([`FusedTransform::frame`] says which), so the bound always holds.
 
 use super::transform::CsiTransform;
+use crate::metrics::simd::multiversion;
 
 /// Largest magnitude (2^60) of an input value, a coefficient or a scale
 /// factor the float32 path takes: products of two stay far below float32's
 /// 2^128, sums of any number of taps too.
 const LIMIT: f64 = 1_152_921_504_606_846_976.0;
+
+/// `|v| <= LIMIT` (false for NaN).
+fn within_limit(v: f64) -> bool {
+    v.abs() <= LIMIT
+}
 
 /// The bound's factor of u for a row of `taps` taps.
 pub const fn error_bound_ulps(taps: usize) -> usize {
@@ -79,12 +85,13 @@ impl<'a> FusedTransform<'a> {
                     None => (0.0, 1.0),
                 };
                 let o = -mean / std;
-                exact_only |= !(o.abs() <= LIMIT);
+                exact_only |= !within_limit(o);
                 offset.push(o as f32);
-                for k in start.get(row).copied().unwrap_or(0)..start.get(row + 1).copied().unwrap_or(0)
+                for k in
+                    start.get(row).copied().unwrap_or(0)..start.get(row + 1).copied().unwrap_or(0)
                 {
                     let c = weight.get(k).copied().unwrap_or(0.0) / std;
-                    exact_only |= !(c.abs() <= LIMIT);
+                    exact_only |= !within_limit(c);
                     coef.push(c as f32);
                 }
             }
@@ -112,11 +119,16 @@ impl<'a> FusedTransform<'a> {
     /// transform's coefficients, are beyond what float32 holds with the bound).
     #[inline]
     pub fn frame(&self, src: &[f32], dst: &mut [f32]) -> bool {
+        fused_frame(self, src, dst)
+    }
+
+    #[inline(always)]
+    fn frame_body(&self, src: &[f32], dst: &mut [f32]) -> bool {
         let [a, s, p] = self.shape;
         let (lo, hi) = min_max(src);
         let (lo, r) = if self.exact.minmax {
             let range = f64::from(hi) - f64::from(lo);
-            if !(range > 0.0) {
+            if range.is_nan() || range <= 0.0 {
                 // A constant (or all-NaN) frame scales to 0: only the offsets remain.
                 for (y, o) in dst.chunks_exact_mut(self.shape[2]).zip(&self.offset) {
                     y.fill(*o);
@@ -124,7 +136,7 @@ impl<'a> FusedTransform<'a> {
                 return true;
             }
             let r = 1.0 / range;
-            if self.exact_only || !(range <= LIMIT && r <= LIMIT) {
+            if self.exact_only || !(within_limit(range) && within_limit(r)) {
                 self.exact.apply_exact(src, self.shape, dst);
                 return false;
             }
@@ -180,6 +192,14 @@ impl<'a> FusedTransform<'a> {
     }
 }
 
+multiversion! {
+    // AVX2 where the CPU has it: eight lanes for the min-max and the taps. No
+    // fused multiply-adds, so every instruction set gives the same bits.
+    fn fused_frame<'a>(f: &FusedTransform<'a>, src: &[f32], dst: &mut [f32]) -> bool;
+    wide = f.frame_body(src, dst);
+    base = f.frame_body(src, dst);
+}
+
 /// Minimum and maximum of `x`, NaN ignored (infinity / -infinity when all are
 /// NaN), in eight lanes so the loop vectorises.
 #[inline(always)]
@@ -197,7 +217,9 @@ fn min_max(x: &[f32]) -> (f32, f32) {
         lo[l] = if v < lo[l] { v } else { lo[l] };
         hi[l] = if v > hi[l] { v } else { hi[l] };
     }
-    let lo = lo.iter().fold(f32::INFINITY, |m, &v| if v < m { v } else { m });
+    let lo = lo
+        .iter()
+        .fold(f32::INFINITY, |m, &v| if v < m { v } else { m });
     let hi = hi
         .iter()
         .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
@@ -221,7 +243,9 @@ mod tests {
         let xs: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
         let (lo, hi) = xs
             .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| {
+                (l.min(v), h.max(v))
+            });
         let xh: Vec<f64> = if minmax {
             xs.iter()
                 .map(|&v| if hi > lo { (v - lo) / (hi - lo) } else { 0.0 })
@@ -234,7 +258,10 @@ mod tests {
         for ant in 0..a {
             for (row, taps) in rows.iter().enumerate() {
                 for j in 0..p {
-                    let v: f64 = taps.iter().map(|&(k, w)| w * xh[(ant * s + k) * p + j]).sum();
+                    let v: f64 = taps
+                        .iter()
+                        .map(|&(k, w)| w * xh[(ant * s + k) * p + j])
+                        .sum();
                     let e = ant * t + row;
                     out[e * p + j] = (v - mean[e]) / std[e];
                 }
@@ -261,7 +288,9 @@ mod tests {
         let std: Vec<f64> = (0..8).map(|i| 0.05 + f64::from(i) * 0.11).collect();
         let mut seed = 12345u64;
         let mut next = move || {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (seed >> 40) as f32 / (1u64 << 24) as f32
         };
         for minmax in [true, false] {
@@ -280,7 +309,9 @@ mod tests {
                 let xs: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
                 let (lo, hi) = xs
                     .iter()
-                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
+                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| {
+                        (l.min(v), h.max(v))
+                    });
                 for ant in 0..2 {
                     for (row, taps) in rows.iter().enumerate() {
                         let e = ant * 4 + row;
@@ -289,16 +320,20 @@ mod tests {
                                 .iter()
                                 .map(|&(k, w)| {
                                     let v = xs[(ant * 7 + k) * 10 + j];
-                                    w.abs() * if minmax { (v - lo) / (hi - lo) } else { v.abs() }
+                                    w.abs()
+                                        * if minmax {
+                                            (v - lo) / (hi - lo)
+                                        } else {
+                                            v.abs()
+                                        }
                                 })
                                 .sum::<f64>()
                                 / std[e]
                                 + mean[e].abs() / std[e];
-                            let bound = error_bound_ulps(taps.len()) as f64
-                                * f64::from(f32::EPSILON)
-                                / 2.0
-                                * m
-                                + 2f64.powi(-126);
+                            let bound =
+                                error_bound_ulps(taps.len()) as f64 * f64::from(f32::EPSILON) / 2.0
+                                    * m
+                                    + 2f64.powi(-126);
                             let (got, w) = (f64::from(y[e * 10 + j]), want[e * 10 + j]);
                             assert!((got - w).abs() <= bound, "{got} vs {w}, bound {bound}");
                         }

@@ -3,8 +3,8 @@
 
 use rayon::prelude::*;
 
-use super::mapped::MappedArray;
 use super::fused::FusedTransform;
+use super::mapped::MappedArray;
 use super::transform::CsiTransform;
 use crate::threads::{install, map_chunks};
 use crate::{Error, Result};
