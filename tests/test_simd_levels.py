@@ -1,6 +1,7 @@
 """The kernels are compiled for several instruction sets (baseline, AVX2 + FMA,
 AVX-512) and dispatched at run time. Every build must give the same results:
-PCK counts and MPJPE sums bit for bit, OKS within 1e-15 (only its exp differs)."""
+PCK counts and MPJPE sums bit for bit, OKS within 1e-15 (only its exp differs),
+the float32 load path bit for bit."""
 
 from __future__ import annotations
 
@@ -36,6 +37,21 @@ for name, v in (("all", None), ("masked", vis)):
     out[name + "_per_sample"] = [x.hex() for x in per[:50]]
     flags = np.ones((5000, 17)) if v is None else v
     out[name + "_oks"] = metrics.oks(pred, gt, visible=flags, area="keypoint_bbox").tolist()
+# The float32 load path (no FMA in any build): the same bits everywhere.
+import pathlib, tempfile
+from csipose import signal
+from csipose.data import CsiTransform, Store, ZScore
+from stores import make_store
+with tempfile.TemporaryDirectory() as d:
+    path, _ = make_store(pathlib.Path(d) / "s", phase=False)
+    z = ZScore(rng.uniform(-1, 1, (3, 5)), rng.uniform(0.1, 2, (3, 5)), eps=0.0, source="t")
+    for i, t in enumerate((
+        CsiTransform(minmax=True, subcarriers=signal.linear_map(8, 5), zscore=z),
+        CsiTransform(subcarriers=signal.gaussian_map(8, 6)),
+    )):
+        s = Store.open(path, window={"length": 1, "stride": 1}, transform={"amplitude": t})
+        a = s.gather(np.arange(len(s)), fields=["amplitude"])["amplitude"]
+        out[f"load_path_{i}"] = a.tobytes().hex()
 json.dump(out, sys.stdout)
 """
 
@@ -43,6 +59,10 @@ json.dump(out, sys.stdout)
 def run(level: str | None) -> dict:
     env = dict(os.environ)
     env.pop("CSIPOSE_SIMD", None)
+    # The script builds a store with the tests' helper (tests/stores.py).
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [os.path.dirname(__file__), env.get("PYTHONPATH")])
+    )
     if level:
         env["CSIPOSE_SIMD"] = level
     res = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True)

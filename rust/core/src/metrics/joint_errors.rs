@@ -371,50 +371,15 @@ fn bounds(t: f64, s: f64) -> (f64, f64) {
     }
 }
 
-/// Add one sample's passes at every sorted threshold for a scalar scale `s`.
-#[inline(always)]
-fn count_scalar(
-    q: &[f64],
-    dist: &[f64],
-    vis: Option<&[bool]>,
-    s: f64,
-    sorted: &[f64],
-    correct: &mut [u64],
-) {
-    let k = q.len();
-    for (ti, &t) in sorted.iter().enumerate() {
-        let c = &mut correct[ti * k..(ti + 1) * k];
-        let (lo, hi) = bounds(t, s);
-        let mut unsure = false;
-        match vis {
-            None => {
-                for (cj, &qj) in c.iter_mut().zip(q) {
-                    *cj += u64::from(qj <= lo);
-                    unsure |= (qj > lo) & (qj <= hi);
-                }
-            }
-            Some(v) => {
-                for ((cj, &qj), &vj) in c.iter_mut().zip(q).zip(v) {
-                    *cj += u64::from(vj & (qj <= lo));
-                    unsure |= vj & (qj > lo) & (qj <= hi);
-                }
-            }
-        }
-        if unsure {
-            for j in 0..k {
-                let seen = vis.is_none_or(|v| v[j]);
-                if seen && q[j] > lo && q[j] <= hi && dist[j] / s <= t {
-                    c[j] += 1;
-                }
-            }
-        }
-    }
-}
-
 multiversion! {
     fn fast_chunk_dispatch<'a>(plan: &Plan<'a>, range: Range<usize>, out: &mut [f64]) -> Partial;
-    wide = fast_chunk(plan, range, out);
-    base = fast_chunk(plan, range, out);
+    wide = match plan.batch.k() {
+        // A joint count known at compile time lets the per-sample loops unroll.
+        17 => fast_chunk::<17>(plan, range, out),
+        15 => fast_chunk::<15>(plan, range, out),
+        _ => fast_chunk::<0>(plan, range, out),
+    };
+    base = fast_chunk::<0>(plan, range, out);
 }
 
 /// Samples measured together in the fast path: their distances stay in L1.
@@ -422,7 +387,7 @@ const BLOCK_ENTRIES: usize = 1024;
 
 /// No root, scalar normalisers: flat loops over blocks of samples.
 #[inline(always)]
-fn fast_chunk(plan: &Plan<'_>, range: Range<usize>, out: &mut [f64]) -> Partial {
+fn fast_chunk<const K: usize>(plan: &Plan<'_>, range: Range<usize>, out: &mut [f64]) -> Partial {
     let k = plan.batch.k();
     let mut acc = Partial::new(k, plan.sorted.len());
     let curve = plan.sorted.len() >= CURVE_SEARCH_MIN;
@@ -432,12 +397,15 @@ fn fast_chunk(plan: &Plan<'_>, range: Range<usize>, out: &mut [f64]) -> Partial 
     let block = (BLOCK_ENTRIES / k).max(1);
     let mut q = vec![0.0; block * k];
     let mut dist = vec![0.0; block * k];
+    let mut scale = vec![0.0; block];
+    let mut brackets = vec![(0.0, 0.0); block];
     for start in range.clone().step_by(block) {
         let rows = start..range.end.min(start + block);
         let out = out
             .get_mut(rows.start - range.start..rows.end - range.start)
             .unwrap_or_default();
-        fast_block(plan, rows, out, &mut q, &mut dist, &mut acc);
+        let bufs = (&mut q[..], &mut dist[..], &mut scale[..], &mut brackets[..]);
+        fast_block::<K>(plan, rows, out, bufs, &mut acc);
     }
     if curve {
         acc.settle_curve(k);
@@ -445,13 +413,21 @@ fn fast_chunk(plan: &Plan<'_>, range: Range<usize>, out: &mut [f64]) -> Partial 
     acc
 }
 
+/// Scratch of one block: squared distances, distances (entries), scales and
+/// brackets (rows).
+type Buffers<'a> = (
+    &'a mut [f64],
+    &'a mut [f64],
+    &'a mut [f64],
+    &'a mut [(f64, f64)],
+);
+
 #[inline(always)]
-fn fast_block(
+fn fast_block<const K: usize>(
     plan: &Plan<'_>,
     range: Range<usize>,
     out: &mut [f64],
-    q: &mut [f64],
-    dist: &mut [f64],
+    (q, dist, scale, brackets): Buffers<'_>,
     acc: &mut Partial,
 ) {
     let (k, d) = (plan.batch.k(), plan.batch.d());
@@ -486,35 +462,149 @@ fn fast_block(
     }
 
     let Some(norm) = plan.norm else { return };
-    for (row, i) in range.enumerate() {
-        let vi = row_vis(row);
-        let rows = row * k..(row + 1) * k;
-        let s = match sample_scale(norm, i, &g[row * k * d..(row + 1) * k * d], vi, d) {
-            Scale::Scalar(s) => s,
-            _ => {
-                acc.pck_skipped += 1;
-                continue;
-            }
-        };
-        match vi {
-            None => acc.scored_samples += 1,
-            Some(v) => acc
-                .scored
-                .iter_mut()
-                .zip(v)
-                .for_each(|(x, &b)| *x += u64::from(b)),
+    // Every row's scale first (NaN: skipped), so the square roots of the
+    // torso scales pipeline instead of waiting on one another.
+    let scale = &mut scale[..range.len()];
+    if let (PckNorm::Torso { a, b, floor }, None) = (norm, vis) {
+        // Unmasked torso: every row is scored; a flat loop over the rows.
+        acc.scored_samples += scale.len() as u64;
+        match d {
+            2 => torso_scales::<2>(g, k, (*a, *b, *floor), scale),
+            _ => torso_scales::<3>(g, k, (*a, *b, *floor), scale),
         }
-        if acc.first_pass.is_empty() {
-            count_scalar(
+    } else {
+        row_scales(norm, range, g, vis, (k, d), scale, acc);
+    }
+    if !acc.first_pass.is_empty() {
+        for (row, &s) in scale.iter().enumerate() {
+            if !s.is_nan() {
+                let rows = row * k..(row + 1) * k;
+                count_curve(
+                    &dist[rows],
+                    row_vis(row),
+                    s,
+                    plan.sorted,
+                    &mut acc.first_pass,
+                );
+            }
+        }
+        return;
+    }
+    let brackets = &mut brackets[..scale.len()];
+    for (ti, &t) in plan.sorted.iter().enumerate() {
+        // Every row's bracket in one loop, then the joints row by row.
+        for (b, &s) in brackets.iter_mut().zip(scale.iter()) {
+            *b = if s.is_nan() {
+                (f64::NEG_INFINITY, f64::NEG_INFINITY)
+            } else {
+                bounds(t, s)
+            };
+        }
+        let c = &mut acc.correct[ti * k..(ti + 1) * k];
+        for (row, (&(lo, hi), &s)) in brackets.iter().zip(scale.iter()).enumerate() {
+            let rows = row * k..(row + 1) * k;
+            count_row::<K>(
                 &q[rows.clone()],
                 &dist[rows],
-                vi,
+                row_vis(row),
+                (lo, hi),
                 s,
-                plan.sorted,
-                &mut acc.correct,
+                t,
+                c,
             );
-        } else {
-            count_curve(&dist[rows], vi, s, plan.sorted, &mut acc.first_pass);
+        }
+    }
+}
+
+/// Each row's scale in `scale` (NaN: skipped), with the scored counts.
+#[inline(always)]
+fn row_scales(
+    norm: &PckNorm<'_>,
+    range: Range<usize>,
+    g: &[f32],
+    vis: Option<&[bool]>,
+    (k, d): (usize, usize),
+    scale: &mut [f64],
+    acc: &mut Partial,
+) {
+    let row_vis = |row: usize| vis.map(|v| &v[row * k..(row + 1) * k]);
+    for ((row, i), sc) in range.enumerate().zip(scale.iter_mut()) {
+        let vi = row_vis(row);
+        *sc = match sample_scale(norm, i, &g[row * k * d..(row + 1) * k * d], vi, d) {
+            Scale::Scalar(s) => {
+                match vi {
+                    None => acc.scored_samples += 1,
+                    Some(v) => acc
+                        .scored
+                        .iter_mut()
+                        .zip(v)
+                        .for_each(|(x, &b)| *x += u64::from(b)),
+                }
+                s
+            }
+            _ => {
+                acc.pck_skipped += 1;
+                f64::NAN
+            }
+        };
+    }
+}
+
+/// Torso scales `max(|g[a] - g[b]|, floor)` of every row of `g` (rows of `k`
+/// joints of `D` coordinates), as [`sample_scale`] computes them.
+#[inline(always)]
+fn torso_scales<const D: usize>(
+    g: &[f32],
+    k: usize,
+    (a, b, floor): (usize, usize, f64),
+    scale: &mut [f64],
+) {
+    for (row, sc) in g.chunks_exact(k * D).zip(scale.iter_mut()) {
+        let (ga, gb) = (&row[a * D..(a + 1) * D], &row[b * D..(b + 1) * D]);
+        let mut q = 0.0;
+        for c in 0..D {
+            let x = f64::from(ga[c]) - f64::from(gb[c]);
+            q += x * x;
+        }
+        *sc = q.sqrt().max(floor);
+    }
+}
+
+/// Add one sample's passes at threshold `t` to `c` `[k]`, given its bracket
+/// `(lo, hi)` from [`bounds`] (`K > 0`: `K` joints, known at compile time).
+#[inline(always)]
+fn count_row<const K: usize>(
+    q: &[f64],
+    dist: &[f64],
+    vis: Option<&[bool]>,
+    (lo, hi): (f64, f64),
+    s: f64,
+    t: f64,
+    c: &mut [u64],
+) {
+    let k = if K > 0 { K } else { q.len() };
+    let (q, c) = (&q[..k], &mut c[..k]);
+    let mut unsure = false;
+    match vis {
+        None => {
+            for (cj, &qj) in c.iter_mut().zip(q) {
+                *cj += u64::from(qj <= lo);
+                unsure |= (qj > lo) & (qj <= hi);
+            }
+        }
+        Some(v) => {
+            for ((cj, &qj), &vj) in c.iter_mut().zip(q).zip(&v[..k]) {
+                *cj += u64::from(vj & (qj <= lo));
+                unsure |= vj & (qj > lo) & (qj <= hi);
+            }
+        }
+    }
+    if unsure {
+        for j in 0..k {
+            let seen = vis.is_none_or(|v| v[j]);
+            if seen && q[j] > lo && q[j] <= hi && dist[j] / s <= t {
+                c[j] += 1;
+            }
         }
     }
 }

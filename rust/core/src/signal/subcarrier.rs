@@ -71,6 +71,11 @@ impl<'a> SubcarrierMap<'a> {
         self.start.len() - 1
     }
 
+    /// The compressed rows: `(start, index, weight)`.
+    pub fn parts(&self) -> (&'a [u32], &'a [u32], &'a [f64]) {
+        (self.start, self.index, self.weight)
+    }
+
     /// Map one `[n_src, p]` block (packet innermost) to `[n_out, p]`.
     #[inline]
     pub(crate) fn apply_block(&self, src: &[f32], p: usize, dst: &mut [f32]) {

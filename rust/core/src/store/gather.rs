@@ -3,6 +3,7 @@
 
 use rayon::prelude::*;
 
+use super::fused::FusedTransform;
 use super::mapped::MappedArray;
 use super::transform::CsiTransform;
 use crate::threads::{install, map_chunks};
@@ -59,26 +60,32 @@ pub fn gather_windows(
         return Ok(());
     }
     let data = csi.f32()?;
+    let fused = (!transform.is_identity()).then(|| FusedTransform::new(transform, [a, s, p]));
     install(|| {
         out.par_chunks_mut(window)
             .zip(starts.par_iter())
-            .for_each_init(Vec::new, |scratch, (dst, &start)| {
+            .for_each(|(dst, &start)| {
                 let first = start as usize * src_frame;
                 let src = &data[first..first + length * src_frame];
-                if transform.is_identity() {
+                match &fused {
                     // Consecutive frames are contiguous in the file: one copy per window.
-                    dst.copy_from_slice(src);
-                } else {
-                    for (x, y) in src
-                        .chunks_exact(src_frame)
-                        .zip(dst.chunks_exact_mut(dst_frame))
-                    {
-                        transform.apply(x, [a, s, p], scratch, y);
+                    None => dst.copy_from_slice(src),
+                    Some(f) => {
+                        for (x, y) in src
+                            .chunks_exact(src_frame)
+                            .zip(dst.chunks_exact_mut(dst_frame))
+                        {
+                            f.frame(x, y);
+                        }
                     }
                 }
             });
     })
 }
+
+/// Bytes one parallel task of a row gather copies at least: enough to
+/// amortise the task's scheduling against a copy at memory bandwidth.
+const MIN_TASK_BYTES: usize = 64 * 1024;
 
 /// Copy rows `rows` of any array into `out` (`rows.len()` x row bytes).
 pub fn gather_rows(array: &MappedArray, rows: &[i64], out: &mut [u8]) -> Result<()> {
@@ -102,10 +109,13 @@ pub fn gather_rows(array: &MappedArray, rows: &[i64], out: &mut [u8]) -> Result<
         return Ok(());
     }
     let data = array.bytes();
+    // Split by bytes, not rows: small label rows stay together, while a batch
+    // of large CSI frames spreads over every thread.
+    let min_rows = (MIN_TASK_BYTES / width).max(1);
     install(|| {
         out.par_chunks_mut(width)
             .zip(rows.par_iter())
-            .with_min_len(256)
+            .with_min_len(min_rows)
             .for_each(|(dst, &r)| {
                 let r = r as usize;
                 dst.copy_from_slice(&data[r * width..(r + 1) * width]);

@@ -1,11 +1,13 @@
 //! The memory-mapped dataset store: `.npy` arrays with a leading frame axis
 //! (the manifest is read in Python), gathered into batches with rayon.
 
+mod fused;
 mod gather;
 mod mapped;
 mod npy;
 mod transform;
 
+pub use fused::{FusedTransform, error_bound_ulps};
 pub use gather::{csi_moments, gather_rows, gather_windows};
 pub use mapped::MappedArray;
 pub use npy::{Dtype, NpyHeader, parse_header};

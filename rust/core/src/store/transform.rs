@@ -5,7 +5,9 @@
 //! fixed order: (1) per-frame min-max to [0, 1] over the whole frame (the
 //! MM-Fi toolkit's rule; a constant frame becomes 0, never a division by
 //! zero), (2) a subcarrier map, (3) a z-score per (antenna, output
-//! subcarrier). Arithmetic is float64; the output is float32.
+//! subcarrier). The load path runs them in float32 within a stated bound of
+//! this float64 arithmetic ([`super::fused`]); the float64 form remains for
+//! the z-score moments and for frames beyond float32's range.
 
 use crate::signal::SubcarrierMap;
 use crate::{Error, Result};
@@ -64,19 +66,28 @@ impl CsiTransform<'_> {
         Ok(())
     }
 
-    /// Transform one frame `src` `[a, s, p]` into `dst` `[a, t, p]` (float32);
-    /// `scratch` holds the min-max scaled frame.
+    /// Transform one frame `src` `[a, s, p]` into `dst` `[a, t, p]` with the
+    /// float32 kernel (error bound: [`super::fused`]). It prepares the
+    /// kernel on every call; loops over many frames build one
+    /// [`FusedTransform`](super::FusedTransform) and call its `frame`.
+    /// `scratch` is kept for the callers' interface and is unused.
     #[inline]
     pub(crate) fn apply(
         &self,
         src: &[f32],
         shape: [usize; 3],
-        scratch: &mut Vec<f64>,
+        _scratch: &mut Vec<f64>,
         dst: &mut [f32],
     ) {
+        super::FusedTransform::new(self, shape).frame(src, dst);
+    }
+
+    /// Transform one frame in float64 arithmetic, rounding only the output.
+    pub(crate) fn apply_exact(&self, src: &[f32], shape: [usize; 3], dst: &mut [f32]) {
         let t = self.out_subcarriers(shape[1]);
         let z = self.zscore;
-        self.apply_with(src, shape, scratch, dst, move |ant| {
+        let mut scratch = Vec::new();
+        self.apply_with(src, shape, &mut scratch, dst, move |ant| {
             move |k: usize, v: f64| match z {
                 Some((mean, std)) => ((v - mean[ant * t + k]) / std[ant * t + k]) as f32,
                 None => v as f32,
