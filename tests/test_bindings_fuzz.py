@@ -337,6 +337,17 @@ def index_arrays(draw):
     return draw(hnp.arrays(np.int64, draw(st.integers(0, 5)), elements=values))
 
 
+def test_a_map_to_no_subcarriers_is_an_error_not_a_panic(mapped):
+    # Found by the fuzz test below: moments() panicked on a zero chunk size.
+    store, _ = mapped
+    empty = (np.array([0], np.uint32), np.array([], np.uint32), np.array([], np.float64))
+    with pytest.raises(ValueError, match="nothing to compute"):
+        store.moments("amplitude", np.array([0, 1], np.int64), minmax=False, map=empty)
+    with pytest.raises(ValueError, match="nothing to compute"):
+        out = np.zeros((2, 1, 3, 0, 5), np.float32)
+        store.gather_windows("amplitude", np.array([0, 1], np.int64), 1, out, map=empty)
+
+
 @given(data=st.data())
 def test_mapped_store_methods_never_panic(mapped, data):
     store, _ = mapped

@@ -12,6 +12,11 @@ use crate::{Error, Result};
 /// `[frames, antennas, subcarriers, packets]` of a CSI array.
 fn csi_shape(csi: &MappedArray) -> Result<[usize; 4]> {
     match *csi.shape() {
+        // Frames without antennas, subcarriers or packets would be zero-sized chunks.
+        [_, a, s, p] if a == 0 || s == 0 || p == 0 => Err(Error::DataFormat(format!(
+            "{}: CSI frames of [antennas, subcarriers, packets] = [{a}, {s}, {p}] are empty",
+            csi.path().display()
+        ))),
         [f, a, s, p] => Ok([f, a, s, p]),
         ref other => Err(Error::DataFormat(format!(
             "{}: CSI must be [frames, antennas, subcarriers, packets], the file has shape {other:?}",

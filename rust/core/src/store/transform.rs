@@ -36,6 +36,13 @@ impl CsiTransform<'_> {
 
     /// Check the transform against frames of `a` antennas and `s` subcarriers.
     pub fn check(&self, a: usize, s: usize) -> Result<()> {
+        // Empty frames would be zero-sized chunks in the kernels: refuse them here.
+        if a == 0 || self.out_subcarriers(s) == 0 {
+            return Err(Error::Shape(format!(
+                "the transform makes frames of {a} antennas x {} subcarriers: nothing to compute",
+                self.out_subcarriers(s)
+            )));
+        }
         if let Some(m) = self.map
             && m.n_src() != s
         {
@@ -215,5 +222,17 @@ mod tests {
                 .contains("position 1")
         );
         assert!(t.check(2, 2).is_err());
+    }
+
+    #[test]
+    fn empty_frames_are_errors() {
+        // A map with no output subcarriers once reached a zero chunk size (a panic).
+        let map = SubcarrierMap::new(&[0u32], &[], &[], 8).unwrap();
+        let t = CsiTransform {
+            map: Some(map),
+            ..Default::default()
+        };
+        assert!(t.check(3, 8).unwrap_err().to_string().contains("nothing"));
+        assert!(CsiTransform::default().check(0, 8).is_err());
     }
 }
