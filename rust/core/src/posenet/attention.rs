@@ -5,7 +5,7 @@
 //! softmax over j, out_i = sum_j p_ij v_j, then BatchNorm1d over the output
 //! channels (applied as an affine map). No residual.
 
-use super::conv::Conv1d;
+use super::conv::{Conv1d, Work};
 use super::weights::Weights;
 use crate::Result;
 
@@ -48,58 +48,69 @@ impl Axial {
         self.qkv.w.len() + 2 * self.qkv.cout + 2 * self.groups + 2 * self.qkv.cin
     }
 
-    /// `x` `[c, l]` -> `out` `[c, l]`.
-    pub fn forward(&self, x: &[f32], l: usize, out: &mut Vec<f32>, qkv: &mut Vec<f32>) {
+    /// `x` `[c, seqs, l]` (`seqs` sequences of length `l`) -> `out` `[c, seqs, l]`.
+    /// The qkv projection is one matrix product over every position of every
+    /// sequence; the logits and the weighted sums are small per sequence.
+    pub fn forward(
+        &self,
+        x: &[f32],
+        seqs: usize,
+        l: usize,
+        out: &mut Vec<f32>,
+        qkv: &mut Vec<f32>,
+        wk: &mut Work,
+    ) {
         let c = self.qkv.cin;
         let cg = c / self.groups;
-        self.qkv.forward(x, l, qkv);
+        let n = seqs * l;
+        self.qkv.forward_rows(x, seqs, l, qkv, wk);
         out.clear();
-        out.resize(c * l, 0.0);
-        let mut p = vec![0f32; l * l];
-        for g in 0..self.groups {
-            let q = &qkv[g * cg * l..(g + 1) * cg * l];
-            let k = &qkv[(c + g * cg) * l..(c + (g + 1) * cg) * l];
-            let v = &qkv[(2 * c + g * cg) * l..(2 * c + (g + 1) * cg) * l];
-            let (sc, sh) = (self.sim.0[g], self.sim.1[g]);
-            // p[i, j] = sum_c q[c, i] k[c, j]
-            p.fill(0.0);
-            for ch in 0..cg {
-                let (qr, kr) = (&q[ch * l..(ch + 1) * l], &k[ch * l..(ch + 1) * l]);
-                for (i, row) in p.chunks_exact_mut(l).enumerate() {
-                    let qi = qr[i];
-                    for (o, kv) in row.iter_mut().zip(kr) {
-                        *o += qi * kv;
+        out.resize(c * n, 0.0);
+        if n == 0 {
+            return;
+        }
+        let p = &mut wk.cols;
+        p.clear();
+        p.resize(l * l, 0.0);
+        // Channel ch of sequence s: `buf[ch * n + s * l..][..l]`.
+        let at = |ch: usize, s: usize| (ch * n + s * l)..(ch * n + (s + 1) * l);
+        for s in 0..seqs {
+            for g in 0..self.groups {
+                let (sc, sh) = (self.sim.0[g], self.sim.1[g]);
+                // p[i, j] = sum_c q[c, i] k[c, j]
+                p.fill(0.0);
+                for ch in g * cg..(g + 1) * cg {
+                    let (qr, kr) = (&qkv[at(ch, s)], &qkv[at(c + ch, s)]);
+                    for (qi, row) in qr.iter().zip(p.chunks_exact_mut(l)) {
+                        for (o, kv) in row.iter_mut().zip(kr) {
+                            *o += qi * kv;
+                        }
                     }
                 }
-            }
-            for row in p.chunks_exact_mut(l) {
-                let mut max = f32::NEG_INFINITY;
-                for v in row.iter_mut() {
-                    *v = *v * sc + sh;
-                    max = max.max(*v);
+                for row in p.chunks_exact_mut(l) {
+                    let mut max = f32::NEG_INFINITY;
+                    for v in row.iter_mut() {
+                        *v = *v * sc + sh;
+                        max = max.max(*v);
+                    }
+                    let mut sum = 0f32;
+                    for v in row.iter_mut() {
+                        *v = (*v - max).exp();
+                        sum += *v;
+                    }
+                    for v in row.iter_mut() {
+                        *v /= sum;
+                    }
                 }
-                let mut sum = 0f32;
-                for v in row.iter_mut() {
-                    *v = (*v - max).exp();
-                    sum += *v;
+                // out[c, i] = sum_j p[i, j] v[c, j], then BatchNorm over the output.
+                for ch in g * cg..(g + 1) * cg {
+                    let vr = &qkv[at(2 * c + ch, s)];
+                    let (osc, osh) = (self.out.0[ch], self.out.1[ch]);
+                    for (o, row) in out[at(ch, s)].iter_mut().zip(p.chunks_exact(l)) {
+                        let v: f32 = row.iter().zip(vr).map(|(a, b)| a * b).sum();
+                        *o = v * osc + osh;
+                    }
                 }
-                for v in row.iter_mut() {
-                    *v /= sum;
-                }
-            }
-            // out[c, i] = sum_j p[i, j] v[c, j]
-            for ch in 0..cg {
-                let vr = &v[ch * l..(ch + 1) * l];
-                let o = &mut out[(g * cg + ch) * l..(g * cg + ch + 1) * l];
-                for (oi, row) in o.iter_mut().zip(p.chunks_exact(l)) {
-                    *oi = row.iter().zip(vr).map(|(a, b)| a * b).sum();
-                }
-            }
-        }
-        for (ch, row) in out.chunks_exact_mut(l).enumerate() {
-            let (sc, sh) = (self.out.0[ch], self.out.1[ch]);
-            for v in row {
-                *v = *v * sc + sh;
             }
         }
     }
