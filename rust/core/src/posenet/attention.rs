@@ -5,6 +5,7 @@
 //! softmax over j, out_i = sum_j p_ij v_j, then BatchNorm1d over the output
 //! channels (applied as an affine map). No residual.
 
+use super::activation::softmax_rows;
 use super::conv::{Conv1d, Work};
 use super::weights::Weights;
 use crate::Result;
@@ -87,21 +88,7 @@ impl Axial {
                         }
                     }
                 }
-                for row in p.chunks_exact_mut(l) {
-                    let mut max = f32::NEG_INFINITY;
-                    for v in row.iter_mut() {
-                        *v = *v * sc + sh;
-                        max = max.max(*v);
-                    }
-                    let mut sum = 0f32;
-                    for v in row.iter_mut() {
-                        *v = (*v - max).exp();
-                        sum += *v;
-                    }
-                    for v in row.iter_mut() {
-                        *v /= sum;
-                    }
-                }
+                softmax_rows(p, l, sc, sh);
                 // out[c, i] = sum_j p[i, j] v[c, j], then BatchNorm over the output.
                 for ch in g * cg..(g + 1) * cg {
                     let vr = &qkv[at(2 * c + ch, s)];

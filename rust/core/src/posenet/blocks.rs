@@ -6,7 +6,8 @@
 //! They never mix time, so each time row of each window is a 1-D problem; the
 //! activations are kept as `[channels, windows x time, width]`.
 
-use super::conv::{Conv1d, Work, silu, silu_all};
+use super::activation::{silu_all, silu_sum};
+use super::conv::{Conv1d, Work};
 use super::weights::Weights;
 use crate::Result;
 
@@ -82,9 +83,7 @@ impl ConvBlock {
         silu_all(tmp);
         c2.forward_rows(tmp, rows, w2, out, wk);
         self.down.forward_rows(x, rows, width, tmp, wk);
-        for (o, s) in out.iter_mut().zip(tmp.iter()) {
-            *o = silu(*o + s);
-        }
+        silu_sum(out, tmp);
         w2
     }
 }

@@ -38,18 +38,6 @@ pub(crate) struct Work {
     pub panel: Vec<f32>,
 }
 
-/// SiLU as torch computes it: x * sigmoid(x).
-#[inline]
-pub(crate) fn silu(x: f32) -> f32 {
-    x / (1.0 + (-x).exp())
-}
-
-pub(crate) fn silu_all(x: &mut [f32]) {
-    for v in x {
-        *v = silu(*v);
-    }
-}
-
 impl Conv1d {
     /// A folded convolution; the weights of each group are packed for [`gemm`].
     #[allow(clippy::too_many_arguments)]

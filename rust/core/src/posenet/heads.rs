@@ -2,7 +2,8 @@
 //! (folded) + optional SiLU, then AdaptiveAvgPool2d((K, 1)). The MM-Fi variant:
 //! on the last time step only, 1x1 conv + BN (folded) + SiLU, 1x1 conv.
 
-use super::conv::{Conv1d, Work, silu_all};
+use super::activation::silu_all;
+use super::conv::{Conv1d, Work};
 use super::gemm::gemm;
 use super::weights::Weights;
 use crate::Result;

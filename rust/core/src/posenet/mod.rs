@@ -25,6 +25,7 @@
 //!              -> attention along T, along K (last step) -> 1x1 head -> [K, D]
 //! ```
 
+mod activation;
 mod attention;
 mod blocks;
 mod conv;
@@ -43,7 +44,8 @@ use crate::threads::install;
 use crate::{Error, Result};
 use attention::Axial;
 use blocks::ConvBlock;
-use conv::{Conv1d, Work, silu_all};
+use activation::silu_all;
+use conv::{Conv1d, Work};
 use heads::Head;
 pub use input::{MapSpec, Preprocess};
 use tcn::TemporalBlock;

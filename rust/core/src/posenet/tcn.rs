@@ -6,7 +6,8 @@
 //! Channel counts and group counts are read from the weight shapes (the
 //! configuration decides them; the file carries them) and cross-checked.
 
-use super::conv::{Conv1d, Work, silu, silu_all};
+use super::activation::{silu_all, silu_sum};
+use super::conv::{Conv1d, Work};
 use super::weights::Weights;
 use crate::Result;
 
@@ -138,15 +139,9 @@ impl TemporalBlock {
         match &self.down {
             Some(d) => {
                 d.forward_rows(x, windows, t, tmp, wk);
-                for (o, r) in out.iter_mut().zip(tmp.iter()) {
-                    *o = silu(*o + r);
-                }
+                silu_sum(out, tmp);
             }
-            None => {
-                for (o, r) in out.iter_mut().zip(x) {
-                    *o = silu(*o + r);
-                }
-            }
+            None => silu_sum(out, x),
         }
     }
 }
