@@ -61,8 +61,11 @@ pub(crate) fn silu_sum(x: &mut [f32], r: &[f32]) {
     silu_slice(x);
 }
 
+/// Softmax of each row of length `l` of `rows`, after the affine map
+/// `v * scale + shift` (the attention's BatchNorm over its logits); inlined
+/// into the attention's vectorised build.
 #[inline(always)]
-fn softmax_body(rows: &mut [f32], l: usize, scale: f32, shift: f32) {
+pub(crate) fn softmax_body(rows: &mut [f32], l: usize, scale: f32, shift: f32) {
     for row in rows.chunks_exact_mut(l.max(1)) {
         let mut max = f32::NEG_INFINITY;
         for v in row.iter_mut() {
@@ -79,18 +82,6 @@ fn softmax_body(rows: &mut [f32], l: usize, scale: f32, shift: f32) {
             *v *= inv;
         }
     }
-}
-
-multiversion! {
-    fn softmax_slice(rows: &mut [f32], l: usize, scale: f32, shift: f32) -> ();
-    wide = softmax_body(rows, l, scale, shift);
-    base = softmax_body(rows, l, scale, shift);
-}
-
-/// Softmax of each row of length `l` of `rows`, after the affine map
-/// `v * scale + shift` (the attention's BatchNorm over its logits).
-pub(crate) fn softmax_rows(rows: &mut [f32], l: usize, scale: f32, shift: f32) {
-    softmax_slice(rows, l, scale, shift);
 }
 
 #[cfg(test)]
@@ -129,7 +120,7 @@ mod tests {
                 r.iter().map(|v| (v - m).exp() / s).collect::<Vec<_>>()
             })
             .collect();
-        softmax_rows(&mut p, 4, 1.5, -0.2);
+        softmax_body(&mut p, 4, 1.5, -0.2);
         for (a, b) in p.iter().zip(&want) {
             assert!((a - b).abs() <= 1e-6, "{a} vs {b}");
         }

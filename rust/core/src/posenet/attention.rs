@@ -5,7 +5,8 @@
 //! softmax over j, out_i = sum_j p_ij v_j, then BatchNorm1d over the output
 //! channels (applied as an affine map). No residual.
 
-use super::activation::softmax_rows;
+use super::activation::softmax_body;
+use crate::metrics::simd::multiversion;
 use super::conv::{Conv1d, Work};
 use super::weights::Weights;
 use crate::Result;
@@ -62,7 +63,6 @@ impl Axial {
         wk: &mut Work,
     ) {
         let c = self.qkv.cin;
-        let cg = c / self.groups;
         let n = seqs * l;
         self.qkv.forward_rows(x, seqs, l, qkv, wk);
         out.clear();
@@ -72,33 +72,84 @@ impl Axial {
         }
         let p = &mut wk.cols;
         p.clear();
-        p.resize(l * l, 0.0);
-        // Channel ch of sequence s: `buf[ch * n + s * l..][..l]`.
-        let at = |ch: usize, s: usize| (ch * n + s * l)..(ch * n + (s + 1) * l);
-        for s in 0..seqs {
-            for g in 0..self.groups {
-                let (sc, sh) = (self.sim.0[g], self.sim.1[g]);
-                // p[i, j] = sum_c q[c, i] k[c, j]
-                p.fill(0.0);
-                for ch in g * cg..(g + 1) * cg {
-                    let (qr, kr) = (&qkv[at(ch, s)], &qkv[at(c + ch, s)]);
-                    for (qi, row) in qr.iter().zip(p.chunks_exact_mut(l)) {
-                        for (o, kv) in row.iter_mut().zip(kr) {
-                            *o += qi * kv;
-                        }
+        p.resize(2 * l * l, 0.0);
+        attend(
+            qkv,
+            out,
+            p,
+            [c, self.groups, seqs, l],
+            (&self.sim.0, &self.sim.1),
+            (&self.out.0, &self.out.1),
+        );
+    }
+}
+
+/// Channel `ch` of sequence `s` in `[channels, seqs, l]`.
+#[inline(always)]
+fn at(ch: usize, s: usize, seqs: usize, l: usize) -> std::ops::Range<usize> {
+    (ch * seqs + s) * l..(ch * seqs + s + 1) * l
+}
+
+#[inline(always)]
+fn attend_body(
+    qkv: &[f32],
+    out: &mut [f32],
+    p: &mut [f32],
+    [c, groups, seqs, l]: [usize; 4],
+    sim: (&[f32], &[f32]),
+    bn: (&[f32], &[f32]),
+) {
+    let cg = c / groups;
+    let (p, pt) = p.split_at_mut(l * l);
+    for s in 0..seqs {
+        for g in 0..groups {
+            // p[i, j] = sum_c q[c, i] k[c, j]
+            p.fill(0.0);
+            for ch in g * cg..(g + 1) * cg {
+                let (qr, kr) = (&qkv[at(ch, s, seqs, l)], &qkv[at(c + ch, s, seqs, l)]);
+                for (qi, row) in qr.iter().zip(p.chunks_exact_mut(l)) {
+                    for (o, kv) in row.iter_mut().zip(kr) {
+                        *o += qi * kv;
                     }
                 }
-                softmax_rows(p, l, sc, sh);
-                // out[c, i] = sum_j p[i, j] v[c, j], then BatchNorm over the output.
-                for ch in g * cg..(g + 1) * cg {
-                    let vr = &qkv[at(2 * c + ch, s)];
-                    let (osc, osh) = (self.out.0[ch], self.out.1[ch]);
-                    for (o, row) in out[at(ch, s)].iter_mut().zip(p.chunks_exact(l)) {
-                        let v: f32 = row.iter().zip(vr).map(|(a, b)| a * b).sum();
-                        *o = v * osc + osh;
+            }
+            softmax_body(p, l, sim.0[g], sim.1[g]);
+            // pt = p transposed, so that the weighted sum runs along i.
+            for (i, row) in p.chunks_exact(l).enumerate() {
+                for (j, v) in row.iter().enumerate() {
+                    pt[j * l + i] = *v;
+                }
+            }
+            // out[c, i] = sum_j p[i, j] v[c, j], then BatchNorm over the output.
+            for ch in g * cg..(g + 1) * cg {
+                let vr = &qkv[at(2 * c + ch, s, seqs, l)];
+                let o = &mut out[at(ch, s, seqs, l)];
+                o.fill(0.0);
+                for (vj, col) in vr.iter().zip(pt.chunks_exact(l)) {
+                    for (oi, pij) in o.iter_mut().zip(col) {
+                        *oi += vj * pij;
                     }
+                }
+                let (sc, sh) = (bn.0[ch], bn.1[ch]);
+                for v in o.iter_mut() {
+                    *v = *v * sc + sh;
                 }
             }
         }
     }
+}
+
+multiversion! {
+    /// The attention of every sequence and group from the projected `qkv`
+    /// `[3c, seqs, l]` into `out` `[c, seqs, l]`; `p` holds `2 l^2` scratch.
+    fn attend(
+        qkv: &[f32],
+        out: &mut [f32],
+        p: &mut [f32],
+        shape: [usize; 4],
+        sim: (&[f32], &[f32]),
+        bn: (&[f32], &[f32]),
+    ) -> ();
+    wide = attend_body(qkv, out, p, shape, sim, bn);
+    base = attend_body(qkv, out, p, shape, sim, bn);
 }

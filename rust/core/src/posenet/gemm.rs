@@ -90,10 +90,10 @@ fn drive(
     while j0 < n {
         let cols = NR.min(n - j0);
         let w = if cols <= NR_TAIL { NR_TAIL } else { NR };
-        panel.clear();
-        panel.resize(k * w, 0.0);
-        for (kk, dst) in panel.chunks_exact_mut(w).enumerate() {
+        panel.resize(k * w, 0.0); // every value is written below
+        for (kk, dst) in panel[..k * w].chunks_exact_mut(w).enumerate() {
             dst[..cols].copy_from_slice(&b[kk * n + j0..kk * n + j0 + cols]);
+            dst[cols..].fill(0.0);
         }
         for (p, ap) in a.data.chunks_exact((k * MR).max(1)).enumerate() {
             let rows = MR.min(m - p * MR);
@@ -106,11 +106,11 @@ fn drive(
             };
             if w == NR {
                 let mut acc = [[0f32; NR]; MR];
-                wide(ap, panel, &mut acc);
+                wide(ap, &panel[..k * w], &mut acc);
                 (0..rows).for_each(|r| store(r, &acc[r]));
             } else {
                 let mut acc = [[0f32; NR_TAIL]; MR];
-                tail(ap, panel, &mut acc);
+                tail(ap, &panel[..k * w], &mut acc);
                 (0..rows).for_each(|r| store(r, &acc[r]));
             }
         }
