@@ -1,4 +1,4 @@
-//! SiLU and the attention's softmax over whole slices, with an exp the
+//! SiLU over whole slices and the attention's exp, with an exp the
 //! compiler vectorises (libm's `expf` is a scalar call per element, which
 //! cost more than the matrix products around it).
 //!
@@ -11,7 +11,7 @@ use crate::metrics::simd::multiversion;
 /// exp(x) for finite x; inputs are clamped to [-87.3, 88.7] (results between
 /// about 1e-38 and 3e38), NaN stays NaN.
 #[inline(always)]
-fn exp(x: f32) -> f32 {
+pub(crate) fn exp(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
@@ -61,29 +61,6 @@ pub(crate) fn silu_sum(x: &mut [f32], r: &[f32]) {
     silu_slice(x);
 }
 
-/// Softmax of each row of length `l` of `rows`, after the affine map
-/// `v * scale + shift` (the attention's BatchNorm over its logits); inlined
-/// into the attention's vectorised build.
-#[inline(always)]
-pub(crate) fn softmax_body(rows: &mut [f32], l: usize, scale: f32, shift: f32) {
-    for row in rows.chunks_exact_mut(l.max(1)) {
-        let mut max = f32::NEG_INFINITY;
-        for v in row.iter_mut() {
-            *v = *v * scale + shift;
-            max = max.max(*v);
-        }
-        let mut sum = 0f32;
-        for v in row.iter_mut() {
-            *v = exp(*v - max);
-            sum += *v;
-        }
-        let inv = 1.0 / sum;
-        for v in row.iter_mut() {
-            *v *= inv;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,26 +80,12 @@ mod tests {
     }
 
     #[test]
-    fn silu_and_softmax_match_the_plain_formulas() {
+    fn silu_matches_the_plain_formula() {
         let mut x: Vec<f32> = (0..200).map(|i| (i as f32 - 100.0) * 0.37).collect();
         let want: Vec<f32> = x.iter().map(|v| v / (1.0 + (-v).exp())).collect();
         silu_all(&mut x);
         for (a, b) in x.iter().zip(&want) {
             assert!((a - b).abs() <= 1e-6 * (1.0 + b.abs()), "{a} vs {b}");
-        }
-        let mut p: Vec<f32> = (0..12).map(|i| i as f32 * 0.9 - 3.0).collect();
-        let want: Vec<f32> = p
-            .chunks(4)
-            .flat_map(|r| {
-                let r: Vec<f32> = r.iter().map(|v| v * 1.5 - 0.2).collect();
-                let m = r.iter().fold(f32::NEG_INFINITY, |a, b| a.max(*b));
-                let s: f32 = r.iter().map(|v| (v - m).exp()).sum();
-                r.iter().map(|v| (v - m).exp() / s).collect::<Vec<_>>()
-            })
-            .collect();
-        softmax_body(&mut p, 4, 1.5, -0.2);
-        for (a, b) in p.iter().zip(&want) {
-            assert!((a - b).abs() <= 1e-6, "{a} vs {b}");
         }
     }
 }

@@ -5,7 +5,7 @@
 //! softmax over j, out_i = sum_j p_ij v_j, then BatchNorm1d over the output
 //! channels (applied as an affine map). No residual.
 
-use super::activation::softmax_body;
+use super::activation::exp;
 use crate::metrics::simd::multiversion;
 use super::conv::{Conv1d, Work};
 use super::weights::Weights;
@@ -50,9 +50,11 @@ impl Axial {
         self.qkv.w.len() + 2 * self.qkv.cout + 2 * self.groups + 2 * self.qkv.cin
     }
 
-    /// `x` `[c, seqs, l]` (`seqs` sequences of length `l`) -> `out` `[c, seqs, l]`.
-    /// The qkv projection is one matrix product over every position of every
-    /// sequence; the logits and the weighted sums are small per sequence.
+    /// `x` `[c, l, seqs]` (`seqs` sequences of length `l`, sequences innermost)
+    /// -> `out` `[c, l, seqs]`. The qkv projection is one matrix product over
+    /// every position; the logits, softmax and weighted sums run on blocks of
+    /// [`SB`] sequences at once, vectorised across the sequences (the
+    /// sequences are only 10-20 long).
     pub fn forward(
         &self,
         x: &[f32],
@@ -72,7 +74,7 @@ impl Axial {
         }
         let p = &mut wk.cols;
         p.clear();
-        p.resize(2 * l * l, 0.0);
+        p.resize(l * l * SB, 0.0);
         attend(
             qkv,
             out,
@@ -84,11 +86,8 @@ impl Axial {
     }
 }
 
-/// Channel `ch` of sequence `s` in `[channels, seqs, l]`.
-#[inline(always)]
-fn at(ch: usize, s: usize, seqs: usize, l: usize) -> std::ops::Range<usize> {
-    (ch * seqs + s) * l..(ch * seqs + s + 1) * l
-}
+/// Sequences per block of the attention: its logits `[l, l, SB]` stay in L1.
+const SB: usize = 16;
 
 #[inline(always)]
 fn attend_body(
@@ -100,48 +99,77 @@ fn attend_body(
     bn: (&[f32], &[f32]),
 ) {
     let cg = c / groups;
-    let (p, pt) = p.split_at_mut(l * l);
-    for s in 0..seqs {
+    let n = l * seqs;
+    // Row i of channel ch (`[channels, l, seqs]`), sequences s0.. of the block.
+    let row = |ch: usize, i: usize, s0: usize| ch * n + i * seqs + s0;
+    let p = &mut p[..l * l * SB];
+    let mut s0 = 0;
+    while s0 < seqs {
+        let sb = SB.min(seqs - s0);
         for g in 0..groups {
-            // p[i, j] = sum_c q[c, i] k[c, j]
+            // p[i, j, s] = sum_c q[c, i, s] k[c, j, s]
             p.fill(0.0);
             for ch in g * cg..(g + 1) * cg {
-                let (qr, kr) = (&qkv[at(ch, s, seqs, l)], &qkv[at(c + ch, s, seqs, l)]);
-                for (qi, row) in qr.iter().zip(p.chunks_exact_mut(l)) {
-                    for (o, kv) in row.iter_mut().zip(kr) {
-                        *o += qi * kv;
+                for i in 0..l {
+                    let q = &qkv[row(ch, i, s0)..row(ch, i, s0) + sb];
+                    for j in 0..l {
+                        let k = &qkv[row(c + ch, j, s0)..row(c + ch, j, s0) + sb];
+                        let pr = &mut p[(i * l + j) * SB..(i * l + j) * SB + sb];
+                        for ((o, a), b) in pr.iter_mut().zip(q).zip(k) {
+                            *o += a * b;
+                        }
                     }
                 }
             }
-            softmax_body(p, l, sim.0[g], sim.1[g]);
-            // pt = p transposed, so that the weighted sum runs along i.
-            for (i, row) in p.chunks_exact(l).enumerate() {
-                for (j, v) in row.iter().enumerate() {
-                    pt[j * l + i] = *v;
+            // BatchNorm over the logits, softmax over j, per (i, s).
+            let (sc, sh) = (sim.0[g], sim.1[g]);
+            for pi in p.chunks_exact_mut(l * SB) {
+                let mut max = [f32::NEG_INFINITY; SB];
+                for pj in pi.chunks_exact_mut(SB) {
+                    for (m, v) in max.iter_mut().zip(pj.iter_mut()) {
+                        *v = *v * sc + sh;
+                        *m = m.max(*v);
+                    }
+                }
+                let mut sum = [0f32; SB];
+                for pj in pi.chunks_exact_mut(SB) {
+                    for ((t, m), v) in sum.iter_mut().zip(&max).zip(pj.iter_mut()) {
+                        *v = exp(*v - m);
+                        *t += *v;
+                    }
+                }
+                let inv = sum.map(|t| 1.0 / t);
+                for pj in pi.chunks_exact_mut(SB) {
+                    for (v, r) in pj.iter_mut().zip(&inv) {
+                        *v *= r;
+                    }
                 }
             }
-            // out[c, i] = sum_j p[i, j] v[c, j], then BatchNorm over the output.
+            // out[c, i, s] = sum_j p[i, j, s] v[c, j, s], then BatchNorm over the output.
             for ch in g * cg..(g + 1) * cg {
-                let vr = &qkv[at(2 * c + ch, s, seqs, l)];
-                let o = &mut out[at(ch, s, seqs, l)];
-                o.fill(0.0);
-                for (vj, col) in vr.iter().zip(pt.chunks_exact(l)) {
-                    for (oi, pij) in o.iter_mut().zip(col) {
-                        *oi += vj * pij;
+                let (osc, osh) = (bn.0[ch], bn.1[ch]);
+                for (i, pi) in p.chunks_exact(l * SB).enumerate() {
+                    let mut acc = [0f32; SB];
+                    for (j, pj) in pi.chunks_exact(SB).enumerate() {
+                        let v = &qkv[row(2 * c + ch, j, s0)..row(2 * c + ch, j, s0) + sb];
+                        for ((a, w), x) in acc.iter_mut().zip(pj).zip(v) {
+                            *a += w * x;
+                        }
                     }
-                }
-                let (sc, sh) = (bn.0[ch], bn.1[ch]);
-                for v in o.iter_mut() {
-                    *v = *v * sc + sh;
+                    let o = &mut out[row(ch, i, s0)..row(ch, i, s0) + sb];
+                    for (o, a) in o.iter_mut().zip(&acc) {
+                        *o = a * osc + osh;
+                    }
                 }
             }
         }
+        s0 += sb;
     }
 }
 
 multiversion! {
     /// The attention of every sequence and group from the projected `qkv`
-    /// `[3c, seqs, l]` into `out` `[c, seqs, l]`; `p` holds `2 l^2` scratch.
+    /// `[3c, l, seqs]` into `out` `[c, l, seqs]`; `p` holds `l^2 SB` scratch.
     fn attend(
         qkv: &[f32],
         out: &mut [f32],

@@ -359,27 +359,34 @@ impl PoseNet {
             std::mem::swap(&mut s.a, &mut s.b);
         }
         let cc = self.up_channels_out();
-        // Attention along time, one sequence per width row: [cc, nb, W, T].
-        swap_axes(&s.a, [cc * nb, t, width, 1], &mut s.b);
+        // The attention wants its sequences innermost: [cc, l, seqs].
+        // Along time, one sequence per (window, width row): [cc, T, nb, W].
+        swap_axes(&s.a, [cc, nb, t, width], &mut s.b);
         self.width_axis
             .forward(&s.b, nb * width, t, &mut s.a, &mut s.c, wk);
         match self.arch.kind {
             Kind::WiFlowStd => {
-                // Attention along the width, one sequence per time step.
-                swap_axes(&s.a, [cc * nb, width, t, 1], &mut s.b);
+                // Along the width, one sequence per (window, time step): [cc, W, nb, T].
+                swap_axes(&s.a, [cc, t, nb, width], &mut s.b);
+                swap_axes(&s.b, [cc, nb * t, width, 1], &mut s.a);
                 self.height_axis
-                    .forward(&s.b, nb * t, width, &mut s.a, &mut s.c, wk);
+                    .forward(&s.a, nb * t, width, &mut s.b, &mut s.c, wk);
                 // The decoder's images [cc, nb, W, T].
-                swap_axes(&s.a, [cc * nb, t, width, 1], &mut s.b);
+                swap_axes(&s.b, [cc, width, nb, t], &mut s.a);
                 self.head
-                    .decode(&s.b, nb, width, t, out, &mut s.a, &mut s.c, wk);
+                    .decode(&s.a, nb, width, t, out, &mut s.b, &mut s.c, wk);
             }
             Kind::WiFlowMmfi => {
-                // The head reads the last step only: [cc, nb, W] at t = T - 1.
+                // The head reads the last step only: [cc, W, nb] at t = T - 1.
                 s.b.clear();
-                s.b.extend(s.a.chunks_exact(t).map(|seq| seq[t - 1]));
+                for ch in s.a.chunks_exact(t * nb * width) {
+                    s.b.extend_from_slice(&ch[(t - 1) * nb * width..]);
+                }
+                swap_axes(&s.b, [cc, nb, width, 1], &mut s.a);
                 self.height_axis
-                    .forward(&s.b, nb, width, &mut s.a, &mut s.c, wk);
+                    .forward(&s.a, nb, width, &mut s.b, &mut s.c, wk);
+                // [cc, K, nb] -> [cc, nb, K] for the head.
+                swap_axes(&s.b, [cc, width, nb, 1], &mut s.a);
                 self.head
                     .last_step(&s.a, nb, width, out, &mut s.b, &mut s.c, wk);
             }
