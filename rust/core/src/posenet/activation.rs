@@ -22,8 +22,7 @@ pub(crate) fn exp(x: f32) -> f32 {
     let n = t - MAGIC;
     let k = t.to_bits().wrapping_sub(MAGIC.to_bits()) as i32;
     let r = x - n * LN2_HI - n * LN2_LO;
-    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2)
-        * r
+    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
         + 0.166_666_65)
         * r
         + 0.5;

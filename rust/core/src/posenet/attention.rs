@@ -6,10 +6,10 @@
 //! channels (applied as an affine map). No residual.
 
 use super::activation::exp;
-use crate::metrics::simd::multiversion;
 use super::conv::{Conv1d, Work};
 use super::weights::Weights;
 use crate::Result;
+use crate::metrics::simd::multiversion;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Axial {

@@ -190,16 +190,28 @@ mod tests {
             (2, 9, 3),
         ] {
             let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 11) as f32) - 5.0).collect();
-            let b: Vec<f32> = (0..k * n).map(|i| ((i * 5 % 13) as f32) / 4.0 - 1.5).collect();
+            let b: Vec<f32> = (0..k * n)
+                .map(|i| ((i * 5 % 13) as f32) / 4.0 - 1.5)
+                .collect();
             let bias: Vec<f32> = (0..m).map(|i| i as f32 * 0.5).collect();
             let mut out = vec![f32::NAN; m * n];
-            gemm(&Packed::new(&a, m, k), &bias, &b, n, &mut out, &mut Vec::new());
+            gemm(
+                &Packed::new(&a, m, k),
+                &bias,
+                &b,
+                n,
+                &mut out,
+                &mut Vec::new(),
+            );
             for i in 0..m {
                 for j in 0..n {
                     let want: f32 =
                         bias[i] + (0..k).map(|kk| a[i * k + kk] * b[kk * n + j]).sum::<f32>();
                     let got = out[i * n + j];
-                    assert!((got - want).abs() <= 1e-4 * (1.0 + want.abs()), "{m}x{k}x{n}: {got} vs {want}");
+                    assert!(
+                        (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                        "{m}x{k}x{n}: {got} vs {want}"
+                    );
                 }
             }
         }

@@ -42,9 +42,9 @@ use rayon::prelude::*;
 
 use crate::threads::install;
 use crate::{Error, Result};
+use activation::silu_all;
 use attention::Axial;
 use blocks::ConvBlock;
-use activation::silu_all;
 use conv::{Conv1d, Work};
 use heads::Head;
 pub use input::{MapSpec, Preprocess};
@@ -108,10 +108,9 @@ struct Scratch {
 /// Windows per chunk: enough columns (windows x time) that the weights are
 /// read once per ~128 columns, but no more chunks' worth than keeps every
 /// thread busy.
-fn chunk_windows(n: usize, t: usize) -> usize {
+fn chunk_windows(n: usize, t: usize, threads: usize) -> usize {
     let per = 128usize.div_ceil(t.max(1));
-    per.min(n.div_ceil(rayon::current_num_threads().max(1)))
-        .max(1)
+    per.min(n.div_ceil(threads.max(1))).max(1)
 }
 
 /// `src` `[outer, p, q, r]` -> `dst` `[outer, q, p, r]`.
@@ -418,8 +417,13 @@ impl PoseNet {
         if n == 0 {
             return Ok(out);
         }
+        let nb = chunk_windows(n, t, crate::threads::num_threads()?);
+        if nb >= n {
+            // One chunk: run it here, without waking the pool.
+            self.forward_chunk(x, n, &mut Scratch::default(), &mut out);
+            return Ok(out);
+        }
         install(|| {
-            let nb = chunk_windows(n, t);
             out.par_chunks_mut(nb * kd)
                 .zip(x.par_chunks(nb * c * t))
                 .for_each_init(Scratch::default, |s, (o, xi)| {
@@ -469,33 +473,39 @@ impl PoseNet {
         if n == 0 {
             return Ok(out);
         }
+        let nb = chunk_windows(n, t, crate::threads::num_threads()?);
+        let run = |sc: &mut Scratch, (ci, o): (usize, &mut [f32])| {
+            let m = o.len() / kd;
+            let mut x = std::mem::take(&mut sc.input);
+            x.clear();
+            x.resize(m * c * t, 0.0);
+            for (j, xi) in x.chunks_exact_mut(c * t).enumerate() {
+                let i = ci * nb + j;
+                self.pre.window(
+                    &tf,
+                    &amplitude[i * win..(i + 1) * win],
+                    phase.map(|ph| &ph[i * win..(i + 1) * win]),
+                    [l, a, s, p],
+                    &mut sc.f64s,
+                    &mut sc.frame,
+                    xi,
+                );
+            }
+            self.forward_chunk(&x, m, sc, o);
+            sc.input = x;
+            for (v, mp) in o.iter_mut().zip(self.mean_pose.iter().cycle()) {
+                *v = *v * self.target_scale + mp;
+            }
+        };
+        if nb >= n {
+            // One chunk: run it here, without waking the pool.
+            run(&mut Scratch::default(), (0, &mut out));
+            return Ok(out);
+        }
         install(|| {
-            let nb = chunk_windows(n, t);
             out.par_chunks_mut(nb * kd)
                 .enumerate()
-                .for_each_init(Scratch::default, |sc, (ci, o)| {
-                    let m = o.len() / kd;
-                    let mut x = std::mem::take(&mut sc.input);
-                    x.clear();
-                    x.resize(m * c * t, 0.0);
-                    for (j, xi) in x.chunks_exact_mut(c * t).enumerate() {
-                        let i = ci * nb + j;
-                        self.pre.window(
-                            &tf,
-                            &amplitude[i * win..(i + 1) * win],
-                            phase.map(|ph| &ph[i * win..(i + 1) * win]),
-                            [l, a, s, p],
-                            &mut sc.f64s,
-                            &mut sc.frame,
-                            xi,
-                        );
-                    }
-                    self.forward_chunk(&x, m, sc, o);
-                    sc.input = x;
-                    for (v, mp) in o.iter_mut().zip(self.mean_pose.iter().cycle()) {
-                        *v = *v * self.target_scale + mp;
-                    }
-                });
+                .for_each_init(Scratch::default, run);
         })?;
         Ok(out)
     }
