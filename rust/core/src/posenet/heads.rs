@@ -135,6 +135,7 @@ impl Head {
     }
 
     /// Last-step head: `x` `[c, windows, K]` -> `out` `[windows, K, D]`.
+    #[allow(clippy::too_many_arguments)]
     pub fn last_step(
         &self,
         x: &[f32],
