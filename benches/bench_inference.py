@@ -1,6 +1,6 @@
 """Inference latency of both Rust models against torch eager and onnxruntime, one run.
 
-    python benches/bench_inference.py [--threads 2] [--rounds 60] [--models countnet,wiflow-tiny,...] [--markdown]
+    python benches/bench_inference.py [--threads 1,2] [--rounds 60] [--models countnet,wiflow-tiny,...] [--markdown]
 
 Each model gets seeded random weights (BatchNorm statistics randomised too),
 is written as a checkpoint, loaded by each runtime and timed on the same random
@@ -15,11 +15,15 @@ every runtime alike.
 * CountNet: ``csipose.CountNet.predict`` (Rust, candle) against
   ``CountNet.predict`` in torch and the ``csipose export`` graph.
 
-Threads: ``csipose.set_num_threads``, ``torch.set_num_threads`` and
-onnxruntime's intra-op pool all get ``--threads``; RAYON_NUM_THREADS is set to
-it as well before csipose is imported, because candle (CountNet) sizes its own
-pool from it. Ratios are time / Rust's time (> 1: slower than Rust). Outputs are
+Threads: for each count in ``--threads``, ``csipose.set_num_threads``,
+``torch.set_num_threads`` and onnxruntime's intra-op pool all get it (a new
+session per count); RAYON_NUM_THREADS is set to the largest before csipose is
+imported. Ratios are time / Rust's time (> 1: slower than Rust). Outputs are
 compared before timing (max abs difference against torch).
+
+A second table checks issue 12's targets per model and thread count: Rust
+batch-1 latency <= torch eager's and <= 1.5 x onnxruntime's; Rust batch-64
+throughput >= torch eager's.
 """
 
 from __future__ import annotations
@@ -44,15 +48,37 @@ POSE = {
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     ap.add_argument("--rounds", type=int, default=60)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--block", type=int, default=10)
     ap.add_argument("--models", default=",".join(["countnet", *POSE]))
     ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args()
-    os.environ["RAYON_NUM_THREADS"] = str(args.threads)
+    counts = [int(v) for v in args.threads.split(",")]
+    os.environ["RAYON_NUM_THREADS"] = str(max(counts))
 
+    import onnxruntime as ort
+    import torch
+
+    import csipose
+
+    print(f"torch {torch.__version__}, onnxruntime {ort.__version__}, csipose {csipose.__version__}; "
+          f"{cpu_name()}, {os.cpu_count()} CPUs; threads {counts} (same for every runtime); "
+          f"median of {args.rounds}")  # fmt: skip
+    rows = []
+    for threads in counts:
+        rows += run(args, threads)
+    print()
+    print_table(("model", "threads", "batch", "runtime", "median ms / call", "us / window", "time / Rust's"),
+                [(m, th, b, k, f"{ms:.3f}", f"{us:.1f}", f"{ratio:.2f}x")
+                 for m, th, b, k, ms, us, ratio, _ in rows],
+                markdown=args.markdown, align="lrrlrrr")  # fmt: skip
+    print()
+    print_targets(rows, args.markdown)
+
+
+def run(args, threads: int) -> list[tuple]:
     import numpy as np
     import onnxruntime as ort
     import torch
@@ -60,13 +86,11 @@ def main() -> None:
 
     import csipose
 
-    torch.set_num_threads(args.threads)
-    csipose.set_num_threads(args.threads)
+    torch.set_num_threads(threads)
+    csipose.set_num_threads(threads)
     so = ort.SessionOptions()
-    so.intra_op_num_threads = args.threads
+    so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
-    print(f"torch {torch.__version__}, onnxruntime {ort.__version__}, csipose {csipose.__version__}; "
-          f"{cpu_name()}, {os.cpu_count()} CPUs; {args.threads} threads each; median of {args.rounds}")  # fmt: skip
     rows = []
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -89,12 +113,31 @@ def main() -> None:
                 base = statistics.median(times[next(iter(runtimes))])
                 for k, ts in times.items():
                     med = statistics.median(ts)
-                    rows.append((name, batch, k, med * 1e3, med * 1e6 / batch, med / base, diff))
-                print(f"{name} batch {batch}: done (max |rust - torch| = {diff:.2e})", flush=True)
-    print()
-    print_table(("model", "batch", "runtime", "median ms / call", "us / window", "time / Rust's"),
-                [(m, b, k, f"{ms:.3f}", f"{us:.1f}", f"{ratio:.2f}x") for m, b, k, ms, us, ratio, _ in rows],
-                markdown=args.markdown, align="lrlrrr")  # fmt: skip
+                    rows.append(
+                        (name, threads, batch, k, med * 1e3, med * 1e6 / batch, med / base, diff)
+                    )
+                print(f"{name} {threads} thread(s) batch {batch}: done "
+                      f"(max |rust - torch| = {diff:.2e})", flush=True)  # fmt: skip
+    return rows
+
+
+def print_targets(rows: list[tuple], markdown: bool) -> None:
+    """Issue 12's targets from the measured rows: runtimes in the order Rust, torch, onnxruntime."""
+    by: dict[tuple, list[float]] = {}
+    for m, th, b, _, ms, *_ in rows:
+        by.setdefault((m, th, b), []).append(ms)
+    out = []
+    for (m, th, b), (rust, torch_ms, ort_ms) in by.items():
+        if b == 1:
+            out.append((m, th, "batch-1 latency: Rust / torch eager <= 1", f"{rust / torch_ms:.2f}",
+                        "met" if rust <= torch_ms else "MISSED"))  # fmt: skip
+            out.append((m, th, "batch-1 latency: Rust / onnxruntime <= 1.5", f"{rust / ort_ms:.2f}",
+                        "met" if rust <= 1.5 * ort_ms else "MISSED"))  # fmt: skip
+        else:
+            out.append((m, th, f"batch-{b} throughput: Rust / torch eager >= 1",
+                        f"{torch_ms / rust:.2f}", "met" if rust <= torch_ms else "MISSED"))  # fmt: skip
+    print_table(("model", "threads", "target", "ratio", "status"), out, markdown=markdown,
+                align="lrlrl")  # fmt: skip
 
 
 def pose_runtimes(name: str, tmp: Path, so):

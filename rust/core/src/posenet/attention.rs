@@ -5,9 +5,11 @@
 //! softmax over j, out_i = sum_j p_ij v_j, then BatchNorm1d over the output
 //! channels (applied as an affine map). No residual.
 
-use super::conv::Conv1d;
+use super::activation::exp;
+use super::conv::{Conv1d, Work};
 use super::weights::Weights;
 use crate::Result;
+use crate::metrics::simd::multiversion;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Axial {
@@ -48,59 +50,134 @@ impl Axial {
         self.qkv.w.len() + 2 * self.qkv.cout + 2 * self.groups + 2 * self.qkv.cin
     }
 
-    /// `x` `[c, l]` -> `out` `[c, l]`.
-    pub fn forward(&self, x: &[f32], l: usize, out: &mut Vec<f32>, qkv: &mut Vec<f32>) {
+    /// `x` `[c, l, seqs]` (`seqs` sequences of length `l`, sequences innermost)
+    /// -> `out` `[c, l, seqs]`. The qkv projection is one matrix product over
+    /// every position; the logits, softmax and weighted sums run on blocks of
+    /// [`SB`] sequences at once, vectorised across the sequences (the
+    /// sequences are only 10-20 long).
+    pub fn forward(
+        &self,
+        x: &[f32],
+        seqs: usize,
+        l: usize,
+        out: &mut Vec<f32>,
+        qkv: &mut Vec<f32>,
+        wk: &mut Work,
+    ) {
         let c = self.qkv.cin;
-        let cg = c / self.groups;
-        self.qkv.forward(x, l, qkv);
+        let n = seqs * l;
+        self.qkv.forward_rows(x, seqs, l, qkv, wk);
         out.clear();
-        out.resize(c * l, 0.0);
-        let mut p = vec![0f32; l * l];
-        for g in 0..self.groups {
-            let q = &qkv[g * cg * l..(g + 1) * cg * l];
-            let k = &qkv[(c + g * cg) * l..(c + (g + 1) * cg) * l];
-            let v = &qkv[(2 * c + g * cg) * l..(2 * c + (g + 1) * cg) * l];
-            let (sc, sh) = (self.sim.0[g], self.sim.1[g]);
-            // p[i, j] = sum_c q[c, i] k[c, j]
+        out.resize(c * n, 0.0);
+        if n == 0 {
+            return;
+        }
+        let p = &mut wk.cols;
+        p.clear();
+        p.resize(l * l * SB, 0.0);
+        attend(
+            qkv,
+            out,
+            p,
+            [c, self.groups, seqs, l],
+            (&self.sim.0, &self.sim.1),
+            (&self.out.0, &self.out.1),
+        );
+    }
+}
+
+/// Sequences per block of the attention: its logits `[l, l, SB]` stay in L1.
+const SB: usize = 16;
+
+#[inline(always)]
+fn attend_body(
+    qkv: &[f32],
+    out: &mut [f32],
+    p: &mut [f32],
+    [c, groups, seqs, l]: [usize; 4],
+    sim: (&[f32], &[f32]),
+    bn: (&[f32], &[f32]),
+) {
+    let cg = c / groups;
+    let n = l * seqs;
+    // Row i of channel ch (`[channels, l, seqs]`), sequences s0.. of the block.
+    let row = |ch: usize, i: usize, s0: usize| ch * n + i * seqs + s0;
+    let p = &mut p[..l * l * SB];
+    let mut s0 = 0;
+    while s0 < seqs {
+        let sb = SB.min(seqs - s0);
+        for g in 0..groups {
+            // p[i, j, s] = sum_c q[c, i, s] k[c, j, s]
             p.fill(0.0);
-            for ch in 0..cg {
-                let (qr, kr) = (&q[ch * l..(ch + 1) * l], &k[ch * l..(ch + 1) * l]);
-                for (i, row) in p.chunks_exact_mut(l).enumerate() {
-                    let qi = qr[i];
-                    for (o, kv) in row.iter_mut().zip(kr) {
-                        *o += qi * kv;
+            for ch in g * cg..(g + 1) * cg {
+                for i in 0..l {
+                    let q = &qkv[row(ch, i, s0)..row(ch, i, s0) + sb];
+                    for j in 0..l {
+                        let k = &qkv[row(c + ch, j, s0)..row(c + ch, j, s0) + sb];
+                        let pr = &mut p[(i * l + j) * SB..(i * l + j) * SB + sb];
+                        for ((o, a), b) in pr.iter_mut().zip(q).zip(k) {
+                            *o += a * b;
+                        }
                     }
                 }
             }
-            for row in p.chunks_exact_mut(l) {
-                let mut max = f32::NEG_INFINITY;
-                for v in row.iter_mut() {
-                    *v = *v * sc + sh;
-                    max = max.max(*v);
+            // BatchNorm over the logits, softmax over j, per (i, s).
+            let (sc, sh) = (sim.0[g], sim.1[g]);
+            for pi in p.chunks_exact_mut(l * SB) {
+                let mut max = [f32::NEG_INFINITY; SB];
+                for pj in pi.chunks_exact_mut(SB) {
+                    for (m, v) in max.iter_mut().zip(pj.iter_mut()) {
+                        *v = *v * sc + sh;
+                        *m = m.max(*v);
+                    }
                 }
-                let mut sum = 0f32;
-                for v in row.iter_mut() {
-                    *v = (*v - max).exp();
-                    sum += *v;
+                let mut sum = [0f32; SB];
+                for pj in pi.chunks_exact_mut(SB) {
+                    for ((t, m), v) in sum.iter_mut().zip(&max).zip(pj.iter_mut()) {
+                        *v = exp(*v - m);
+                        *t += *v;
+                    }
                 }
-                for v in row.iter_mut() {
-                    *v /= sum;
+                let inv = sum.map(|t| 1.0 / t);
+                for pj in pi.chunks_exact_mut(SB) {
+                    for (v, r) in pj.iter_mut().zip(&inv) {
+                        *v *= r;
+                    }
                 }
             }
-            // out[c, i] = sum_j p[i, j] v[c, j]
-            for ch in 0..cg {
-                let vr = &v[ch * l..(ch + 1) * l];
-                let o = &mut out[(g * cg + ch) * l..(g * cg + ch + 1) * l];
-                for (oi, row) in o.iter_mut().zip(p.chunks_exact(l)) {
-                    *oi = row.iter().zip(vr).map(|(a, b)| a * b).sum();
+            // out[c, i, s] = sum_j p[i, j, s] v[c, j, s], then BatchNorm over the output.
+            for ch in g * cg..(g + 1) * cg {
+                let (osc, osh) = (bn.0[ch], bn.1[ch]);
+                for (i, pi) in p.chunks_exact(l * SB).enumerate() {
+                    let mut acc = [0f32; SB];
+                    for (j, pj) in pi.chunks_exact(SB).enumerate() {
+                        let v = &qkv[row(2 * c + ch, j, s0)..row(2 * c + ch, j, s0) + sb];
+                        for ((a, w), x) in acc.iter_mut().zip(pj).zip(v) {
+                            *a += w * x;
+                        }
+                    }
+                    let o = &mut out[row(ch, i, s0)..row(ch, i, s0) + sb];
+                    for (o, a) in o.iter_mut().zip(&acc) {
+                        *o = a * osc + osh;
+                    }
                 }
             }
         }
-        for (ch, row) in out.chunks_exact_mut(l).enumerate() {
-            let (sc, sh) = (self.out.0[ch], self.out.1[ch]);
-            for v in row {
-                *v = *v * sc + sh;
-            }
-        }
+        s0 += sb;
     }
+}
+
+multiversion! {
+    /// The attention of every sequence and group from the projected `qkv`
+    /// `[3c, l, seqs]` into `out` `[c, l, seqs]`; `p` holds `l^2 SB` scratch.
+    fn attend(
+        qkv: &[f32],
+        out: &mut [f32],
+        p: &mut [f32],
+        shape: [usize; 4],
+        sim: (&[f32], &[f32]),
+        bn: (&[f32], &[f32]),
+    ) -> ();
+    wide = attend_body(qkv, out, p, shape, sim, bn);
+    base = attend_body(qkv, out, p, shape, sim, bn);
 }

@@ -3,10 +3,11 @@
 //! between them, a 1x1 residual conv (no bias) + BatchNorm (folded), SiLU of
 //! the sum. The first conv and the residual stride the width.
 //!
-//! They never mix time, so each time row `[c, width]` is a 1-D problem; the
-//! activations are kept as `[time, channels, width]`.
+//! They never mix time, so each time row of each window is a 1-D problem; the
+//! activations are kept as `[channels, windows x time, width]`.
 
-use super::conv::{Conv1d, silu, silu_all};
+use super::activation::{silu_all, silu_sum};
+use super::conv::{Conv1d, Work};
 use super::weights::Weights;
 use crate::Result;
 
@@ -65,28 +66,24 @@ impl ConvBlock {
             + 2 * self.down.cout
     }
 
-    /// `x` `[rows, c_in, width]` -> `out` `[rows, c_out, width']`; returns width'.
-    pub fn forward(&self, x: &[f32], rows: usize, width: usize, out: &mut Vec<f32>) -> usize {
-        let c_in = self.down.cin;
-        let c_out = self.down.cout;
-        let w2 = self.down.out_len(width);
-        out.clear();
-        out.resize(rows * c_out * w2, 0.0);
-        let (mut a, mut b, mut r) = (Vec::new(), Vec::new(), Vec::new());
-        for (row, dst) in x
-            .chunks_exact(c_in * width)
-            .zip(out.chunks_exact_mut(c_out * w2))
-        {
-            self.convs[0].forward(row, width, &mut a);
-            silu_all(&mut a);
-            self.convs[1].forward(&a, w2, &mut b);
-            silu_all(&mut b);
-            self.convs[2].forward(&b, w2, &mut a);
-            self.down.forward(row, width, &mut r);
-            for ((o, v), s) in dst.iter_mut().zip(&a).zip(&r) {
-                *o = silu(v + s);
-            }
-        }
+    /// `x` `[c_in, rows, width]` -> `out` `[c_out, rows, width']`; returns width'.
+    pub fn forward(
+        &self,
+        x: &[f32],
+        rows: usize,
+        width: usize,
+        out: &mut Vec<f32>,
+        tmp: &mut Vec<f32>,
+        wk: &mut Work,
+    ) -> usize {
+        let [c0, c1, c2] = &self.convs;
+        let w2 = c0.forward_rows(x, rows, width, out, wk);
+        silu_all(out);
+        c1.forward_rows(out, rows, w2, tmp, wk);
+        silu_all(tmp);
+        c2.forward_rows(tmp, rows, w2, out, wk);
+        self.down.forward_rows(x, rows, width, tmp, wk);
+        silu_sum(out, tmp);
         w2
     }
 }

@@ -1,12 +1,15 @@
-//! One-dimensional convolutions of one window, `[channels, length]` row-major,
-//! with BatchNorm already folded into weight and bias.
+//! One-dimensional convolutions of many rows at once, `[channels, rows,
+//! length]` row-major, with BatchNorm already folded into weight and bias.
 //!
 //! Every convolution of the WiFlow family is one of these: the TCN's causal
-//! grouped dilated convs and pointwise convs over time, and the conv blocks'
-//! (1 x 3) and (1 x 1) Conv2d, which never mix time and so are 1-D convs over
-//! the width of each time row. Dense pointwise convs (the bulk of the work)
-//! take a register-blocked matrix product; the rest a direct loop whose inner
-//! axis is contiguous.
+//! grouped dilated convs and pointwise convs over time (a row per window),
+//! and the conv blocks' (1 x 3) and (1 x 1) Conv2d, which never mix time and
+//! so are 1-D convs over the width of each time row (a row per window and
+//! time step). Each group is one matrix product over all rows (im2col where
+//! the kernel is wider than 1 or strided); depthwise convs, whose product
+//! would have one row, take a direct loop.
+
+use super::gemm::{Packed, gemm};
 
 /// A folded convolution: `out[o, l] = b[o] + sum w[o, i, k] x[i, l s + k d - pad_l]`.
 #[derive(Debug, Clone)]
@@ -23,21 +26,52 @@ pub(crate) struct Conv1d {
     pub w: Vec<f32>,
     /// `[cout]`.
     pub b: Vec<f32>,
+    /// Per group, `[cout / groups, cin / groups * k]` packed; empty for depthwise.
+    pub packed: Vec<Packed>,
 }
 
-/// SiLU as torch computes it: x * sigmoid(x).
-#[inline]
-pub(crate) fn silu(x: f32) -> f32 {
-    x / (1.0 + (-x).exp())
-}
-
-pub(crate) fn silu_all(x: &mut [f32]) {
-    for v in x {
-        *v = silu(*v);
-    }
+/// Scratch of the matrix products (im2col columns, packed panel of `b`),
+/// reused across layers and calls.
+#[derive(Debug, Default)]
+pub(crate) struct Work {
+    pub cols: Vec<f32>,
+    pub panel: Vec<f32>,
 }
 
 impl Conv1d {
+    /// A folded convolution; the weights of each group are packed for [`gemm`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        [cin, cout, k, groups]: [usize; 4],
+        [dilation, stride, pad_l, pad_r]: [usize; 4],
+        w: Vec<f32>,
+        b: Vec<f32>,
+    ) -> Self {
+        let g = groups.max(1);
+        let (cout_g, kg) = (cout / g, cin / g * k);
+        let packed = if g > 1 && cin / g == 1 && cout_g == 1 && k > 1 {
+            Vec::new() // depthwise: a direct loop, no matrix product
+        } else {
+            w.chunks_exact((cout_g * kg).max(1))
+                .take(g)
+                .map(|wg| Packed::new(wg, cout_g, kg))
+                .collect()
+        };
+        Self {
+            cin,
+            cout,
+            k,
+            groups: g,
+            dilation,
+            stride,
+            pad_l,
+            pad_r,
+            w,
+            b,
+            packed,
+        }
+    }
+
     /// Output length for input length `l`.
     pub fn out_len(&self, l: usize) -> usize {
         let span = self.dilation * (self.k - 1) + 1;
@@ -49,125 +83,104 @@ impl Conv1d {
         }
     }
 
-    /// Convolve `x` `[cin, l]` into `out` (resized to `[cout, out_len]`).
-    pub fn forward(&self, x: &[f32], l: usize, out: &mut Vec<f32>) -> usize {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use crate::metrics::simd::{Isa, isa};
-            if isa() >= Isa::Avx2 {
-                // SAFETY: the CPU has AVX2 and FMA (checked at run time by `isa`).
-                return unsafe { self.forward_avx2(x, l, out) };
-            }
-        }
-        self.forward_body(x, l, out)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn forward_avx2(&self, x: &[f32], l: usize, out: &mut Vec<f32>) -> usize {
-        self.forward_body(x, l, out)
-    }
-
-    #[inline(always)]
-    fn forward_body(&self, x: &[f32], l: usize, out: &mut Vec<f32>) -> usize {
+    /// Convolve every row of `x` `[cin, rows, l]` along `l` into `out`
+    /// (resized to `[cout, rows, l']`); returns `l'`. The rows (windows, or
+    /// time rows of a batch) are stacked along the matrix product's n, so the
+    /// weights are read once per call, not once per row.
+    pub fn forward_rows(
+        &self,
+        x: &[f32],
+        rows: usize,
+        l: usize,
+        out: &mut Vec<f32>,
+        work: &mut Work,
+    ) -> usize {
+        let Work { cols, panel } = work;
         let lo = self.out_len(l);
+        let n = rows * lo;
         out.clear();
-        out.resize(self.cout * lo, 0.0);
-        if self.k == 1 && self.groups == 1 && self.stride == 1 && self.pad_l == 0 {
-            matmul_bias(&self.w, &self.b, x, self.cout, self.cin, l, out);
+        out.resize(self.cout * n, 0.0);
+        if n == 0 || x.len() < self.cin * rows * l {
+            return lo;
+        }
+        if self.packed.is_empty() {
+            self.depthwise(x, rows, l, lo, out);
             return lo;
         }
         let (cin_g, cout_g) = (self.cin / self.groups, self.cout / self.groups);
-        let (s, d, pl) = (self.stride, self.dilation, self.pad_l);
-        for (co, row) in out.chunks_exact_mut(lo.max(1)).enumerate().take(self.cout) {
-            row.fill(self.b[co]);
-            let g = co / cout_g;
-            for i in 0..cin_g {
-                let xi = &x[(g * cin_g + i) * l..(g * cin_g + i + 1) * l];
-                for kk in 0..self.k {
-                    let wv = self.w[(co * cin_g + i) * self.k + kk];
-                    let off = kk * d;
-                    // Valid outputs: 0 <= t s + off - pl < l.
-                    let first = if pl > off { (pl - off).div_ceil(s) } else { 0 };
-                    let end = if l + pl > off {
-                        ((l + pl - off).div_ceil(s)).min(lo)
-                    } else {
-                        0
-                    };
-                    if first >= end {
-                        continue;
-                    }
-                    if s == 1 {
-                        let src = &xi[first + off - pl..end + off - pl];
-                        for (o, v) in row[first..end].iter_mut().zip(src) {
-                            *o += wv * v;
-                        }
-                    } else {
-                        for (t, o) in row[first..end].iter_mut().enumerate() {
-                            *o += wv * xi[(t + first) * s + off - pl];
-                        }
-                    }
-                }
+        let direct = self.k == 1 && self.stride == 1 && self.pad_l == 0 && self.pad_r == 0;
+        for (g, a) in self.packed.iter().enumerate() {
+            let xg = &x[g * cin_g * rows * l..(g + 1) * cin_g * rows * l];
+            let bias = &self.b[g * cout_g..(g + 1) * cout_g];
+            let dst = &mut out[g * cout_g * n..(g + 1) * cout_g * n];
+            if direct {
+                gemm(a, bias, xg, n, dst, panel);
+            } else {
+                self.im2col(xg, cin_g, rows, l, lo, cols);
+                gemm(a, bias, cols, n, dst, panel);
             }
         }
         lo
     }
-}
 
-const MR: usize = 4;
-const NR: usize = 16;
-
-/// `out [m, n] = w [m, k] x [k, n] + b` (b per row), register-blocked in
-/// MR x NR tiles so that the accumulators stay in vector registers; partial
-/// tiles are zero-padded so that every tile takes the same fixed-size loop.
-/// Inlined into [`Conv1d::forward`]'s AVX2+FMA build where the CPU has it.
-#[inline(always)]
-pub(crate) fn matmul_bias(
-    w: &[f32],
-    b: &[f32],
-    x: &[f32],
-    m: usize,
-    k: usize,
-    n: usize,
-    out: &mut [f32],
-) {
-    let mut r0 = 0;
-    while r0 < m {
-        let rows = MR.min(m - r0);
-        let row = |r: usize| -> &[f32] {
-            if r < rows {
-                &w[(r0 + r) * k..(r0 + r + 1) * k]
-            } else {
-                &w[r0 * k..(r0 + 1) * k] // a padding row: computed, never stored
+    /// `cols [(i k + kk), r lo + t] = x [i, r, t s + kk d - pad_l]` (0 outside).
+    fn im2col(&self, x: &[f32], cin: usize, rows: usize, l: usize, lo: usize, cols: &mut Vec<f32>) {
+        let n = rows * lo;
+        cols.clear();
+        cols.resize(cin * self.k * n, 0.0);
+        let (s, d, pl) = (self.stride, self.dilation, self.pad_l);
+        for (ik, dst) in cols.chunks_exact_mut(n).enumerate() {
+            let (i, kk) = (ik / self.k, ik % self.k);
+            let off = kk * d;
+            let (first, end) = valid(l, lo, s, off, pl);
+            if first >= end {
+                continue; // the tap reads only padding
             }
-        };
-        let (w0, w1, w2, w3) = (row(0), row(1), row(2), row(3));
-        let mut c0 = 0;
-        while c0 < n {
-            let cols = NR.min(n - c0);
-            let mut acc = [[0f32; NR]; MR];
-            for (r, a) in acc.iter_mut().enumerate() {
-                *a = [b[r0 + r.min(rows - 1)]; NR];
-            }
-            let mut xs = [0f32; NR];
-            for i in 0..k {
-                xs[..cols].copy_from_slice(&x[i * n + c0..i * n + c0 + cols]);
-                let (a0, a1, a2, a3) = (w0[i], w1[i], w2[i], w3[i]);
-                for j in 0..NR {
-                    let v = xs[j];
-                    acc[0][j] += a0 * v;
-                    acc[1][j] += a1 * v;
-                    acc[2][j] += a2 * v;
-                    acc[3][j] += a3 * v;
+            for r in 0..rows {
+                let src = &x[(i * rows + r) * l..(i * rows + r + 1) * l];
+                let row = &mut dst[r * lo..(r + 1) * lo];
+                if s == 1 {
+                    row[first..end].copy_from_slice(&src[first + off - pl..end + off - pl]);
+                } else {
+                    for (t, o) in row[first..end].iter_mut().enumerate() {
+                        *o = src[(t + first) * s + off - pl];
+                    }
                 }
             }
-            for (r, a) in acc.iter().enumerate().take(rows) {
-                out[(r0 + r) * n + c0..(r0 + r) * n + c0 + cols].copy_from_slice(&a[..cols]);
-            }
-            c0 += NR;
         }
-        r0 += MR;
     }
+
+    /// One input and one output channel per group: a direct loop.
+    fn depthwise(&self, x: &[f32], rows: usize, l: usize, lo: usize, out: &mut [f32]) {
+        let (s, d, pl) = (self.stride, self.dilation, self.pad_l);
+        for (c, dst) in out.chunks_exact_mut(rows * lo).enumerate().take(self.cout) {
+            let wc = &self.w[c * self.k..(c + 1) * self.k];
+            for r in 0..rows {
+                let src = &x[(c * rows + r) * l..(c * rows + r + 1) * l];
+                let row = &mut dst[r * lo..(r + 1) * lo];
+                row.fill(self.b[c]);
+                for (kk, wv) in wc.iter().enumerate() {
+                    let off = kk * d;
+                    let (first, end) = valid(l, lo, s, off, pl);
+                    for (t, o) in row[first..end].iter_mut().enumerate() {
+                        *o += wv * src[(t + first) * s + off - pl];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Outputs `t` of a tap at offset `off` that read inside the input:
+/// `0 <= t s + off - pl < l`, as the range `first..end` (empty if none).
+fn valid(l: usize, lo: usize, s: usize, off: usize, pl: usize) -> (usize, usize) {
+    let first = if pl > off { (pl - off).div_ceil(s) } else { 0 };
+    let end = if l + pl > off {
+        (l + pl - off).div_ceil(s).min(lo)
+    } else {
+        0
+    };
+    (first.min(end), end)
 }
 
 #[cfg(test)]
@@ -212,26 +225,34 @@ mod tests {
             (3, 5, 1, 1, 1, 2, 0, 0, 15),
             (4, 4, 3, 4, 8, 1, 16, 0, 3),
             (1, 2, 3, 1, 1, 1, 1, 1, 1),
+            (7, 7, 3, 7, 2, 1, 4, 0, 9),
+            (1, 8, 3, 1, 1, 2, 1, 1, 10),
+            (16, 24, 9, 1, 1, 1, 0, 0, 4),
+            (12, 12, 3, 4, 8, 1, 16, 0, 10),
         ] {
-            let c = Conv1d {
-                cin,
-                cout,
-                k,
-                groups,
-                dilation,
-                stride,
-                pad_l: pl,
-                pad_r: pr,
-                w: vals(cout * cin / groups * k, 3),
-                b: vals(cout, 5),
-            };
-            let x = vals(cin * l, 7);
-            let mut out = Vec::new();
-            let lo = c.forward(&x, l, &mut out);
+            let c = Conv1d::new(
+                [cin, cout, k, groups],
+                [dilation, stride, pl, pr],
+                vals(cout * cin / groups * k, 3),
+                vals(cout, 5),
+            );
+            // Three rows in the batched layout [cin, rows, l].
+            let rows = 3;
+            let x = vals(cin * rows * l, 7);
+            let (mut out, mut work) = (Vec::new(), Work::default());
+            let lo = c.forward_rows(&x, rows, l, &mut out, &mut work);
             assert_eq!(lo, c.out_len(l));
-            let want = naive(&c, &x, l);
-            for (a, b) in out.iter().zip(&want) {
-                assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+            for r in 0..rows {
+                let xr: Vec<f32> = (0..cin)
+                    .flat_map(|i| x[(i * rows + r) * l..(i * rows + r + 1) * l].to_vec())
+                    .collect();
+                let want = naive(&c, &xr, l);
+                for co in 0..cout {
+                    for t in 0..lo {
+                        let (a, b) = (out[(co * rows + r) * lo + t], want[co * lo + t]);
+                        assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+                    }
+                }
             }
         }
     }

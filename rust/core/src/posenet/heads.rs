@@ -2,7 +2,9 @@
 //! (folded) + optional SiLU, then AdaptiveAvgPool2d((K, 1)). The MM-Fi variant:
 //! on the last time step only, 1x1 conv + BN (folded) + SiLU, 1x1 conv.
 
-use super::conv::{Conv1d, silu, silu_all};
+use super::activation::silu_all;
+use super::conv::{Conv1d, Work};
+use super::gemm::gemm;
 use super::weights::Weights;
 use crate::Result;
 
@@ -89,8 +91,19 @@ impl Head {
         }
     }
 
-    /// Decoder: `x` `[c, h, t]` -> `out` `[K, D]`.
-    pub fn decode(&self, x: &[f32], h: usize, t: usize, out: &mut [f32]) {
+    /// Decoder: `x` `[c, windows, h, t]` -> `out` `[windows, K, D]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn decode(
+        &self,
+        x: &[f32],
+        windows: usize,
+        h: usize,
+        t: usize,
+        out: &mut [f32],
+        y: &mut Vec<f32>,
+        z: &mut Vec<f32>,
+        wk: &mut Work,
+    ) {
         let Head::Decoder {
             conv3,
             conv1,
@@ -100,81 +113,102 @@ impl Head {
         else {
             return;
         };
-        let mut y = Vec::new();
-        conv3x3(conv3, x, h, t, &mut y);
-        silu_all(&mut y);
-        let mut z = Vec::new();
-        conv1.forward(&y, h * t, &mut z);
+        conv3x3(conv3, x, windows, h, t, y, wk);
+        silu_all(y);
+        conv1.forward_rows(y, windows, h * t, z, wk);
         if *activation {
-            silu_all(&mut z);
+            silu_all(z);
         }
         // AdaptiveAvgPool2d((K, 1)): row bin k is [floor(k h / K), ceil((k + 1) h / K)).
         let (k, d) = (*keypoints, conv1.cout);
-        for kk in 0..k {
-            let (lo, hi) = (kk * h / k, ((kk + 1) * h).div_ceil(k));
-            let n = ((hi - lo) * t) as f32;
-            for dd in 0..d {
-                let s: f32 = z[(dd * h + lo) * t..(dd * h + hi) * t].iter().sum();
-                out[kk * d + dd] = s / n;
+        for (b, o) in out.chunks_exact_mut(k * d).enumerate().take(windows) {
+            for kk in 0..k {
+                let (lo, hi) = (kk * h / k, ((kk + 1) * h).div_ceil(k));
+                let n = ((hi - lo) * t) as f32;
+                for dd in 0..d {
+                    let img = (dd * windows + b) * h;
+                    let s: f32 = z[(img + lo) * t..(img + hi) * t].iter().sum();
+                    o[kk * d + dd] = s / n;
+                }
             }
         }
     }
 
-    /// Last-step head: `x` `[c, K]` -> `out` `[K, D]`.
-    pub fn last_step(&self, x: &[f32], k: usize, out: &mut [f32]) {
+    /// Last-step head: `x` `[c, windows, K]` -> `out` `[windows, K, D]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn last_step(
+        &self,
+        x: &[f32],
+        windows: usize,
+        k: usize,
+        out: &mut [f32],
+        y: &mut Vec<f32>,
+        z: &mut Vec<f32>,
+        wk: &mut Work,
+    ) {
         let Head::Last { conv1, conv2 } = self else {
             return;
         };
-        let (mut y, mut z) = (Vec::new(), Vec::new());
-        conv1.forward(x, k, &mut y);
-        for v in y.iter_mut() {
-            *v = silu(*v);
-        }
-        conv2.forward(&y, k, &mut z);
+        conv1.forward_rows(x, windows, k, y, wk);
+        silu_all(y);
+        conv2.forward_rows(y, windows, k, z, wk);
         let d = conv2.cout;
-        for kk in 0..k {
-            for dd in 0..d {
-                out[kk * d + dd] = z[dd * k + kk];
+        for (b, o) in out.chunks_exact_mut(k * d).enumerate().take(windows) {
+            for kk in 0..k {
+                for dd in 0..d {
+                    o[kk * d + dd] = z[(dd * windows + b) * k + kk];
+                }
             }
         }
     }
 }
 
-/// 3x3 convolution, padding 1, of `x` `[cin, h, w]` into `out` `[cout, h, w]`
-/// (weights `[cout, cin, 3, 3]` in `conv.w`).
-fn conv3x3(conv: &Conv1d, x: &[f32], h: usize, w: usize, out: &mut Vec<f32>) {
+/// 3x3 convolution, padding 1, of every image of `x` `[cin, images, h, w]`
+/// into `out` `[cout, images, h, w]` (weights `[cout, cin, 3, 3]` in `conv`):
+/// im2col over all images, then one matrix product.
+fn conv3x3(
+    conv: &Conv1d,
+    x: &[f32],
+    images: usize,
+    h: usize,
+    w: usize,
+    out: &mut Vec<f32>,
+    wk: &mut Work,
+) {
+    let hw = h * w;
+    let n = images * hw;
     out.clear();
-    out.resize(conv.cout * h * w, 0.0);
-    for (co, plane) in out
-        .chunks_exact_mut((h * w).max(1))
-        .enumerate()
-        .take(conv.cout)
-    {
-        plane.fill(conv.b[co]);
-        for ci in 0..conv.cin {
-            let src = &x[ci * h * w..(ci + 1) * h * w];
-            let k = &conv.w[(co * conv.cin + ci) * 9..(co * conv.cin + ci + 1) * 9];
+    out.resize(conv.cout * n, 0.0);
+    let Some(a) = conv.packed.first() else {
+        return;
+    };
+    if n == 0 || x.len() < conv.cin * n {
+        return;
+    }
+    let cols = &mut wk.cols;
+    cols.clear();
+    cols.resize(conv.cin * 9 * n, 0.0);
+    for (tap, dst) in cols.chunks_exact_mut(n).enumerate() {
+        let (ci, dr, dc) = (tap / 9, tap % 9 / 3, tap % 3);
+        for img in 0..images {
+            let src = &x[(ci * images + img) * hw..(ci * images + img + 1) * hw];
+            let dimg = &mut dst[img * hw..(img + 1) * hw];
+            // Output (r, c) reads input (r + dr - 1, c + dc - 1).
             for r in 0..h {
-                let dst = &mut plane[r * w..(r + 1) * w];
-                for dr in 0..3 {
-                    let sr = r + dr;
-                    if sr < 1 || sr > h {
-                        continue;
-                    }
-                    let row = &src[(sr - 1) * w..sr * w];
-                    let (k0, k1, k2) = (k[dr * 3], k[dr * 3 + 1], k[dr * 3 + 2]);
-                    for (c, o) in dst.iter_mut().enumerate() {
-                        let mut s = k1 * row[c];
-                        if c > 0 {
-                            s += k0 * row[c - 1];
-                        }
-                        if c + 1 < w {
-                            s += k2 * row[c + 1];
-                        }
-                        *o += s;
-                    }
+                let sr = r + dr;
+                if sr < 1 || sr > h {
+                    continue;
+                }
+                let srow = &src[(sr - 1) * w..sr * w];
+                let drow = &mut dimg[r * w..(r + 1) * w];
+                match dc {
+                    0 if w > 1 => drow[1..].copy_from_slice(&srow[..w - 1]),
+                    1 => drow.copy_from_slice(srow),
+                    2 if w > 1 => drow[..w - 1].copy_from_slice(&srow[1..]),
+                    _ => {}
                 }
             }
         }
     }
+    gemm(a, &conv.b, cols, n, out, &mut wk.panel);
 }

@@ -2,10 +2,12 @@
 //! variant as `csipose train` builds them, from the checkpoint's
 //! `model.safetensors` (memory-mapped with candle-core's safetensors reader).
 //!
-//! The kernels are plain Rust over one window at a time, and batches run
-//! window-parallel on csipose's own rayon pool, so `set_num_threads` is the
+//! The kernels are plain Rust: a batch is cut into chunks of windows that run
+//! in parallel on csipose's own rayon pool, so `set_num_threads` is the
 //! thread count (candle's CPU ops keep their own thread pool, sized once from
-//! the environment, which would not follow it).
+//! the environment, which would not follow it). Within a chunk every
+//! convolution and projection is one single-threaded, cache-blocked matrix
+//! product (`gemm`) with the chunk's windows stacked along its columns.
 //!
 //! Structure: the model kind, keypoints, dims, output activation and the
 //! width plan's `min_feature_width` come from the checkpoint's metadata
@@ -23,9 +25,11 @@
 //!              -> attention along T, along K (last step) -> 1x1 head -> [K, D]
 //! ```
 
+mod activation;
 mod attention;
 mod blocks;
 mod conv;
+mod gemm;
 mod heads;
 mod input;
 mod tcn;
@@ -39,9 +43,10 @@ use rayon::prelude::*;
 
 use crate::threads::install;
 use crate::{Error, Result};
+use activation::silu_all;
 use attention::Axial;
 use blocks::ConvBlock;
-use conv::{Conv1d, silu_all};
+use conv::{Conv1d, Work};
 use heads::Head;
 pub use input::{MapSpec, Preprocess};
 use tcn::TemporalBlock;
@@ -90,16 +95,41 @@ pub struct PoseNet {
     target_scale: f32,
 }
 
-/// Scratch buffers of one worker.
+/// Scratch buffers of one worker, reused for every chunk it runs.
 #[derive(Default)]
 struct Scratch {
     a: Vec<f32>,
     b: Vec<f32>,
     c: Vec<f32>,
-    d: Vec<f32>,
+    work: Work,
     input: Vec<f32>,
     frame: Vec<f32>,
     f64s: Vec<f64>,
+}
+
+/// Windows per chunk: enough columns (windows x time) that the weights are
+/// read once per ~128 columns, but no more chunks' worth than keeps every
+/// thread busy.
+fn chunk_windows(n: usize, t: usize, threads: usize) -> usize {
+    let per = 128usize.div_ceil(t.max(1));
+    per.min(n.div_ceil(threads.max(1))).max(1)
+}
+
+/// `src` `[outer, p, q, r]` -> `dst` `[outer, q, p, r]`.
+fn swap_axes(src: &[f32], [outer, p, q, r]: [usize; 4], dst: &mut Vec<f32>) {
+    dst.clear();
+    dst.resize(outer * p * q * r, 0.0);
+    for (s, d) in src
+        .chunks_exact((p * q * r).max(1))
+        .zip(dst.chunks_exact_mut((p * q * r).max(1)))
+    {
+        for i in 0..p {
+            for j in 0..q {
+                d[(j * p + i) * r..(j * p + i + 1) * r]
+                    .copy_from_slice(&s[(i * q + j) * r..(i * q + j + 1) * r]);
+            }
+        }
+    }
 }
 
 /// Width strides of `blocks` conv blocks (csipose.models.wiflow.conv_strides).
@@ -315,83 +345,74 @@ impl PoseNet {
         &self.pre
     }
 
-    /// One model input `x` `[C, T]` -> `out` `[K, D]`, standardised units.
-    fn forward_one(&self, x: &[f32], s: &mut Scratch, out: &mut [f32]) {
+    /// Model inputs `x` `[nb, C, T]` -> `out` `[nb, K, D]`, standardised units.
+    /// The chunk's windows run together: every convolution is one matrix
+    /// product with the windows stacked along its columns.
+    fn forward_chunk(&self, x: &[f32], nb: usize, s: &mut Scratch, out: &mut [f32]) {
         let t = self.arch.window;
-        let mut cur = std::mem::take(&mut s.a);
-        cur.clear();
-        cur.extend_from_slice(x);
+        let wk = &mut s.work;
         let mut c = self.in_channels;
+        // [nb, C, T] -> [C, nb, T]
+        swap_axes(x, [1, nb, c, t], &mut s.a);
         for block in &self.tcn {
-            block.forward(&cur, t, &mut s.b, &mut s.c);
-            std::mem::swap(&mut cur, &mut s.b);
+            block.forward(&s.a, nb, t, &mut s.b, &mut s.c, wk);
+            std::mem::swap(&mut s.a, &mut s.b);
             c = block.out_channels();
         }
         if let Some(p) = &self.proj {
-            p.forward(&cur, t, &mut s.b);
+            p.forward_rows(&s.a, nb, t, &mut s.b, wk);
             silu_all(&mut s.b);
-            std::mem::swap(&mut cur, &mut s.b);
+            std::mem::swap(&mut s.a, &mut s.b);
             c = p.cout;
         }
-        // [C', T] -> rows [T, 1, C'].
-        s.b.clear();
-        s.b.resize(c * t, 0.0);
-        for (ch, row) in cur.chunks_exact(t).enumerate() {
-            for (ti, v) in row.iter().enumerate() {
-                s.b[ti * c + ch] = *v;
-            }
-        }
-        let mut width = self.up.forward(&s.b, t, c, &mut cur);
+        // [C', nb * T] -> rows [1, nb * T, C'].
+        let rows = nb * t;
+        swap_axes(&s.a, [1, c, rows, 1], &mut s.b);
+        let mut width = self.up.forward(&s.b, rows, c, &mut s.a, &mut s.c, wk);
         for b in &self.blocks {
-            width = b.forward(&cur, t, width, &mut s.b);
-            std::mem::swap(&mut cur, &mut s.b);
+            width = b.forward(&s.a, rows, width, &mut s.b, &mut s.c, wk);
+            std::mem::swap(&mut s.a, &mut s.b);
         }
-        let cc = cur.len() / (t * width).max(1);
-        // Attention along time (one sequence per width row): out_w [W, cc, T].
-        let mut seq = std::mem::take(&mut s.d);
-        seq.clear();
-        seq.resize(cc * t, 0.0);
-        let mut out_w = vec![0f32; width * cc * t];
-        for wi in 0..width {
-            for ti in 0..t {
-                for ch in 0..cc {
-                    seq[ch * t + ti] = cur[(ti * cc + ch) * width + wi];
-                }
+        let cc = self.up_channels_out();
+        // The attention wants its sequences innermost: [cc, l, seqs].
+        // Along time, one sequence per (window, width row): [cc, T, nb, W].
+        swap_axes(&s.a, [cc, nb, t, width], &mut s.b);
+        self.width_axis
+            .forward(&s.b, nb * width, t, &mut s.a, &mut s.c, wk);
+        match self.arch.kind {
+            Kind::WiFlowStd => {
+                // Along the width, one sequence per (window, time step): [cc, W, nb, T].
+                swap_axes(&s.a, [cc, t, nb, width], &mut s.b);
+                swap_axes(&s.b, [cc, nb * t, width, 1], &mut s.a);
+                self.height_axis
+                    .forward(&s.a, nb * t, width, &mut s.b, &mut s.c, wk);
+                // The decoder's images [cc, nb, W, T].
+                swap_axes(&s.b, [cc, width, nb, t], &mut s.a);
+                self.head
+                    .decode(&s.a, nb, width, t, out, &mut s.b, &mut s.c, wk);
             }
-            self.width_axis.forward(&seq, t, &mut s.b, &mut s.c);
-            out_w[wi * cc * t..(wi + 1) * cc * t].copy_from_slice(&s.b);
-        }
-        // Attention along the width (one sequence per time step).
-        let steps: Vec<usize> = match self.arch.kind {
-            Kind::WiFlowStd => (0..t).collect(),
-            Kind::WiFlowMmfi => vec![t - 1], // the head reads the last step only
-        };
-        seq.resize(cc * width, 0.0);
-        let mut img = vec![0f32; cc * width * t];
-        for &ti in &steps {
-            for wi in 0..width {
-                for ch in 0..cc {
-                    seq[ch * width + wi] = out_w[(wi * cc + ch) * t + ti];
+            Kind::WiFlowMmfi => {
+                // The head reads the last step only: [cc, W, nb] at t = T - 1.
+                s.b.clear();
+                for ch in s.a.chunks_exact(t * nb * width) {
+                    s.b.extend_from_slice(&ch[(t - 1) * nb * width..]);
                 }
-            }
-            self.height_axis
-                .forward(&seq[..cc * width], width, &mut s.b, &mut s.c);
-            match self.arch.kind {
-                Kind::WiFlowStd => {
-                    for ch in 0..cc {
-                        for wi in 0..width {
-                            img[(ch * width + wi) * t + ti] = s.b[ch * width + wi];
-                        }
-                    }
-                }
-                Kind::WiFlowMmfi => self.head.last_step(&s.b, width, out),
+                swap_axes(&s.b, [cc, nb, width, 1], &mut s.a);
+                self.height_axis
+                    .forward(&s.a, nb, width, &mut s.b, &mut s.c, wk);
+                // [cc, K, nb] -> [cc, nb, K] for the head.
+                swap_axes(&s.b, [cc, width, nb, 1], &mut s.a);
+                self.head
+                    .last_step(&s.a, nb, width, out, &mut s.b, &mut s.c, wk);
             }
         }
-        if self.arch.kind == Kind::WiFlowStd {
-            self.head.decode(&img, width, t, out);
-        }
-        s.a = cur;
-        s.d = seq;
+    }
+
+    /// Channels the attention and the head see.
+    fn up_channels_out(&self) -> usize {
+        self.blocks
+            .last()
+            .map_or(self.up.out_channels(), ConvBlock::out_channels)
     }
 
     /// Model inputs `x` `[n, C, T]` -> `[n, K, D]` in standardised units (what
@@ -412,10 +433,18 @@ impl PoseNet {
         if n == 0 {
             return Ok(out);
         }
+        let nb = chunk_windows(n, t, crate::threads::num_threads()?);
+        if nb >= n {
+            // One chunk: run it here, without waking the pool.
+            self.forward_chunk(x, n, &mut Scratch::default(), &mut out);
+            return Ok(out);
+        }
         install(|| {
-            out.par_chunks_mut(kd)
-                .zip(x.par_chunks(c * t))
-                .for_each_init(Scratch::default, |s, (o, xi)| self.forward_one(xi, s, o));
+            out.par_chunks_mut(nb * kd)
+                .zip(x.par_chunks(nb * c * t))
+                .for_each_init(Scratch::default, |s, (o, xi)| {
+                    self.forward_chunk(xi, o.len() / kd, s, o);
+                });
         })?;
         Ok(out)
     }
@@ -460,27 +489,39 @@ impl PoseNet {
         if n == 0 {
             return Ok(out);
         }
+        let nb = chunk_windows(n, t, crate::threads::num_threads()?);
+        let run = |sc: &mut Scratch, (ci, o): (usize, &mut [f32])| {
+            let m = o.len() / kd;
+            let mut x = std::mem::take(&mut sc.input);
+            x.clear();
+            x.resize(m * c * t, 0.0);
+            for (j, xi) in x.chunks_exact_mut(c * t).enumerate() {
+                let i = ci * nb + j;
+                self.pre.window(
+                    &tf,
+                    &amplitude[i * win..(i + 1) * win],
+                    phase.map(|ph| &ph[i * win..(i + 1) * win]),
+                    [l, a, s, p],
+                    &mut sc.f64s,
+                    &mut sc.frame,
+                    xi,
+                );
+            }
+            self.forward_chunk(&x, m, sc, o);
+            sc.input = x;
+            for (v, mp) in o.iter_mut().zip(self.mean_pose.iter().cycle()) {
+                *v = *v * self.target_scale + mp;
+            }
+        };
+        if nb >= n {
+            // One chunk: run it here, without waking the pool.
+            run(&mut Scratch::default(), (0, &mut out));
+            return Ok(out);
+        }
         install(|| {
-            out.par_chunks_mut(kd)
+            out.par_chunks_mut(nb * kd)
                 .enumerate()
-                .for_each_init(Scratch::default, |sc, (i, o)| {
-                    let mut x = std::mem::take(&mut sc.input);
-                    x.resize(c * t, 0.0);
-                    self.pre.window(
-                        &tf,
-                        &amplitude[i * win..(i + 1) * win],
-                        phase.map(|ph| &ph[i * win..(i + 1) * win]),
-                        [l, a, s, p],
-                        &mut sc.f64s,
-                        &mut sc.frame,
-                        &mut x,
-                    );
-                    self.forward_one(&x, sc, o);
-                    sc.input = x;
-                    for (v, m) in o.iter_mut().zip(&self.mean_pose) {
-                        *v = *v * self.target_scale + m;
-                    }
-                });
+                .for_each_init(Scratch::default, run);
         })?;
         Ok(out)
     }

@@ -6,7 +6,8 @@
 //! Channel counts and group counts are read from the weight shapes (the
 //! configuration decides them; the file carries them) and cross-checked.
 
-use super::conv::{Conv1d, silu, silu_all};
+use super::activation::{silu_all, silu_sum};
+use super::conv::{Conv1d, Work};
 use super::weights::Weights;
 use crate::Result;
 
@@ -116,28 +117,31 @@ impl TemporalBlock {
             .sum()
     }
 
-    /// `x` `[c_in, t]` -> `out` `[c_out, t]`.
-    pub fn forward(&self, x: &[f32], t: usize, out: &mut Vec<f32>, tmp: &mut Vec<f32>) {
-        self.convs[0].forward(x, t, tmp);
+    /// `x` `[c_in, windows, t]` -> `out` `[c_out, windows, t]`.
+    pub fn forward(
+        &self,
+        x: &[f32],
+        windows: usize,
+        t: usize,
+        out: &mut Vec<f32>,
+        tmp: &mut Vec<f32>,
+        wk: &mut Work,
+    ) {
+        let [c1, p1, c2, p2] = &self.convs;
+        c1.forward_rows(x, windows, t, tmp, wk);
         silu_all(tmp);
-        self.convs[1].forward(tmp, t, out);
+        p1.forward_rows(tmp, windows, t, out, wk);
         silu_all(out);
-        self.convs[2].forward(out, t, tmp);
+        c2.forward_rows(out, windows, t, tmp, wk);
         silu_all(tmp);
-        self.convs[3].forward(tmp, t, out);
+        p2.forward_rows(tmp, windows, t, out, wk);
         silu_all(out);
         match &self.down {
             Some(d) => {
-                d.forward(x, t, tmp);
-                for (o, r) in out.iter_mut().zip(tmp.iter()) {
-                    *o = silu(*o + r);
-                }
+                d.forward_rows(x, windows, t, tmp, wk);
+                silu_sum(out, tmp);
             }
-            None => {
-                for (o, r) in out.iter_mut().zip(x) {
-                    *o = silu(*o + r);
-                }
-            }
+            None => silu_sum(out, x),
         }
     }
 }

@@ -174,18 +174,12 @@ impl<'a> Weights<'a> {
                 (w, b)
             }
         };
-        Ok(Conv1d {
-            cin,
-            cout,
-            k,
-            groups,
-            dilation,
-            stride,
-            pad_l,
-            pad_r,
+        Ok(Conv1d::new(
+            [cin, cout, k, groups],
+            [dilation, stride, pad_l, pad_r],
             w,
             b,
-        })
+        ))
     }
 
     /// Names under the prefix that the architecture did not read.
