@@ -52,13 +52,15 @@ if [ "${ISSUE15_SMALL:-0}" = 1 ]; then
          "train.run_dir=\"$RUN\"" train.epochs=1 data.environments=4 data.subjects=2 data.frames=40
          'data.cache_dir="runs/cache-issue15-small"')
   CAL=(--calibration 32 --qat-epochs 1)
-  BUDGET=1500
+  BUDGET=2400
+  TRAIN_CAP=1200
 else
+  TRAIN_CAP=200
   TRAIN=(configs/wiflow-half.toml 'train.device="cuda"' data.spot_jitter=0.0 data.heading_jitter=0.0
          "train.run_dir=\"$RUN\"")
   CAL=(--calibration 256 --qat-epochs 2)
 fi
-stage train 200 csipose train "${TRAIN[@]}"
+stage train "$TRAIN_CAP" csipose train "${TRAIN[@]}"
 if [ ! -d "$RUN/checkpoints" ]; then elapsed "no checkpoint: stop"; exit 1; fi
 for m in ptq fp16 qat mixed; do
   stage "$m" 120 csipose quantize "$RUN" --method "$m" "${CAL[@]}" --threads "$THREADS" --out "$Q" --no-report

@@ -14,14 +14,16 @@ fp32; the README's target is >= 1.5 at batch 64).
 Rows:
 
 * ``fp32``: the float model (the baseline: the best float32 onnxruntime graph).
-* ``ptq (PT2E, float conv outputs)``: the PT2E graph as ``csipose quantize`` exported
-  it before conv outputs were quantized: no Q after a conv, so onnxruntime cannot
-  fuse any DQ -> Conv -> Q group and runs float convs on dequantized weights.
-* ``ptq (PT2E, int8 conv outputs)``: ``csipose quantize --method ptq`` now: every
-  conv's output quantized, so every conv becomes a QLinearConv (u8 activations,
-  s8 per-channel weights).
-* ``ptq tcn-only``: the same with only the TCN quantized (97% of the weights); the
-  conv stem (1-32 channels) and the axial attention stay float32.
+* ``ptq every conv, Q after SiLU (before)``: the PT2E graph as ``csipose quantize``
+  exported it before: every conv int8, its QuantizeLinear after the activation, so
+  onnxruntime fuses almost no DQ -> Conv -> Q group and runs float convs on weights
+  dequantized at each call.
+* ``ptq every conv, Q after conv``: every conv's own output quantized too, so every
+  conv becomes a QLinearConv (u8 activations, s8 per-channel weights), the conv
+  stem's 1-32-channel Conv2d layers included.
+* ``ptq Conv1d only (now)``: ``csipose quantize --method ptq`` now
+  (``csipose.quantize.int8_scope``): the Conv1d layers (TCN, 97% of the weights,
+  and the attention's q/k/v) as QLinearConv, the Conv2d stem and decoder float32.
 * ``ort quantize_static``: onnxruntime's own int8 QDQ of the fp32 file (per-channel
   s8 weights, u8 activations): what onnxruntime's tooling achieves on this graph.
 
@@ -45,6 +47,9 @@ from pathlib import Path
 from _bench import cpu_name, print_table
 
 C, T, K, D = 540, 20, 15, 2
+OLD = "ptq every conv, Q after SiLU (before)"
+EVERY = "ptq every conv, Q after conv"
+NOW = "ptq Conv1d only (now)"
 
 
 def build(tmp: Path) -> dict[str, Path]:
@@ -52,25 +57,26 @@ def build(tmp: Path) -> dict[str, Path]:
     import torch
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from posenet_checkpoints import random_model
-
     from csipose.quantize import onnx_export, ort_reference, ptq
+    from posenet_checkpoints import random_model
 
     model = random_model("wiflow-half", C, T, K, D, {})
     x = torch.randn(256, C, T, generator=torch.Generator().manual_seed(0))
     calib, check = x[:128], x[128:192]
     exported = ptq.export(model, calib)
     files = {"fp32": onnx_export.export(model, x, tmp / "fp32.onnx", {})}
-    for name, kw in (("ptq (PT2E, float conv outputs)", {}),
-                     ("ptq (PT2E, int8 conv outputs)", {"conv_outputs": True}),
-                     ("ptq tcn-only", {"conv_outputs": True, "only": ["tcn"]})):  # fmt: skip
+    for name, kw in ((OLD, {"every_layer": True, "conv_outputs": False}),
+                     (EVERY, {"every_layer": True}),
+                     (NOW, {})):  # fmt: skip
         q = ptq.ptq(model, calib, exported=exported, **kw)
         f = onnx_export.export(q, x, tmp / f"{len(files)}.onnx", {})
         r = onnx_export.check(q, f, check)  # the file is the fake-quant graph (raises if not)
         print(f"{name}: ONNX vs torch max abs {r['max_abs']:.2e} (bound {r['bound']:.2e}); "
               f"fused int8 session vs torch {r['optimised_session_max_abs']:.2e}", flush=True)  # fmt: skip
         files[name] = f
-    files["ort quantize_static"] = ort_reference.quantize_static(files["fp32"], tmp / "ort.onnx", calib)
+    files["ort quantize_static"] = ort_reference.quantize_static(
+        files["fp32"], tmp / "ort.onnx", calib
+    )
     return files
 
 
@@ -91,7 +97,9 @@ def profile(files: dict[str, Path], threads: int, x, tmp: Path, reps: int = 10) 
     """onnxruntime's kernel time per op type at batch 64, and the optimised graph's ops."""
     import onnx
 
-    print(f"\nwhere the time goes at batch {len(x)}, {threads} thread(s), ms per call (onnxruntime profile):")
+    print(
+        f"\nwhere the time goes at batch {len(x)}, {threads} thread(s), ms per call (onnxruntime profile):"
+    )
     for i, (name, f) in enumerate(files.items()):
         prefix = str(tmp / f"prof{i}")
         s = session(f, threads, prefix)
@@ -104,7 +112,9 @@ def profile(files: dict[str, Path], threads: int, x, tmp: Path, reps: int = 10) 
                 per_op[e["args"]["op_name"]] += e["dur"] / 1e3 / reps
         ops = collections.Counter(n.op_type for n in onnx.load(prefix + ".opt.onnx").graph.node)
         total = sum(per_op.values())
-        top = ", ".join(f"{op} {ms:.1f} ({100 * ms / total:.0f}%)" for op, ms in per_op.most_common(8))
+        top = ", ".join(
+            f"{op} {ms:.1f} ({100 * ms / total:.0f}%)" for op, ms in per_op.most_common(8)
+        )
         print(f"- {name}: {total:.1f} ms: {top}")
         print(f"  optimised graph: QLinearConv {ops['QLinearConv']}, float Conv {ops['Conv'] + ops['FusedConv']}, "
               f"QuantizeLinear {ops['QuantizeLinear']}, DequantizeLinear {ops['DequantizeLinear']}")  # fmt: skip

@@ -140,7 +140,9 @@ def ptq(model: torch.nn.Module, calibration: torch.Tensor, *, batch_size: int = 
     graph = copy.deepcopy(exported) if exported is not None else export(model.eval(), calibration)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        prepared = prepare_pt2e(graph, quantizer(reduce_range=reduce_range, skip=skip, only=only,
-                                                conv_outputs=conv_outputs))
+        prepared = prepare_pt2e(
+            graph,
+            quantizer(reduce_range=reduce_range, skip=skip, only=only, conv_outputs=conv_outputs),
+        )
     calibrate(prepared, calibration.split(batch_size))
     return convert(prepared)

@@ -52,9 +52,15 @@ def prepare(
     src.model.eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        m = prepare_qat_pt2e(graph, ptq.quantizer(reduce_range=reduce_range, is_qat=True,
-                                                    only=int8_scope.fast_int8_modules(src.model),
-                                                    conv_outputs=True))
+        m = prepare_qat_pt2e(
+            graph,
+            ptq.quantizer(
+                reduce_range=reduce_range,
+                is_qat=True,
+                only=int8_scope.fast_int8_modules(src.model),
+                conv_outputs=True,
+            ),
+        )
     m.train = types.MethodType(_set_training, m)
     m.eval = types.MethodType(lambda self: _set_training(self, False), m)
     m.eval()  # observers see the calibration windows with BN on running statistics
