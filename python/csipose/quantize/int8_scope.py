@@ -11,9 +11,9 @@ without VNNI (benches/bench_quantize.py --profile; docs/quantize.md):
   SiLU, BatchNorm-free residual adds and the attention run in float32 between a
   DequantizeLinear and a QuantizeLinear.
 * The Conv1d layers (the TCN, 97% of the weights, and the attention's q/k/v
-  projections) run about 2-3x faster as QLinearConv than in float32.
+  projections) run about 1.5x faster as QLinearConv than in float32.
 * The Conv2d layers (the conv stem and decoder, 1-32 channels, 1.5% of the
-  weights) run about 3x SLOWER as QLinearConv: at so few channels MLAS's int8
+  weights) run about 2.9x SLOWER as QLinearConv: at so few channels MLAS's int8
   path (im2col into an int8 GEMM with NHWC transposes) loses to its float32
   NCHWc kernels. They stay float32.
 
