@@ -26,6 +26,11 @@ from csipose.quantize import int8_scope
 
 MAX_BATCH = 4096
 _CONVS = (torch.ops.aten.conv1d.default, torch.ops.aten.conv2d.default)
+_TO_BATCH_NORM = (
+    torch.ops.aten.div.Tensor,
+    torch.ops.aten.add.Tensor,
+    torch.ops.aten.batch_norm.default,
+)
 
 
 def quantizer(*, reduce_range: bool = False, is_qat: bool = False, skip: Sequence[str] = (),
@@ -68,8 +73,8 @@ def quantizer(*, reduce_range: bool = False, is_qat: bool = False, skip: Sequenc
                 for node in model.graph.nodes:
                     ann = node.meta.get("quantization_annotation")
                     if (node.op == "call_function" and node.target in _CONVS and ann is not None
-                            and ann.input_qspec_map and ann.output_qspec is None):  # fmt: skip
-                        ann.output_qspec = get_output_act_qspec(config)
+                            and ann.input_qspec_map):  # fmt: skip
+                        _quantize_output(_after_batch_norm(node), get_output_act_qspec(config))
             return model
 
     q = Quantizer().set_global(None if only is not None else config)
@@ -78,6 +83,35 @@ def quantizer(*, reduce_range: bool = False, is_qat: bool = False, skip: Sequenc
     for name in skip:
         q.set_module_name_qconfig(name, None)
     return q
+
+
+def _after_batch_norm(conv: torch.fx.Node) -> torch.fx.Node:
+    """Where a conv's output is: after its BatchNorm when one follows. prepare_pt2e has
+    folded BN into the conv already; prepare_qat_pt2e keeps conv -> BN until
+    convert, and a quantizer between them would quantize the pre-BN values (the
+    fold after it would not match either)."""
+    node = conv
+    for _ in range(3):  # QAT's conv-BN pattern: conv -> div (weight scale) [-> add (bias)] -> BN
+        users = list(node.users)
+        if len(users) != 1 or users[0].target not in _TO_BATCH_NORM:
+            return conv
+        node = users[0]
+        if node.target == torch.ops.aten.batch_norm.default:
+            return node
+    return conv
+
+
+def _quantize_output(node: torch.fx.Node, qspec: object) -> None:
+    from torchao.quantization.pt2e.quantizer import QuantizationAnnotation
+
+    ann = node.meta.get("quantization_annotation")
+    if ann is None:
+        node.meta["quantization_annotation"] = QuantizationAnnotation(
+            output_qspec=qspec,
+            _annotated=True,
+        )
+    elif ann.output_qspec is None:
+        ann.output_qspec = qspec
 
 
 def export(model: torch.nn.Module, example: torch.Tensor) -> torch.fx.GraphModule:
