@@ -38,7 +38,7 @@ def quantizer(*, reduce_range: bool = False, is_qat: bool = False, skip: Sequenc
     """The x86 PT2E quantizer, extended to every Conv1d; modules named in ``skip``
     stay float32, and with ``only`` nothing but the named modules is quantized.
     ``conv_outputs`` also quantizes every quantized conv's own output (before its
-    activation): see :mod:`csipose.quantize.ort_fusable`."""
+    activation): see :mod:`csipose.quantize.int8_scope`."""
     from torchao.quantization.pt2e.quantizer import get_output_act_qspec
     from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
         X86InductorQuantizer,
