@@ -124,7 +124,9 @@ def _inside_run(root: Path, src: Source) -> bool:
 def _scheme(reduce_range: bool) -> str:
     bits = "7-bit (reduce_range)" if reduce_range else "8-bit"
     return (f"int8 per-channel symmetric weights; {bits} per-tensor affine uint8 activations "
-            "(histogram observer); X86InductorQuantizer, PT2E (torchao)")  # fmt: skip
+            "(histogram observer); X86InductorQuantizer, PT2E (torchao); int8 layers: every Conv1d "
+            "with its output quantized (QLinearConv in onnxruntime), the rest float32 "
+            "(csipose.quantize.int8_scope)")  # fmt: skip
 
 
 def _gap(src: Source, fake: torch.nn.Module, converted: torch.nn.Module) -> dict[str, Any]:

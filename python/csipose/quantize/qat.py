@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from csipose.quantize import ptq
+from csipose.quantize import int8_scope, ptq
 from csipose.quantize.source import Source
 from csipose.train import checkpoint
 from csipose.train.config import Config
@@ -52,7 +52,15 @@ def prepare(
     src.model.eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        m = prepare_qat_pt2e(graph, ptq.quantizer(reduce_range=reduce_range, is_qat=True))
+        m = prepare_qat_pt2e(
+            graph,
+            ptq.quantizer(
+                reduce_range=reduce_range,
+                is_qat=True,
+                only=int8_scope.fast_int8_modules(src.model),
+                conv_outputs=True,
+            ),
+        )
     m.train = types.MethodType(_set_training, m)
     m.eval = types.MethodType(lambda self: _set_training(self, False), m)
     m.eval()  # observers see the calibration windows with BN on running statistics
