@@ -4,7 +4,8 @@ it replaced (pose ``train/loop.py`` and ``count/train.py`` before the engine).
 The hashes (``csipose.train.proof.weights_hash``) were recorded by running these
 configurations on the code before the engine, in the environment named by the
 key (``csipose.train.proof.fingerprint``); elsewhere the test is skipped, since
-another torch or CPU may round differently."""
+another torch or CPU may round differently. A deliberate change of the arithmetic
+(the float32 load path) re-records a hash; the pin then guards the new arithmetic."""
 
 from __future__ import annotations
 
@@ -19,13 +20,15 @@ pytestmark = pytest.mark.usefixtures("restore_torch_threads")
 
 #: {environment: {run: (last epoch checkpoint, its hash, hash of best)}}
 GOLDEN = {
+    # All three re-recorded when the load path moved to float32 (issue 17; docs/data.md states
+    # its bound): the inputs changed in their last bits, so the weights did.
     "csipose_simd=avx2 machine=x86_64 numpy=2.4.6 system=Linux torch=2.15.0+cu132 torch_cpu=AVX2": {
-        "pose-default-model": ("epoch-0000", "5fa37d143636884e2dceb5174f1d93c30ed0100650094d11add6464455b1944e",
-                               "5fa37d143636884e2dceb5174f1d93c30ed0100650094d11add6464455b1944e"),
-        "count-weights": ("epoch-0002", "07a276622321ea0174e8492b904a21ef64ea4456bbf9012998e2e5cf0fdb2450",
-                          "3fca69455855bc74712fc2d8e46d4d7e5dc35cfce7a53688c0ed59f6b178bbd3"),
-        "count-sampler": ("epoch-0001", "d96bb3a41fafa3aa7fd1e0704eac8a3bcb63b3eb731636a5e36a8b5ea05ce9db",
-                          "b3b23348f04a1ed317950e9b0210b6d87453721746323336e6603d845758dfa3"),
+        "pose-default-model": ("epoch-0000", "28e6108e2b73ef4baed446bff60c9233fbb30ecbb14196d1ec540000aa3f17c5",
+                               "28e6108e2b73ef4baed446bff60c9233fbb30ecbb14196d1ec540000aa3f17c5"),
+        "count-weights": ("epoch-0002", "8bd5bc06883c26ab2b5f9c780542a21f1627bc1e22852c2a29dba2457f1f3d21",
+                          "daf3fae3e6d2c3465f1044621cc2b70fa1dcdbb98c382c09c22839b680071ffd"),
+        "count-sampler": ("epoch-0001", "903ed4f2e977b480003ed6943bcdb92528ff16fbdfc8aea55840ebd0ea1b1f84",
+                          "7c0dbaf7c2946ad7db604a5cc6f10071e28caea0cca3d5a4b940cdb862a6d6f9"),
     },
 }  # fmt: skip
 
