@@ -9,8 +9,8 @@
 #                 the numbers to quote; recompute them on the fp32 baseline's CPU)
 #   log.txt       every stage's output and elapsed time
 #
-#   OUT=/path bash .gpu/issue15.sh                  (the real run, <= 6 minutes)
-#   OUT=/tmp/x ISSUE15_SMALL=1 bash .gpu/issue15.sh (a tiny CPU rehearsal of the logic)
+#   OUT=/path bash benches/gpu_adr175.sh                  (the real run, <= 6 minutes)
+#   OUT=/tmp/x ISSUE15_SMALL=1 bash benches/gpu_adr175.sh (a tiny CPU rehearsal of the logic)
 #
 # Needs csipose (with the quantize extra: torchao, onnx, onnxruntime) installed.
 # Every stage has a timeout inside a 345 s budget. The report is rebuilt where the

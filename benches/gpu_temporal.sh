@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Issue 14: the built-in job's data and model (wiflow-quarter, 16 epochs, cosine), trained
 # single-frame and with the causal sparse temporal head (model.temporal="sparse", T = 32),
-# on one GPU, side by side; both evaluated on test and test_unseen_env.
-# Runs from the repo root with csipose installed; writes $OUT/issue14/. Budget: <= 6 minutes
+# on one GPU, side by side; both evaluated on the protocol's test, unseen and val parts.
+#   OUT=/path bash benches/gpu_temporal.sh   (from the repo root, csipose installed); writes $OUT/issue14/. Budget: <= 6 minutes
 # (each training, with its evaluation, is cut at 250 s; a cut run is evaluated from its best
 # checkpoint, 45 s at most, and the table gives the epochs it completed).
 set -u
@@ -36,7 +36,7 @@ echo "training (both, in parallel): $(( $(date +%s) - t1 )) s; exit codes single
 # 3. A cut run has no reports yet: evaluate its best checkpoint.
 pids=()  # waited on by id: a bare `wait` would also wait for the tee above
 for kind in single temporal; do
-  for part in test test_unseen_env; do
+  for part in test unseen val; do
     if [ ! -f "$W/$kind/eval/$part/report.json" ] && [ -d "$W/$kind/checkpoints/best" ]; then
       (timeout 45 csipose eval "$W/$kind" --split "$part" --device cuda > "$R/$kind.$part.eval.txt" 2>&1 \
         || echo "eval $kind $part failed") &
@@ -49,7 +49,7 @@ for kind in single temporal; do
   mkdir -p "$R/$kind"
   cp "$W/$kind/metrics.jsonl" "$W/$kind/config.toml" "$R/$kind/" 2>/dev/null
   cp "$W/$kind/checkpoints/best/model.safetensors" "$R/$kind/best.model.safetensors" 2>/dev/null
-  for part in test test_unseen_env; do
+  for part in test unseen val; do
     mkdir -p "$R/$kind/eval/$part"
     cp "$W/$kind/eval/$part/report.json" "$W/$kind/eval/$part/report.md" "$R/$kind/eval/$part/" 2>/dev/null
   done
@@ -65,7 +65,7 @@ print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 for kind in ("single", "temporal"):
     m = r / kind / "metrics.jsonl"
     epochs = len(m.read_text().splitlines()) if m.exists() else 0
-    for part in ("test", "test_unseen_env"):
+    for part in ("test", "unseen", "val"):
         f = r / kind / "eval" / part / "report.json"
         if not f.exists():
             print(f"| {kind} | {part} | {epochs} | missing | | | | | | |")
