@@ -1,4 +1,4 @@
-//! SiLU over whole slices and the attention's exp, with an exp the
+//! ReLU and SiLU over whole slices and the attention's exp, with an exp the
 //! compiler vectorises (libm's `expf` is a scalar call per element, which
 //! cost more than the matrix products around it).
 //!
@@ -50,6 +50,13 @@ multiversion! {
 /// SiLU in place: x * sigmoid(x), as x / (1 + exp(-x)).
 pub(crate) fn silu_all(x: &mut [f32]) {
     silu_slice(x);
+}
+
+/// ReLU in place; NaN becomes 0 (`f32::max` returns the non-NaN operand).
+pub(crate) fn relu_all(x: &mut [f32]) {
+    for v in x {
+        *v = v.max(0.0);
+    }
 }
 
 /// `x + r`, then SiLU, in place (the residual joins of both block kinds).
