@@ -86,6 +86,13 @@ mod tests {
     }
 
     #[test]
+    fn relu_clamps_negatives_and_maps_nan_to_zero() {
+        let mut x = [-2.0, -0.0, 0.5, 3.0, f32::NAN, f32::NEG_INFINITY];
+        relu_all(&mut x);
+        assert_eq!(x, [0.0, 0.0, 0.5, 3.0, 0.0, 0.0]);
+    }
+
+    #[test]
     fn silu_matches_the_plain_formula() {
         let mut x: Vec<f32> = (0..200).map(|i| (i as f32 - 100.0) * 0.37).collect();
         let want: Vec<f32> = x.iter().map(|v| v / (1.0 + (-v).exp())).collect();
