@@ -12,7 +12,7 @@ every runtime alike.
   the MM-Fi variant at [342, 10] -> [17, 3]): ``csipose.PoseNet.forward``
   (Rust, model only) against the torch module under no_grad and its ONNX
   export (dynamo, opset 18) under onnxruntime's CPU provider;
-* CountNet: ``csipose.CountNet.predict`` (Rust, candle) against
+* CountNet: ``csipose.CountNet.predict`` (Rust) against
   ``CountNet.predict`` in torch and the ``csipose export`` graph.
 
 Threads: for each count in ``--threads``, ``csipose.set_num_threads``,
@@ -206,7 +206,7 @@ def countnet_runtimes(tmp: Path, so, save_file):
         str(export_onnx(ck, tmp / "countnet.onnx")), so, providers=["CPUExecutionProvider"]
     )
     runtimes = {
-        "csipose.CountNet (Rust, candle)": lambda x: net.predict(x),
+        "csipose.CountNet (Rust)": lambda x: net.predict(x),
         "torch eager (CountNet.predict)": lambda x: model.predict(torch.from_numpy(x)),
         "onnxruntime (calibrated logits)": lambda x: sess.run(None, {"csi_window": x}),
     }

@@ -1,5 +1,13 @@
-//! CountNet inference on the CPU with candle: person count (0..7) and a
-//! confidence from one CSI window.
+//! CountNet inference on the CPU: person count (0..7) and a confidence from
+//! one CSI window.
+//!
+//! The forward runs on the pose models' kernels (`posenet::conv::Conv1d`,
+//! `posenet::gemm`): each chunk of windows is stacked along the matrix
+//! products' columns (`[channels, windows, frames]`), so a batch of one is
+//! three GEMMs and four small ones with reused scratch (no per-op tensor or
+//! dispatch), and a large batch is GEMMs over stacked windows, chunks in
+//! parallel on csipose's pool (`set_num_threads`). candle only reads the
+//! safetensors file.
 //!
 //! The checkpoint contract is the tensor names of the upstream cog (see
 //! `docs/counting.md`): the 14 weight tensors of [`WEIGHTS`] plus the
@@ -30,6 +38,9 @@ use candle_core::{DType, Device, Tensor};
 
 use rayon::prelude::*;
 
+use crate::posenet::activation::relu_all;
+use crate::posenet::conv::{Conv1d, Work};
+use crate::posenet::gemm::{Packed, gemm};
 use crate::threads::install;
 use crate::{Error, Result};
 
@@ -41,12 +52,11 @@ pub const FRAMES: usize = 20;
 pub const CLASSES: usize = 8;
 /// Floats in one window.
 pub const WINDOW: usize = SUBCARRIERS * FRAMES;
-/// Windows per forward pass. Batches are cut into chunks of this size and the
-/// chunks run in parallel on csipose's pool (`set_num_threads`): with at most
-/// 24 x 128 x 20 < 65,536 values per activation, candle's element-wise ops stay
-/// below the size at which it would hand them to its own thread pool, and its
-/// gemm and conv loops run on the current rayon pool, which is ours.
-const CHUNK: usize = 24;
+/// Most windows per chunk: 8 x 20 = 160 columns per matrix product reads each
+/// weight panel once per 160 columns while the im2col buffer of the widest
+/// layer (384 x 160 floats) stays in L2. Fewer when that would leave a thread
+/// of csipose's pool idle.
+const CHUNK: usize = 8;
 
 /// The weight tensors (name, shape): upstream `cog-person-count`'s names.
 pub const WEIGHTS: [(&str, &[usize]); 14] = [
@@ -91,25 +101,35 @@ pub struct Prediction {
     pub confidences: Vec<f32>,
 }
 
+/// A linear layer `[out, in]` packed for [`gemm`], with its bias.
+#[derive(Debug, Clone)]
+struct Linear {
+    w: Packed,
+    b: Vec<f32>,
+}
+
 /// A loaded CountNet (weights copied out of the memory-mapped file).
 #[derive(Debug, Clone)]
 pub struct CountNet {
     path: PathBuf,
-    /// Convolution (weight [out, in, 3], bias [1, out, 1]).
-    convs: Vec<(Tensor, Tensor)>,
-    /// Linear layers as (weight transposed [in, out], bias [1, out]):
+    /// enc.c1..c3 (kernel 3, padding = dilation).
+    convs: Vec<Conv1d>,
     /// count fc1, count fc2, conf fc1, conf fc2.
-    linears: Vec<(Tensor, Tensor)>,
-    mean: Tensor,
-    std: Tensor,
+    linears: Vec<Linear>,
+    mean: Vec<f32>,
+    std: Vec<f32>,
     temperature: f32,
     confidence_temperature: f32,
     parameters: usize,
     extra_tensors: Vec<String>,
 }
 
-fn candle_err(e: candle_core::Error) -> Error {
-    Error::Value(format!("CountNet forward: {e}"))
+/// Scratch of one worker, reused for every chunk it runs.
+#[derive(Debug, Default)]
+struct Scratch {
+    a: Vec<f32>,
+    b: Vec<f32>,
+    work: Work,
 }
 
 impl CountNet {
@@ -198,23 +218,25 @@ impl CountNet {
         };
         let temperature = scalar("calibration.temperature")?;
         let confidence_temperature = scalar("calibration.confidence_temperature")?;
-        let (std, std_values) = get("preprocess.std")?;
+        let (_, std_values) = get("preprocess.std")?;
         if let Some(i) = std_values.iter().position(|v| *v <= 0.0) {
             return Err(bad(format!(
                 "tensor preprocess.std must be > 0 everywhere, subcarrier {i} holds {}",
                 std_values[i]
             )));
         }
-        let as_col = |t: &Tensor| t.reshape((1, t.elem_count(), 1)).map_err(candle_err);
-        let mean = as_col(&get("preprocess.mean")?.0)?;
-        let std = as_col(std)?;
-        let convs = (1..=3)
-            .map(|i| {
-                let w = get(&format!("enc.c{i}.weight"))?.0.clone();
-                let b = as_col(&get(&format!("enc.c{i}.bias"))?.0)?;
-                Ok((w, b))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let values = |name: &str| -> Result<Vec<f32>> { Ok(get(name)?.1.clone()) };
+        let mean = values("preprocess.mean")?;
+        let std = std_values.clone();
+        let mut convs = Vec::with_capacity(DILATIONS.len());
+        for (i, d) in DILATIONS.into_iter().enumerate() {
+            let w = get(&format!("enc.c{}.weight", i + 1))?;
+            let b = values(&format!("enc.c{}.bias", i + 1))?;
+            let (cout, cin, k) =
+                w.0.dims3()
+                    .map_err(|e| bad(format!("enc.c{}: {e}", i + 1)))?;
+            convs.push(Conv1d::new([cin, cout, k, 1], [d, 1, d, d], w.1.clone(), b));
+        }
         let linears = [
             "count_head.fc1",
             "count_head.fc2",
@@ -224,10 +246,11 @@ impl CountNet {
         .iter()
         .map(|layer| {
             let w = get(&format!("{layer}.weight"))?;
-            let b = get(&format!("{layer}.bias"))?;
-            let wt = w.0.t().and_then(|t| t.contiguous()).map_err(candle_err)?;
-            let bias = b.0.reshape((1, b.0.elem_count())).map_err(candle_err)?;
-            Ok((wt, bias))
+            let (m, k) = w.0.dims2().map_err(|e| bad(format!("{layer}: {e}")))?;
+            Ok(Linear {
+                w: Packed::new(&w.1, m, k),
+                b: values(&format!("{layer}.bias"))?,
+            })
         })
         .collect::<Result<Vec<_>>>()?;
         let parameters = WEIGHTS
@@ -272,31 +295,57 @@ impl CountNet {
         &self.extra_tensors
     }
 
-    /// Uncalibrated (count logits [n, 8], confidence logits [n]) of `n` windows.
-    fn logits(&self, windows: &[f32], n: usize) -> Result<(Vec<f32>, Vec<f32>)> {
-        let x = Tensor::from_slice(windows, (n, SUBCARRIERS, FRAMES), &Device::Cpu)
-            .map_err(candle_err)?;
-        let run = || -> candle_core::Result<(Vec<f32>, Vec<f32>)> {
-            let mut h = x.broadcast_sub(&self.mean)?.broadcast_div(&self.std)?;
-            for ((w, b), d) in self.convs.iter().zip(DILATIONS) {
-                h = h.conv1d(w, d, 1, d, 1)?.broadcast_add(b)?.relu()?;
+    /// Uncalibrated count logits `[n, 8]` and confidence logits `[n]` of the
+    /// `n` windows of `windows` into `count` and `conf`.
+    fn logits(
+        &self,
+        windows: &[f32],
+        n: usize,
+        s: &mut Scratch,
+        count: &mut [f32],
+        conf: &mut [f32],
+    ) {
+        let Scratch { a, b, work } = s;
+        // z-score into the stacked layout [subcarriers, windows, frames].
+        a.clear();
+        a.resize(SUBCARRIERS * n * FRAMES, 0.0);
+        for (r, x) in windows.chunks_exact(WINDOW).take(n).enumerate() {
+            for (sc, row) in x.chunks_exact(FRAMES).enumerate() {
+                let (m, sd) = (self.mean[sc], self.std[sc]);
+                let dst = &mut a[(sc * n + r) * FRAMES..(sc * n + r + 1) * FRAMES];
+                for (o, v) in dst.iter_mut().zip(row) {
+                    *o = (v - m) / sd;
+                }
             }
-            let pooled = h.mean(2)?;
-            let head = |a: usize| -> candle_core::Result<Tensor> {
-                let (w1, b1) = &self.linears[a];
-                let (w2, b2) = &self.linears[a + 1];
-                pooled
-                    .matmul(w1)?
-                    .broadcast_add(b1)?
-                    .relu()?
-                    .matmul(w2)?
-                    .broadcast_add(b2)
-            };
-            let count = head(0)?.flatten_all()?.to_vec1::<f32>()?;
-            let conf = head(2)?.flatten_all()?.to_vec1::<f32>()?;
-            Ok((count, conf))
+        }
+        for conv in &self.convs {
+            conv.forward_rows(a, n, FRAMES, b, work);
+            relu_all(b);
+            std::mem::swap(a, b);
+        }
+        // Mean over frames: [channels, windows, frames] -> [channels, windows].
+        let pooled: Vec<f32> = a
+            .chunks_exact(FRAMES)
+            .map(|f| f.iter().sum::<f32>() / FRAMES as f32)
+            .collect();
+        let mut head = |first: usize, out: &mut [f32]| {
+            let (fc1, fc2) = (&self.linears[first], &self.linears[first + 1]);
+            b.clear();
+            b.resize(fc1.w.m * n, 0.0);
+            gemm(&fc1.w, &fc1.b, &pooled, n, b, &mut work.panel);
+            relu_all(b);
+            a.clear();
+            a.resize(fc2.w.m * n, 0.0);
+            gemm(&fc2.w, &fc2.b, b, n, a, &mut work.panel);
+            // [outputs, windows] -> [windows, outputs].
+            for (o, row) in a.chunks_exact(n).enumerate() {
+                for (w, v) in row.iter().enumerate() {
+                    out[w * fc2.w.m + o] = *v;
+                }
+            }
         };
-        run().map_err(candle_err)
+        head(0, count);
+        head(2, conf);
     }
 
     /// Predict `n` windows given as `n * 1120` floats, each `[56 subcarriers, 20 frames]`
@@ -319,37 +368,40 @@ impl CountNet {
             counts: Vec::with_capacity(n),
             confidences: Vec::with_capacity(n),
         };
-        let logits = install(|| {
-            windows
-                .par_chunks(CHUNK * WINDOW)
-                .map(|part| self.logits(part, part.len() / WINDOW))
-                .collect::<Vec<_>>()
-        })?;
-        for (chunk, (part, result)) in windows.chunks(CHUNK * WINDOW).zip(logits).enumerate() {
-            let m = part.len() / WINDOW;
-            let (count, conf) = result?;
-            if count.len() != m * CLASSES || conf.len() != m {
-                return Err(Error::Value(format!(
-                    "CountNet forward: chunk {chunk} gave {} count and {} confidence values for {m} windows",
-                    count.len(),
-                    conf.len()
-                )));
+        let mut count = vec![0f32; n * CLASSES];
+        let mut conf = vec![0f32; n];
+        if n > 0 {
+            let nb = CHUNK.min(n.div_ceil(crate::threads::num_threads()?));
+            if nb >= n {
+                // One chunk: run it here, without waking the pool.
+                self.logits(windows, n, &mut Scratch::default(), &mut count, &mut conf);
+            } else {
+                install(|| {
+                    count
+                        .par_chunks_mut(nb * CLASSES)
+                        .zip(conf.par_chunks_mut(nb))
+                        .zip(windows.par_chunks(nb * WINDOW))
+                        .for_each_init(Scratch::default, |s, ((c, f), x)| {
+                            self.logits(x, f.len(), s, c, f);
+                        });
+                })?;
             }
-            let windows = part.chunks_exact(WINDOW);
-            for ((row, &c), x) in count.chunks_exact(CLASSES).zip(&conf).zip(windows) {
-                // candle's relu maps NaN to 0: a window with a NaN or an infinity
-                // would get a finite, meaningless answer. It gets NaN and count -1.
-                if x.iter().all(|v| v.is_finite()) {
-                    let (p, k) = softmax(row, self.temperature);
-                    out.probabilities.extend_from_slice(&p);
-                    out.counts.push(k as i64);
-                    out.confidences
-                        .push(sigmoid(c / self.confidence_temperature));
-                } else {
-                    out.probabilities.extend_from_slice(&[f32::NAN; CLASSES]);
-                    out.counts.push(-1);
-                    out.confidences.push(f32::NAN);
-                }
+        }
+        let windows = windows.chunks_exact(WINDOW);
+        for ((row, &c), x) in count.chunks_exact(CLASSES).zip(&conf).zip(windows) {
+            // The ReLU maps NaN to 0 (f32::max, as candle's relu did): a window
+            // with a NaN or an infinity would get a finite, meaningless answer.
+            // It gets NaN and count -1.
+            if x.iter().all(|v| v.is_finite()) {
+                let (p, k) = softmax(row, self.temperature);
+                out.probabilities.extend_from_slice(&p);
+                out.counts.push(k as i64);
+                out.confidences
+                    .push(sigmoid(c / self.confidence_temperature));
+            } else {
+                out.probabilities.extend_from_slice(&[f32::NAN; CLASSES]);
+                out.counts.push(-1);
+                out.confidences.push(f32::NAN);
             }
         }
         Ok(out)

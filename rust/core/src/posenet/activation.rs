@@ -1,4 +1,4 @@
-//! SiLU over whole slices and the attention's exp, with an exp the
+//! ReLU and SiLU over whole slices and the attention's exp, with an exp the
 //! compiler vectorises (libm's `expf` is a scalar call per element, which
 //! cost more than the matrix products around it).
 //!
@@ -52,6 +52,13 @@ pub(crate) fn silu_all(x: &mut [f32]) {
     silu_slice(x);
 }
 
+/// ReLU in place; NaN becomes 0 (`f32::max` returns the non-NaN operand).
+pub(crate) fn relu_all(x: &mut [f32]) {
+    for v in x {
+        *v = v.max(0.0);
+    }
+}
+
 /// `x + r`, then SiLU, in place (the residual joins of both block kinds).
 pub(crate) fn silu_sum(x: &mut [f32], r: &[f32]) {
     for (o, v) in x.iter_mut().zip(r) {
@@ -76,6 +83,13 @@ mod tests {
         assert!(exp(f32::NAN).is_nan());
         assert!(exp(-1e4) > 0.0 && exp(-1e4) < 1e-37);
         assert!(exp(1e4).is_finite());
+    }
+
+    #[test]
+    fn relu_clamps_negatives_and_maps_nan_to_zero() {
+        let mut x = [-2.0, -0.0, 0.5, 3.0, f32::NAN, f32::NEG_INFINITY];
+        relu_all(&mut x);
+        assert_eq!(x, [0.0, 0.0, 0.5, 3.0, 0.0, 0.0]);
     }
 
     #[test]

@@ -25,11 +25,11 @@
 //!              -> attention along T, along K (last step) -> 1x1 head -> [K, D]
 //! ```
 
-mod activation;
+pub(crate) mod activation;
 mod attention;
 mod blocks;
-mod conv;
-mod gemm;
+pub(crate) mod conv;
+pub(crate) mod gemm;
 mod heads;
 mod input;
 mod tcn;
