@@ -122,7 +122,14 @@ def test_transforms_match_the_numpy_oracle(store_path, minmax, kind, zscore, dat
     idx = data.draw(st.lists(st.integers(0, len(store) - 1), min_size=1, max_size=6))
     got = store.gather(idx, fields=["amplitude"])["amplitude"]
     expect = transform_oracle(store, a, idx, t)
-    np.testing.assert_allclose(got, expect, rtol=2e-6, atol=2e-6)
+    # The load path computes in float32: its error scales with the terms before the
+    # z-score's cancellation, |x| / std + |mean| / std (the exact bound is
+    # test_load_path_bound.py's); 2e-6 of that scale covers it here.
+    scale = 1.0
+    if zscore:
+        x_max = 1.0 if minmax else float(np.abs(a["amplitude"]).max())
+        scale = (x_max + float(np.abs(mean).max())) / float(std.min())
+    np.testing.assert_allclose(got, expect, rtol=2e-6, atol=2e-6 * max(1.0, scale))
 
 
 def test_constant_frames_do_not_divide_by_zero(tmp_path):
