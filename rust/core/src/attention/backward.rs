@@ -185,17 +185,7 @@ mod tests {
     use super::super::forward;
     use super::*;
 
-    fn lcg(n: usize, seed: u64) -> Vec<f64> {
-        let mut s = seed;
-        (0..n)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-            })
-            .collect()
-    }
+    use super::super::test_values as lcg;
 
     /// sum(out * w) for fixed weights w: its gradient is backward(dout = w).
     fn loss(q: &[f64], k: &[f64], v: &[f64], w: &[f64], s: Shape, p: &Pattern) -> f64 {

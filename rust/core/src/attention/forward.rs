@@ -161,17 +161,7 @@ pub fn forward<F: Real>(
 mod tests {
     use super::*;
 
-    fn lcg(n: usize, seed: u64) -> Vec<f64> {
-        let mut s = seed;
-        (0..n)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-            })
-            .collect()
-    }
+    use super::super::test_values as lcg;
 
     /// Plain softmax over an explicit key list, for one (b, i, h).
     #[allow(clippy::too_many_arguments)]

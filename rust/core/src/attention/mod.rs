@@ -15,6 +15,20 @@ mod pattern;
 mod real;
 mod stream;
 
+/// Deterministic values in [-1, 1) (a 64-bit LCG) for the kernels' unit tests.
+#[cfg(test)]
+fn test_values(n: usize, seed: u64) -> Vec<f64> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+        })
+        .collect()
+}
+
 pub use backward::backward;
 pub use forward::forward;
 pub use pattern::{Key, KeySet, Pattern, Shape};

@@ -239,14 +239,9 @@ mod tests {
     use super::*;
 
     fn lcg(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed;
-        (0..n)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 11) as f64 / (1u64 << 53) as f64) as f32 * 2.0 - 1.0
-            })
+        super::super::test_values(n, seed)
+            .into_iter()
+            .map(|x| x as f32)
             .collect()
     }
 
