@@ -671,7 +671,8 @@ fn curve_block32<const K: usize>(
     (scale, q32, factor, idx): Buffers32<'_>,
     acc: &mut Partial,
 ) {
-    let (k, d) = (plan.batch.k(), plan.batch.d());
+    // K > 0: the caller checked that there are K joints (the loops unroll).
+    let (k, d) = (if K > 0 { K } else { plan.batch.k() }, plan.batch.d());
     let Some(norm) = plan.norm else { return };
     let (p, g, vis) = plan.batch.rows(range.clone());
     let vis = drop_full_mask(vis);
