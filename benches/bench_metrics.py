@@ -131,6 +131,11 @@ def csipose_curve(pred, gt) -> np.ndarray:
     return np.asarray(metrics.pck_curve(pred, gt, CURVE, skeleton=COCO17).values)
 
 
+def csipose_curve_mpjpe(pred, gt) -> np.ndarray:
+    # The same curve with the MPJPE: float64 distances, so the float64 direct index.
+    return np.asarray(metrics.pck_and_mpjpe(pred, gt, CURVE, skeleton=COCO17)[0].values)
+
+
 def csipose_oks(pred, gt, vis) -> float:
     return float(metrics.oks(pred, gt, visible=vis, area="keypoint_bbox").mean())
 
@@ -155,6 +160,10 @@ def run(pred, gt, vis, var, threads: int, rounds: int) -> tuple[list[tuple], dic
         f"PCK@0.2+MPJPE csipose pck_and_mpjpe ({th})": ("pck", lambda: csipose_fused(pred, gt)),
         f"PCK curve 101 thr. numpy f32 searchsorted ({th})": ("curve", fair.curve),
         f"PCK curve 101 thr. csipose pck_curve ({th})": ("curve", lambda: csipose_curve(pred, gt)),
+        f"PCK curve 101 thr. + MPJPE csipose pck_and_mpjpe ({th})": (
+            "curve",
+            lambda: csipose_curve_mpjpe(pred, gt),
+        ),
         f"OKS numpy f32 in-place ({th})": ("oks", fair.oks),
         f"OKS torch ({th})": ("oks", lambda: torch_oks(tp, tg, tv)),
         f"OKS csipose ({th})": ("oks", lambda: csipose_oks(pred, gt, vis)),

@@ -33,6 +33,10 @@ for name, v in (("all", None), ("masked", vis)):
     out[name + "_pck"] = c.per_joint.tolist()
     out[name + "_mpjpe"] = float(m).hex()
     out[name + "_bbox"] = metrics.pck(pred, gt, threshold=0.3, norm="bbox", visible=v).value
+    # Evenly spaced curve: the direct index (float32 in pck_curve, float64 in pck_and_mpjpe).
+    grid = np.linspace(0.0, 0.5, 101)
+    out[name + "_curve32"] = metrics.pck_curve(pred, gt, grid, skeleton="coco17", visible=v).per_joint.tolist()
+    out[name + "_curve64"] = metrics.pck_and_mpjpe(pred, gt, grid, skeleton="coco17", visible=v)[0].per_joint.tolist()
     per = metrics.mpjpe(pred, gt, visible=v, reduce=False)
     out[name + "_per_sample"] = [x.hex() for x in per[:50]]
     flags = np.ones((5000, 17)) if v is None else v

@@ -60,6 +60,7 @@ def joint_errors(
     thresholds: npt.NDArray[np.float64] | None = None,
     root: int | None = None,
     per_sample: bool = False,
+    distances: bool = True,
 ) -> dict[str, Any]: ...
 def aligned_errors(
     pred: npt.NDArray[np.float32],

@@ -166,10 +166,10 @@ def pck_curve(
 
     Thresholds of the normalised presets are fractions: PCK@20 is 0.2.
     """
-    return pck_and_mpjpe(
-        pred, gt, thresholds, norm=norm, skeleton=skeleton, visible=visible,
-        norm_factor=norm_factor, units=units,
-    )[0]  # fmt: skip
+    # No MPJPE here, so the kernel may skip the float64 distances.
+    return _pck_pass(
+        pred, gt, thresholds, norm, skeleton, visible, norm_factor, units, distances=False
+    )[0]
 
 
 def pck_and_mpjpe(
@@ -187,6 +187,28 @@ def pck_and_mpjpe(
 
     See :func:`pck_curve` for the presets; the MPJPE is :func:`mpjpe`'s.
     """
+    curve, r = _pck_pass(
+        pred, gt, thresholds, norm, skeleton, visible, norm_factor, units, distances=True
+    )
+    m = MetricValue(
+        _mean(r["dist_sum"], r["dist_count"]), _mpjpe_definition(None, units), r["dist_count"]
+    )
+    return curve, m
+
+
+def _pck_pass(
+    pred: Any,
+    gt: Any,
+    thresholds: Sequence[float] | np.ndarray,
+    norm: str,
+    skeleton: _skeleton.Skeleton | str | None,
+    visible: Any,
+    norm_factor: Any,
+    units: str | None,
+    *,
+    distances: bool,
+) -> tuple[PCKCurve, dict[str, Any]]:
+    """One ``_native.joint_errors`` pass: the curve and the raw result."""
     p, g, v = _arrays.pose_pair(pred, gt, visible)
     n, k, d = p.shape
     t = np.atleast_1d(_arrays.as_numpy(thresholds))
@@ -196,12 +218,8 @@ def pck_and_mpjpe(
         raise ValueError(f"thresholds must be a 1-D sequence, got shape {t.shape}")
     t = np.ascontiguousarray(t, dtype=np.float64)
     args, skel = _pck_setup(norm, skeleton, k, d, n, t, norm_factor)
-    r = _native.joint_errors(p, g, v, **args)
-    curve = _curve(r, t, norm, skel, v is not None, norm_factor is not None, units)
-    m = MetricValue(
-        _mean(r["dist_sum"], r["dist_count"]), _mpjpe_definition(None, units), r["dist_count"]
-    )
-    return curve, m
+    r = _native.joint_errors(p, g, v, distances=distances, **args)
+    return _curve(r, t, norm, skel, v is not None, norm_factor is not None, units), r
 
 
 def _curve(

@@ -59,9 +59,10 @@ fn batch<'a>(
     .map_err(to_py)
 }
 
-/// PCK counts at each threshold and MPJPE sums in one pass (see csipose_core::metrics::joint_errors).
+/// PCK counts at each threshold and MPJPE sums in one pass (see csipose_core::metrics::joint_errors);
+/// `distances=False`: the PCK counts alone (`pck_counts`; dist_sum and dist_count are 0).
 #[pyfunction]
-#[pyo3(signature = (pred, gt, visible=None, *, norm=None, torso=None, floor=0.01, factors=None, thresholds=None, root=None, per_sample=false))]
+#[pyo3(signature = (pred, gt, visible=None, *, norm=None, torso=None, floor=0.01, factors=None, thresholds=None, root=None, per_sample=false, distances=true))]
 #[allow(clippy::too_many_arguments)]
 fn joint_errors<'py>(
     py: Python<'py>,
@@ -75,7 +76,13 @@ fn joint_errors<'py>(
     thresholds: Option<PyReadonlyArray1<'py, f64>>,
     root: Option<usize>,
     per_sample: bool,
+    distances: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
+    if !distances && (norm.is_none() || root.is_some() || per_sample) {
+        return Err(PyValueError::new_err(
+            "distances=False counts the PCK alone: it needs norm and takes no root or per_sample",
+        ));
+    }
     let b = batch(&pred, &gt, visible.as_ref())?;
     let factors = factors
         .as_ref()
@@ -112,7 +119,10 @@ fn joint_errors<'py>(
         None
     };
     let r = py
-        .detach(|| m::joint_errors(&b, norm.as_ref(), thresholds, root, out))
+        .detach(|| match (&norm, distances) {
+            (Some(nm), false) => m::pck_counts(&b, nm, thresholds),
+            _ => m::joint_errors(&b, norm.as_ref(), thresholds, root, out),
+        })
         .map_err(to_py)?;
     let t = if norm.is_some() { thresholds.len() } else { 0 };
     let correct = Array2::from_shape_vec((t, b.k()), r.correct)

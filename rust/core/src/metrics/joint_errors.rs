@@ -10,6 +10,7 @@
 use std::ops::Range;
 
 use super::batch::{PoseBatch, first_nonfinite_gt, first_nonfinite_gt_rows};
+use super::curve_grid::{Grid, Grid32, UNSURE};
 use super::samples_per_chunk;
 use super::simd::{drop_full_mask, masked_sum, multiversion, squared_distances};
 use crate::threads::map_chunks_out;
@@ -145,6 +146,10 @@ struct Plan<'a> {
     sorted: &'a [f64],
     strict: bool,
     root: Option<usize>,
+    /// Curves at evenly spaced thresholds: the direct bracket index.
+    grid: Option<Grid>,
+    /// Its float32 form, set only when no distance is wanted (no MPJPE).
+    grid32: Option<Grid32>,
 }
 
 #[derive(Default)]
@@ -231,6 +236,52 @@ fn count_curve(dist: &[f64], vis: Option<&[bool]>, s: f64, sorted: &[f64], first
     }
 }
 
+/// [`count_curve`] for a row at evenly spaced thresholds: the direct index of
+/// [`Grid`], and the exact search only for the joints it leaves unsure.
+#[inline(always)]
+fn grid_curve<const K: usize>(
+    dist: &[f64],
+    vis: Option<&[bool]>,
+    (grid, factor): (&Grid, f64),
+    s: f64,
+    sorted: &[f64],
+    idx: &mut [u32],
+    acc: &mut Partial,
+) {
+    let k = if K > 0 { K } else { dist.len() };
+    let (dist, idx) = (&dist[..k], &mut idx[..k]);
+    if grid.row_indices(dist, factor, idx) {
+        for (i, &dj) in idx.iter_mut().zip(dist) {
+            if *i == UNSURE {
+                let x = dj / s;
+                let exact = if x.is_nan() {
+                    sorted.len()
+                } else {
+                    sorted.partition_point(|&tv| tv < x)
+                };
+                *i = exact as u32;
+            }
+        }
+    }
+    let hist = &mut acc.first_pass;
+    match vis {
+        None => {
+            for (j, &i) in idx.iter().enumerate() {
+                if let Some(c) = hist.get_mut(i as usize * k + j) {
+                    *c += 1;
+                }
+            }
+        }
+        Some(v) => {
+            for ((j, &i), &seen) in idx.iter().enumerate().zip(&v[..k]) {
+                if let Some(c) = hist.get_mut(i as usize * k + j) {
+                    *c += u64::from(seen);
+                }
+            }
+        }
+    }
+}
+
 /// The first index `i` with `x <= sorted[i]` (`sorted.len()` if none), walking
 /// from `guess`; neither `x` nor a threshold is NaN, so `t < x` is `!(x <= t)`.
 #[inline(always)]
@@ -258,6 +309,29 @@ pub fn joint_errors(
     thresholds: &[f64],
     root: Option<usize>,
     per_sample: Option<&mut [f64]>,
+) -> Result<JointErrors> {
+    measure(batch, norm, thresholds, root, per_sample, true)
+}
+
+/// The PCK counts of [`joint_errors`] alone (no root, no per-sample output):
+/// `dist_sum` and `dist_count` are not measured and stay 0. A curve at evenly
+/// spaced thresholds then takes its brackets from float32 distances, which
+/// decide exactly as the float64 test (module `curve_grid`).
+pub fn pck_counts(
+    batch: &PoseBatch<'_>,
+    norm: &PckNorm<'_>,
+    thresholds: &[f64],
+) -> Result<JointErrors> {
+    measure(batch, Some(norm), thresholds, None, None, false)
+}
+
+fn measure(
+    batch: &PoseBatch<'_>,
+    norm: Option<&PckNorm<'_>>,
+    thresholds: &[f64],
+    root: Option<usize>,
+    per_sample: Option<&mut [f64]>,
+    distances: bool,
 ) -> Result<JointErrors> {
     let (n, k, d) = (batch.n(), batch.k(), batch.d());
     if thresholds.iter().any(|t| t.is_nan()) {
@@ -294,12 +368,19 @@ pub fn joint_errors(
     order.sort_by(|&x, &y| thresholds[x].total_cmp(&thresholds[y]));
     let sorted: Vec<f64> = order.iter().map(|&i| thresholds[i]).collect();
     let strict = matches!(norm, Some(PckNorm::MmPose { .. }));
+    // Evenly spaced curve thresholds take the direct index; without distances
+    // (pck_counts: no root, no per-sample output) in float32.
+    let grid = (t >= CURVE_SEARCH_MIN && !strict)
+        .then(|| Grid::new(&sorted))
+        .flatten();
     let plan = Plan {
         batch,
         norm,
         sorted: &sorted,
         strict,
         root,
+        grid,
+        grid32: grid.filter(|_| !distances).and_then(|g| g.single()),
     };
     let fast = root.is_none() && !strict;
 
@@ -337,6 +418,9 @@ pub fn joint_errors(
     let mut correct = vec![0; t * k];
     for (s, &ti) in order.iter().enumerate() {
         correct[ti * k..(ti + 1) * k].copy_from_slice(&total.correct[s * k..(s + 1) * k]);
+    }
+    if !distances {
+        (total.dist_sum, total.dist_count) = (0.0, 0);
     }
     Ok(JointErrors {
         correct,
@@ -399,12 +483,36 @@ fn fast_chunk<const K: usize>(plan: &Plan<'_>, range: Range<usize>, out: &mut [f
     let mut dist = vec![0.0; block * k];
     let mut scale = vec![0.0; block];
     let mut brackets = vec![(0.0, 0.0); block];
+    let mut idx = vec![0u32; k];
+    if let Some(grid) = plan.grid32.filter(|_| curve) {
+        let mut q32 = vec![0.0f32; block * k];
+        let mut factor = vec![0.0f32; block * k];
+        let mut idx32 = vec![0u32; block * k];
+        for start in range.clone().step_by(block) {
+            let rows = start..range.end.min(start + block);
+            let bufs = (
+                &mut scale[..],
+                &mut q32[..],
+                &mut factor[..],
+                &mut idx32[..],
+            );
+            curve_block32::<K>(plan, &grid, rows, bufs, &mut acc);
+        }
+        acc.settle_curve(k);
+        return acc;
+    }
     for start in range.clone().step_by(block) {
         let rows = start..range.end.min(start + block);
         let out = out
             .get_mut(rows.start - range.start..rows.end - range.start)
             .unwrap_or_default();
-        let bufs = (&mut q[..], &mut dist[..], &mut scale[..], &mut brackets[..]);
+        let bufs = (
+            &mut q[..],
+            &mut dist[..],
+            &mut scale[..],
+            &mut brackets[..],
+            &mut idx[..],
+        );
         fast_block::<K>(plan, rows, out, bufs, &mut acc);
     }
     if curve {
@@ -414,12 +522,13 @@ fn fast_chunk<const K: usize>(plan: &Plan<'_>, range: Range<usize>, out: &mut [f
 }
 
 /// Scratch of one block: squared distances, distances (entries), scales and
-/// brackets (rows).
+/// brackets (rows), and one row's curve indices.
 type Buffers<'a> = (
     &'a mut [f64],
     &'a mut [f64],
     &'a mut [f64],
     &'a mut [(f64, f64)],
+    &'a mut [u32],
 );
 
 #[inline(always)]
@@ -427,7 +536,7 @@ fn fast_block<const K: usize>(
     plan: &Plan<'_>,
     range: Range<usize>,
     out: &mut [f64],
-    (q, dist, scale, brackets): Buffers<'_>,
+    (q, dist, scale, brackets, idx): Buffers<'_>,
     acc: &mut Partial,
 ) {
     let (k, d) = (plan.batch.k(), plan.batch.d());
@@ -477,7 +586,19 @@ fn fast_block<const K: usize>(
     }
     if !acc.first_pass.is_empty() {
         for (row, &s) in scale.iter().enumerate() {
-            if !s.is_nan() {
+            let factor = plan.grid.and_then(|g| g.row_factor(s).map(|f| (g, f)));
+            if let (Some((grid, f)), false) = (factor, s.is_nan()) {
+                let rows = row * k..(row + 1) * k;
+                grid_curve::<K>(
+                    &dist[rows],
+                    row_vis(row),
+                    (&grid, f),
+                    s,
+                    plan.sorted,
+                    idx,
+                    acc,
+                );
+            } else if !s.is_nan() {
                 let rows = row * k..(row + 1) * k;
                 count_curve(
                     &dist[rows],
@@ -515,6 +636,111 @@ fn fast_block<const K: usize>(
         }
     }
 }
+
+/// Every row's scale (NaN: skipped) with the scored counts, as [`fast_block`] takes them.
+#[inline(always)]
+fn block_scales(
+    norm: &PckNorm<'_>,
+    range: Range<usize>,
+    g: &[f32],
+    vis: Option<&[bool]>,
+    (k, d): (usize, usize),
+    scale: &mut [f64],
+    acc: &mut Partial,
+) {
+    if let (PckNorm::Torso { a, b, floor }, None) = (norm, vis) {
+        // Unmasked torso: every row is scored; a flat loop over the rows.
+        acc.scored_samples += scale.len() as u64;
+        match d {
+            2 => torso_scales::<2>(g, k, (*a, *b, *floor), scale),
+            _ => torso_scales::<3>(g, k, (*a, *b, *floor), scale),
+        }
+    } else {
+        row_scales(norm, range, g, vis, (k, d), scale, acc);
+    }
+}
+
+/// The curve of one block without distances: float32 squared distances and
+/// the direct index of [`Grid32`] in flat loops over the block; joints it
+/// cannot decide surely take the exact float64 test.
+#[inline(always)]
+fn curve_block32<const K: usize>(
+    plan: &Plan<'_>,
+    grid: &Grid32,
+    range: Range<usize>,
+    (scale, q32, factor, idx): Buffers32<'_>,
+    acc: &mut Partial,
+) {
+    // K > 0: the caller checked that there are K joints (the loops unroll).
+    let (k, d) = (if K > 0 { K } else { plan.batch.k() }, plan.batch.d());
+    let Some(norm) = plan.norm else { return };
+    let (p, g, vis) = plan.batch.rows(range.clone());
+    let vis = drop_full_mask(vis);
+    let m = range.len() * k;
+    let scale = &mut scale[..range.len()];
+    block_scales(norm, range.clone(), g, vis, (k, d), scale, acc);
+    let (q32, factor, idx) = (&mut q32[..m], &mut factor[..m], &mut idx[..m]);
+    let finite = if d == 2 {
+        Grid32::squares::<2>(p, g, q32)
+    } else {
+        Grid32::squares::<3>(p, g, q32)
+    };
+    for (f, &s) in factor.chunks_exact_mut(k).zip(scale.iter()) {
+        f.fill(grid.row_factor(s));
+    }
+    let unsure = grid.indices(q32, factor, idx);
+    let w = k * d;
+    for (row, &s) in scale.iter().enumerate() {
+        if s.is_nan() {
+            continue;
+        }
+        let idx = &mut idx[row * k..(row + 1) * k];
+        if unsure {
+            // The exact float64 test for what the float32 index left open.
+            for (j, i) in idx.iter_mut().enumerate() {
+                if *i == UNSURE {
+                    let mut q = [0.0];
+                    let r = row * w + j * d..row * w + (j + 1) * d;
+                    squared_distances(&p[r.clone()], &g[r], d, &mut q);
+                    let x = q[0].sqrt() / s;
+                    let exact = if x.is_nan() {
+                        plan.sorted.len()
+                    } else {
+                        plan.sorted.partition_point(|&tv| tv < x)
+                    };
+                    *i = u32::try_from(exact).unwrap_or(UNSURE);
+                }
+            }
+        }
+        let hist = &mut acc.first_pass;
+        match vis {
+            None => {
+                for (j, &i) in idx.iter().enumerate() {
+                    if let Some(c) = hist.get_mut(i as usize * k + j) {
+                        *c += 1;
+                    }
+                }
+            }
+            Some(v) => {
+                let v = &v[row * k..(row + 1) * k];
+                for ((j, &i), &seen) in idx.iter().enumerate().zip(v) {
+                    if let Some(c) = hist.get_mut(i as usize * k + j) {
+                        *c += u64::from(seen);
+                    }
+                }
+            }
+        }
+    }
+    // A non-finite float32 square (a NaN or infinite coordinate, or an
+    // overflow) sends the block to the exact scan of the ground truth.
+    if !finite && acc.first_bad_gt.is_none() {
+        acc.first_bad_gt = first_nonfinite_gt_rows(range.start, g, vis, k, d);
+    }
+}
+
+/// Scratch of one float32 curve block: scales (rows), squared distances,
+/// factors and indices (entries).
+type Buffers32<'a> = (&'a mut [f64], &'a mut [f32], &'a mut [f32], &'a mut [u32]);
 
 /// Each row's scale in `scale` (NaN: skipped), with the scored counts.
 #[inline(always)]

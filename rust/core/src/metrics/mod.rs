@@ -7,6 +7,7 @@
 mod aligned;
 mod batch;
 pub mod coco_eval;
+mod curve_grid;
 mod joint_errors;
 mod oks;
 mod procrustes;
@@ -14,7 +15,7 @@ pub mod simd;
 
 pub use aligned::{AlignedErrors, Alignment, aligned_errors};
 pub use batch::PoseBatch;
-pub use joint_errors::{JointErrors, NormKind, PckNorm, joint_errors};
+pub use joint_errors::{JointErrors, NormKind, PckNorm, joint_errors, pck_counts};
 pub use oks::{OksArea, oks};
 
 /// Samples per parallel chunk: enough work to amortise scheduling, small
