@@ -16,11 +16,14 @@ ANY = arrays()
 def test_assign_bindings_never_panic(cost, partial, shapes):
     survives(_native.assign, cost, partial)
     survives(_native.assign_batch, cost, shapes, partial)
+    survives(_native.assign_padded, cost, shapes, partial)
+    survives(_native.assign_padded, cost, None, partial)
     if getattr(cost, "size", 0) > 10**5:
         return  # the wrappers would copy and solve 10^7 rows: correct, but seconds per call
     survives(matching.assign, cost, partial=partial)
     survives(matching.assign_batch, cost, partial=partial)
     survives(matching.assign_batch, [cost, cost], partial=partial)
+    survives(matching.assign_batch, cost, partial=partial, sizes=shapes)
 
 
 @given(data=st.data())

@@ -21,6 +21,7 @@ __all__ = [
     "apply_subcarrier_map",
     "assign",
     "assign_batch",
+    "assign_padded",
     "countnet_tensors",
     "get_num_threads",
     "greedy_match",
@@ -102,6 +103,11 @@ def pair_distances(
 def assign_batch(
     costs: npt.NDArray[np.float64],
     shapes: npt.NDArray[np.uint64],
+    partial: bool = False,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...
+def assign_padded(
+    costs: npt.NDArray[np.float64],
+    sizes: npt.NDArray[np.int64] | None = None,
     partial: bool = False,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...
 def oks_matrices(

@@ -111,6 +111,12 @@ def assign_batch(costs: Any, *, partial: bool = False, sizes: Any = None) -> Ass
     """
     if sizes is not None:
         return _assign_padded(costs, sizes, partial)
+    if type(costs) is np.ndarray and costs.ndim == 3:
+        # The common case first and cheaply: a dense batch read in place.
+        if costs.dtype.kind not in "fiu":
+            raise TypeError(f"costs must hold real numbers, got dtype {costs.dtype}")
+        flat = np.ascontiguousarray(costs, dtype=np.float64)
+        return Assignments(*_native.assign_padded(flat, None, bool(partial)))
     if isinstance(costs, Sequence) and not isinstance(costs, str | bytes):
         # float64 2-D arrays (the common case) skip the per-matrix checks, whose
         # Python cost exceeded a small problem's solve.
@@ -124,18 +130,16 @@ def assign_batch(costs: Any, *, partial: bool = False, sizes: Any = None) -> Ass
             mats = [_matrix(c, f"costs[{b}]") for b, c in enumerate(costs)]
         shapes = np.array([m.shape for m in mats], dtype=np.uint64).reshape(-1, 2)
         flat = np.concatenate([m.ravel() for m in mats]) if len(mats) else np.empty(0)
-    else:
-        a = _arrays.as_numpy(costs)
-        if a.dtype.kind not in "fiu":
-            raise TypeError(f"costs must hold real numbers, got dtype {a.dtype}")
-        if a.ndim != 3:
-            raise ValueError(
-                f"costs must be a [B, R, C] array or a sequence of matrices, got shape {a.shape}"
-            )
-        flat = np.ascontiguousarray(a, dtype=np.float64).reshape(-1)
-        shapes = np.empty((a.shape[0], 2), dtype=np.uint64)
-        shapes[:] = a.shape[1:]
-    return Assignments(*_native.assign_batch(flat, shapes, bool(partial)))
+        return Assignments(*_native.assign_batch(flat, shapes, bool(partial)))
+    a = _arrays.as_numpy(costs)
+    if a.dtype.kind not in "fiu":
+        raise TypeError(f"costs must hold real numbers, got dtype {a.dtype}")
+    if a.ndim != 3:
+        raise ValueError(
+            f"costs must be a [B, R, C] array or a sequence of matrices, got shape {a.shape}"
+        )
+    flat = np.ascontiguousarray(a, dtype=np.float64)
+    return Assignments(*_native.assign_padded(flat, None, bool(partial)))
 
 
 def _assign_padded(costs: Any, sizes: Any, partial: bool) -> Assignments:
@@ -147,16 +151,13 @@ def _assign_padded(costs: Any, sizes: Any, partial: bool) -> Assignments:
     n = _arrays.as_numpy(sizes)
     if n.dtype.kind not in "iu" or n.shape != (a.shape[0], 2):
         raise ValueError(f"sizes must be [{a.shape[0]}, 2] integers, got {n.dtype} {n.shape}")
-    if (n < 0).any() or (n > np.array(a.shape[1:])).any():
+    if n.dtype == np.uint64 and (n > np.iinfo(np.int64).max).any():
         raise ValueError(f"sizes must lie within the padded shape {a.shape[1:]}")
-    # A C-order boolean mask reads every top-left block row by row, problem by problem:
-    # exactly the concatenated row-major matrices the solver takes.
-    inside = (np.arange(a.shape[1])[None, :, None] < n[:, 0, None, None]) & (
-        np.arange(a.shape[2])[None, None, :] < n[:, 1, None, None]
-    )
-    flat = np.ascontiguousarray(a[inside], dtype=np.float64)
-    shapes = np.ascontiguousarray(n, dtype=np.uint64)
-    return Assignments(*_native.assign_batch(flat, shapes, bool(partial)))
+    # Rust reads each top-left block in place (no gather) and checks the sizes
+    # against the padding, naming the problem.
+    flat = np.ascontiguousarray(a, dtype=np.float64)
+    sizes64 = np.ascontiguousarray(n, dtype=np.int64)
+    return Assignments(*_native.assign_padded(flat, sizes64, bool(partial)))
 
 
 @dataclass(frozen=True, eq=False)

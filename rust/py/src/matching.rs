@@ -15,6 +15,17 @@ use crate::metrics::contiguous;
 
 type Ints<'py> = Bound<'py, PyArray1<i64>>;
 
+/// A small vector is copied into a numpy-owned array: that is cheaper to
+/// create and to free than an array that keeps the Rust vector alive (which
+/// costs a Python object of its own), and the copy of a large one is avoided.
+fn ints(py: Python<'_>, v: Vec<i64>) -> Ints<'_> {
+    if v.len() <= 4096 {
+        PyArray1::from_slice(py, &v)
+    } else {
+        v.into_pyarray(py)
+    }
+}
+
 fn mode(partial: bool) -> Mode {
     if partial { Mode::Partial } else { Mode::Strict }
 }
@@ -81,9 +92,54 @@ fn assign_batch<'py>(
         .detach(|| m::assign_batch(x, &shapes, mode(partial)))
         .map_err(to_py)?;
     Ok((
-        out.rows.into_pyarray(py),
-        out.cols.into_pyarray(py),
-        out.offsets.into_pyarray(py),
+        ints(py, out.rows),
+        ints(py, out.cols),
+        ints(py, out.offsets),
+    ))
+}
+
+/// Optimal assignments of a padded batch `costs` [B, R, C]: problem `b` is
+/// the top-left `sizes[b]` (rows, cols) block, or the whole matrix when
+/// `sizes` is None; read in place. Returns (rows, cols, offsets [B + 1]).
+#[pyfunction]
+#[pyo3(signature = (costs, sizes=None, partial=false))]
+fn assign_padded<'py>(
+    py: Python<'py>,
+    costs: PyReadonlyArray3<'py, f64>,
+    sizes: Option<PyReadonlyArray2<'py, i64>>,
+    partial: bool,
+) -> PyResult<(Ints<'py>, Ints<'py>, Ints<'py>)> {
+    let [b, r, c] = [costs.shape()[0], costs.shape()[1], costs.shape()[2]];
+    let sizes = match &sizes {
+        None => None,
+        Some(s) => {
+            if s.shape() != [b, 2] {
+                return Err(PyValueError::new_err(format!(
+                    "sizes must have shape [{b}, 2], got {:?}",
+                    s.shape()
+                )));
+            }
+            let size = |x: i64| {
+                usize::try_from(x)
+                    .map_err(|_| PyValueError::new_err(format!("sizes must be >= 0, got {x}")))
+            };
+            Some(
+                s.as_array()
+                    .rows()
+                    .into_iter()
+                    .map(|s| Ok([size(s[0])?, size(s[1])?]))
+                    .collect::<PyResult<Vec<[usize; 2]>>>()?,
+            )
+        }
+    };
+    let x = contiguous(&costs, "costs")?;
+    let out = py
+        .detach(|| m::assign_padded(x, [b, r, c], sizes.as_deref(), mode(partial)))
+        .map_err(to_py)?;
+    Ok((
+        ints(py, out.rows),
+        ints(py, out.cols),
+        ints(py, out.offsets),
     ))
 }
 
@@ -135,6 +191,7 @@ fn pair_distances<'py>(
 pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(assign, module)?)?;
     module.add_function(wrap_pyfunction!(assign_batch, module)?)?;
+    module.add_function(wrap_pyfunction!(assign_padded, module)?)?;
     module.add_function(wrap_pyfunction!(pair_distances, module)?)?;
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! Many small assignment problems in one call, spread over the thread pool.
 
-use super::lsap::{Mode, Solver};
+use super::lsap::{Mode, with_solver};
 use crate::threads::map_chunks;
 use crate::{Error, Result};
 
@@ -38,25 +38,100 @@ pub fn assign_batch(costs: &[f64], shapes: &[[usize; 2]], mode: Mode) -> Result<
         )));
     }
     let n = shapes.len();
-    let chunk = (ENTRIES_PER_CHUNK / (end / n.max(1)).max(1)).max(1);
-    let parts = map_chunks(n, chunk, |range| {
-        let mut solver = Solver::new();
-        let mut part = BatchAssignment::default();
-        for b in range {
-            let [r, c] = shapes[b];
-            let pairs = solver
-                .solve(&costs[starts[b]..starts[b + 1]], r, c, mode)
-                .map_err(|e| match e {
-                    Error::Value(m) => Error::Value(format!("problem {b}: {m}")),
-                    Error::Shape(m) => Error::Shape(format!("problem {b}: {m}")),
-                    other => other,
-                })?;
-            part.rows.extend(pairs.iter().map(|&(i, _)| i as i64));
-            part.cols.extend(pairs.iter().map(|&(_, j)| j as i64));
-            part.offsets.push(pairs.len() as i64);
+    solve_each(n, end / n.max(1), mode, |b| {
+        let [r, c] = shapes[b];
+        (&costs[starts[b]..starts[b + 1]], r, c, c)
+    })
+}
+
+/// Solve the `n` problems of a padded `[n, rows, cols]` array (row-major):
+/// problem `b` is the top-left `sizes[b]` block of matrix `b`, read in place
+/// (the padding is never read), or the whole matrix when `sizes` is None.
+pub fn assign_padded(
+    costs: &[f64],
+    [n, rows, cols]: [usize; 3],
+    sizes: Option<&[[usize; 2]]>,
+    mode: Mode,
+) -> Result<BatchAssignment> {
+    let per = rows
+        .checked_mul(cols)
+        .filter(|&m| m.checked_mul(n) == Some(costs.len()))
+        .ok_or_else(|| {
+            Error::Shape(format!(
+                "costs hold {} values, expected {n} x {rows} x {cols}",
+                costs.len()
+            ))
+        })?;
+    if let Some(sizes) = sizes {
+        if sizes.len() != n {
+            return Err(Error::Shape(format!(
+                "sizes has {} rows for {n} problems",
+                sizes.len()
+            )));
         }
-        Ok(part)
+        if let Some(b) = sizes.iter().position(|&[r, c]| r > rows || c > cols) {
+            return Err(Error::Shape(format!(
+                "problem {b}: size {:?} is not within the padded shape [{rows}, {cols}]",
+                sizes[b]
+            )));
+        }
+    }
+    solve_each(n, per, mode, |b| {
+        let [r, c] = sizes.map_or([rows, cols], |s| s[b]);
+        (&costs[b * per..(b + 1) * per], r, c, cols)
+    })
+}
+
+/// Solve problems `0..n`, each `problem(b) = (costs, rows, cols, row stride)`,
+/// on the pool in chunks of about [`ENTRIES_PER_CHUNK`] entries (`entries`
+/// per problem on average); batches of one chunk run inline on the caller.
+fn solve_each<'a, F>(n: usize, entries: usize, mode: Mode, problem: F) -> Result<BatchAssignment>
+where
+    F: Fn(usize) -> (&'a [f64], usize, usize, usize) + Sync + Send,
+{
+    let chunk = (ENTRIES_PER_CHUNK / entries.max(1)).max(1);
+    let parts = map_chunks(n, chunk, |range| {
+        with_solver(|solver| {
+            // Room for the usual number of pairs, so the outputs rarely regrow.
+            let guess = range.len() * (entries as f64).sqrt() as usize;
+            let mut part = BatchAssignment {
+                rows: Vec::with_capacity(guess),
+                cols: Vec::with_capacity(guess),
+                offsets: Vec::with_capacity(range.len() + 1),
+            };
+            for b in range {
+                let (cost, r, c, stride) = problem(b);
+                let pairs =
+                    solver
+                        .solve_strided(cost, r, c, stride, mode)
+                        .map_err(|e| match e {
+                            Error::Value(m) => Error::Value(format!("problem {b}: {m}")),
+                            Error::Shape(m) => Error::Shape(format!("problem {b}: {m}")),
+                            other => other,
+                        })?;
+                part.rows.extend(pairs.iter().map(|&(i, _)| i as i64));
+                part.cols.extend(pairs.iter().map(|&(_, j)| j as i64));
+                part.offsets.push(pairs.len() as i64);
+            }
+            Ok(part)
+        })
     })?;
+    let mut parts = parts.into_iter();
+    if parts.len() == 1
+        && let Some(part) = parts.next()
+    {
+        // One chunk: its counts become offsets in place, no copy of the pairs.
+        let mut part = part?;
+        let mut total = 0i64;
+        let counts = std::mem::take(&mut part.offsets);
+        part.offsets = std::iter::once(0)
+            .chain(counts.into_iter().map(|k| {
+                total += k;
+                total
+            }))
+            .collect();
+        return Ok(part);
+    }
     let mut out = BatchAssignment {
         offsets: Vec::with_capacity(n + 1),
         ..Default::default()
@@ -99,6 +174,37 @@ mod tests {
                 .collect();
             assert_eq!(got, one);
         }
+    }
+
+    #[test]
+    fn padded_equals_the_gathered_blocks() {
+        let (n, rows, cols) = (50, 4, 5);
+        let costs: Vec<f64> = (0..n * rows * cols)
+            .map(|x| ((x * 7919) % 13) as f64)
+            .collect();
+        let sizes: Vec<[usize; 2]> = (0..n).map(|b| [b % 5, (b / 5) % 6]).collect();
+        let mut flat = Vec::new();
+        for (b, &[r, c]) in sizes.iter().enumerate() {
+            for i in 0..r {
+                let at = b * rows * cols + i * cols;
+                flat.extend_from_slice(&costs[at..at + c]);
+            }
+        }
+        for mode in [Mode::Strict, Mode::Partial] {
+            let got = assign_padded(&costs, [n, rows, cols], Some(&sizes), mode).unwrap();
+            assert_eq!(got, assign_batch(&flat, &sizes, mode).unwrap());
+        }
+        let whole = vec![[rows, cols]; n];
+        assert_eq!(
+            assign_padded(&costs, [n, rows, cols], None, Mode::Strict).unwrap(),
+            assign_batch(&costs, &whole, Mode::Strict).unwrap()
+        );
+        assert!(assign_padded(&costs, [n, rows, cols + 1], None, Mode::Strict).is_err());
+        let mut big = sizes.clone();
+        big[3] = [rows + 1, 1];
+        let e = assign_padded(&costs, [n, rows, cols], Some(&big), Mode::Strict).unwrap_err();
+        assert!(e.to_string().starts_with("problem 3:"), "{e}");
+        assert!(assign_padded(&costs, [n, rows, cols], Some(&big[1..]), Mode::Strict).is_err());
     }
 
     #[test]

@@ -382,28 +382,52 @@ impl Solver {
                 cost.len()
             )));
         }
+        self.solve_strided(cost, n_rows, n_cols, n_cols, mode)
+    }
+
+    /// [`Self::solve`] for a matrix whose rows start `stride` values apart
+    /// (the top-left block of a padded matrix), so a padded batch is solved
+    /// in place, without gathering its blocks first.
+    pub fn solve_strided(
+        &mut self,
+        cost: &[f64],
+        n_rows: usize,
+        n_cols: usize,
+        stride: usize,
+        mode: Mode,
+    ) -> Result<&[(usize, usize)]> {
         self.pairs.clear();
-        if entries == 0 {
+        if n_rows == 0 || n_cols == 0 {
             return Ok(&self.pairs);
         }
+        let needed = (n_rows - 1)
+            .checked_mul(stride)
+            .and_then(|x| x.checked_add(n_cols));
+        if stride < n_cols || needed.is_none_or(|x| x > cost.len()) {
+            return Err(Error::Shape(format!(
+                "cost holds {} values, too few for {n_rows} rows of {n_cols} at stride {stride}",
+                cost.len()
+            )));
+        }
+        let row_of = |i: usize| &cost[i * stride..i * stride + n_cols];
         // One branch-free pass; only an invalid matrix is scanned again.
         let (mut largest, mut any_forbidden, mut invalid) = (0.0f64, false, false);
-        for &c in cost {
+        for &c in (0..n_rows).flat_map(row_of) {
             invalid |= c.is_nan() | (c == f64::NEG_INFINITY);
             any_forbidden |= c == f64::INFINITY;
             let size = if c.is_finite() { c.abs() } else { 0.0 };
             largest = if size > largest { size } else { largest };
         }
         if invalid {
-            let at = cost
-                .iter()
+            let at = (0..n_rows)
+                .flat_map(row_of)
                 .position(|c| c.is_nan() || *c == f64::NEG_INFINITY)
                 .unwrap_or(0);
             return Err(Error::Value(format!(
                 "cost[{}, {}] is {}; costs must be numbers or +inf (a forbidden pair)",
                 at / n_cols,
                 at % n_cols,
-                cost[at]
+                cost[at / n_cols * stride + at % n_cols]
             )));
         }
         // Solve with rows on the smaller side, as SciPy does.
@@ -422,9 +446,9 @@ impl Solver {
         };
         let at = |i: usize, j: usize| {
             if transpose {
-                cost[j * n_cols + i]
+                cost[j * stride + i]
             } else {
-                cost[i * n_cols + j]
+                cost[i * stride + j]
             }
         };
         let (feasible, finite) =
@@ -446,7 +470,7 @@ impl Solver {
                 let ok = self.lex.solve(&self.lex_buf, nr, nc, true);
                 (ok, self.lex.finite())
             } else {
-                let c: &[f64] = if transpose || scale != 1.0 {
+                let c: &[f64] = if transpose || scale != 1.0 || stride != n_cols {
                     self.buf.clear();
                     self.buf.extend(
                         (0..nr)
@@ -455,7 +479,7 @@ impl Solver {
                     );
                     &self.buf
                 } else {
-                    cost
+                    &cost[..n_rows * n_cols]
                 };
                 let ok = self.plain.solve(c, nr, nc, !any_forbidden);
                 (ok, self.plain.finite())
@@ -482,7 +506,7 @@ impl Solver {
                 .iter()
                 .enumerate()
                 .map(|(i, &j)| if transpose { (j, i) } else { (i, j) })
-                .filter(|&(r, c)| cost[r * n_cols + c] != f64::INFINITY),
+                .filter(|&(r, c)| cost[r * stride + c] != f64::INFINITY),
         );
         if transpose {
             self.pairs.sort_unstable();
@@ -499,10 +523,16 @@ pub fn assign(
     n_cols: usize,
     mode: Mode,
 ) -> Result<Vec<(usize, usize)>> {
+    with_solver(|s| s.solve(cost, n_rows, n_cols, mode).map(<[_]>::to_vec))
+}
+
+/// Run `f` with this thread's reusable [`Solver`]: its buffers outlive the
+/// call, so repeated small calls allocate nothing for the solve.
+pub fn with_solver<R>(f: impl FnOnce(&mut Solver) -> R) -> R {
     thread_local! {
         static SOLVER: std::cell::RefCell<Solver> = std::cell::RefCell::new(Solver::new());
     }
-    SOLVER.with_borrow_mut(|s| s.solve(cost, n_rows, n_cols, mode).map(<[_]>::to_vec))
+    SOLVER.with_borrow_mut(f)
 }
 
 #[cfg(test)]

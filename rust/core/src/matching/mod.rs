@@ -8,6 +8,6 @@ mod batch;
 mod distance;
 mod lsap;
 
-pub use batch::{BatchAssignment, assign_batch};
+pub use batch::{BatchAssignment, assign_batch, assign_padded};
 pub use distance::{People, pair_distances};
 pub use lsap::{Mode, Solver, assign};
