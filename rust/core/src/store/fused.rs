@@ -18,7 +18,7 @@
 //! ([`FusedTransform::frame`] says which), so the bound always holds.
 
 use super::transform::CsiTransform;
-use crate::metrics::simd::multiversion;
+use super::fused_lanes::{Kernel, Taps, min_max, run_rows};
 
 /// Largest magnitude (2^60) of an input value, a coefficient or a scale
 /// factor the float32 path takes: products of two stay far below float32's
@@ -119,11 +119,6 @@ impl<'a> FusedTransform<'a> {
     /// transform's coefficients, are beyond what float32 holds with the bound).
     #[inline]
     pub fn frame(&self, src: &[f32], dst: &mut [f32]) -> bool {
-        fused_frame(self, src, dst)
-    }
-
-    #[inline(always)]
-    fn frame_body(&self, src: &[f32], dst: &mut [f32]) -> bool {
         let [a, s, p] = self.shape;
         if dst.is_empty() {
             // No antennas, output subcarriers or packets: chunks of p = 0 would panic.
@@ -155,79 +150,56 @@ impl<'a> FusedTransform<'a> {
             (0.0, 1.0)
         };
         let taps = self.index.len();
-        for ant in 0..a {
-            let x = &src[ant * s * p..(ant + 1) * s * p];
-            let y = &mut dst[ant * self.t * p..(ant + 1) * self.t * p];
+        let (t, kernel) = (self.t, Kernel::best());
+        for ((x, y), ant) in src
+            .chunks_exact(s * p)
+            .zip(dst.chunks_exact_mut(t * p))
+            .zip(0..a)
+        {
             let coef = &self.coef[ant * taps..(ant + 1) * taps];
-            let offset = &self.offset[ant * self.t..(ant + 1) * self.t];
-            for (row, (yr, &o)) in y.chunks_exact_mut(p).zip(offset).enumerate() {
-                let ks = self.start[row]..self.start[row + 1];
-                let (ix, cs) = (&self.index[ks.clone()], &coef[ks]);
-                let src_row = |k: usize| &x[ix[k] * p..(ix[k] + 1) * p];
-                match ix.len() {
-                    1 => {
-                        let (c0, x0) = (cs[0], src_row(0));
-                        for (v, &a0) in yr.iter_mut().zip(x0) {
-                            *v = (c0 * (a0 - lo)) * r + o;
-                        }
-                    }
-                    2 => {
-                        let (c0, c1, x0, x1) = (cs[0], cs[1], src_row(0), src_row(1));
-                        for ((v, &a0), &a1) in yr.iter_mut().zip(x0).zip(x1) {
-                            *v = (c0 * (a0 - lo) + c1 * (a1 - lo)) * r + o;
-                        }
-                    }
-                    0 => yr.fill(o),
-                    _ => {
-                        yr.fill(0.0);
-                        for (k, &c) in cs.iter().enumerate() {
-                            for (v, &a0) in yr.iter_mut().zip(src_row(k)) {
-                                *v += c * (a0 - lo);
-                            }
-                        }
-                        for v in yr.iter_mut() {
-                            *v = *v * r + o;
-                        }
-                    }
-                }
-            }
+            let offset = &self.offset[ant * t..(ant + 1) * t];
+            let rows = y
+                .chunks_exact_mut(p)
+                .zip(offset)
+                .zip(self.start.windows(2))
+                .map(|((yr, &o), ks)| {
+                    let ks = ks[0]..ks[1];
+                    let row = RowTaps {
+                        x,
+                        p,
+                        index: &self.index[ks.clone()],
+                        coef: &coef[ks],
+                    };
+                    (yr, row, o)
+                });
+            run_rows(kernel, rows, lo, r);
         }
         true
     }
 }
 
-multiversion! {
-    // AVX2 where the CPU has it: eight lanes for the min-max and the taps. No
-    // fused multiply-adds, so every instruction set gives the same bits.
-    fn fused_frame<'a>(f: &FusedTransform<'a>, src: &[f32], dst: &mut [f32]) -> bool;
-    wide = f.frame_body(src, dst);
-    base = f.frame_body(src, dst);
+/// The taps of one output row of one antenna's frame `x` (`[s, p]`).
+struct RowTaps<'f> {
+    x: &'f [f32],
+    p: usize,
+    index: &'f [usize],
+    coef: &'f [f32],
 }
 
-/// Minimum and maximum of `x`, NaN ignored (infinity / -infinity when all are
-/// NaN), in eight lanes so the loop vectorises.
-#[inline(always)]
-fn min_max(x: &[f32]) -> (f32, f32) {
-    let mut lo = [f32::INFINITY; 8];
-    let mut hi = [f32::NEG_INFINITY; 8];
-    let mut it = x.chunks_exact(8);
-    for c in &mut it {
-        for l in 0..8 {
-            lo[l] = if c[l] < lo[l] { c[l] } else { lo[l] };
-            hi[l] = if c[l] > hi[l] { c[l] } else { hi[l] };
-        }
+impl Taps for RowTaps<'_> {
+    #[inline(always)]
+    fn len(&self) -> usize {
+        self.index.len()
     }
-    for (l, &v) in it.remainder().iter().enumerate() {
-        lo[l] = if v < lo[l] { v } else { lo[l] };
-        hi[l] = if v > hi[l] { v } else { hi[l] };
+    #[inline(always)]
+    fn source(&self, k: usize) -> &[f32] {
+        let i = self.index[k];
+        &self.x[i * self.p..(i + 1) * self.p]
     }
-    let lo = lo
-        .iter()
-        .fold(f32::INFINITY, |m, &v| if v < m { v } else { m });
-    let hi = hi
-        .iter()
-        .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
-    (lo, hi)
+    #[inline(always)]
+    fn coef(&self, k: usize) -> f32 {
+        self.coef[k]
+    }
 }
 
 #[cfg(test)]
