@@ -18,7 +18,7 @@
 //! ([`FusedTransform::frame`] says which), so the bound always holds.
 
 use super::transform::CsiTransform;
-use super::fused_lanes::{Kernel, Taps, min_max, run_rows};
+use super::fused_lanes::{Rows, min_max, run_rows};
 
 /// Largest magnitude (2^60) of an input value, a coefficient or a scale
 /// factor the float32 path takes: products of two stay far below float32's
@@ -47,6 +47,11 @@ pub struct FusedTransform<'a> {
     start: Vec<usize>,
     /// Source subcarrier of each tap.
     index: Vec<usize>,
+    /// Where each tap's source row starts in an antenna's frame: `index * p`.
+    off: Vec<usize>,
+    /// `Some((s p, t p))` when the taps were checked to read and write inside
+    /// an antenna's frames of those sizes (the vector kernel's precondition).
+    checked: Option<(usize, usize)>,
     /// `coef[ant * taps + k]`: tap `k`'s weight over the std of its output.
     coef: Vec<f32>,
     /// `offset[ant * t + row]`: -mean / std of the output (0 without a z-score).
@@ -97,12 +102,26 @@ impl<'a> FusedTransform<'a> {
             }
         }
         // `coef` was filled row by row per antenna, which is tap order.
+        let off: Vec<usize> = index.iter().map(|&i| i * p).collect();
+        let checked = (0..a).all(|ant| {
+            Rows {
+                x: &[],
+                p,
+                start: &start,
+                off: &off,
+                coef: coef.get(ant * taps..(ant + 1) * taps).unwrap_or(&[]),
+                offset: offset.get(ant * t..(ant + 1) * t).unwrap_or(&[]),
+            }
+            .in_bounds(s * p, t * p)
+        });
         Self {
             exact: *transform,
             shape: [a, s, p],
             t,
             start,
             index,
+            off,
+            checked: checked.then_some((s * p, t * p)),
             coef,
             offset,
             exact_only,
@@ -150,55 +169,23 @@ impl<'a> FusedTransform<'a> {
             (0.0, 1.0)
         };
         let taps = self.index.len();
-        let (t, kernel) = (self.t, Kernel::best());
+        let t = self.t;
         for ((x, y), ant) in src
             .chunks_exact(s * p)
             .zip(dst.chunks_exact_mut(t * p))
             .zip(0..a)
         {
-            let coef = &self.coef[ant * taps..(ant + 1) * taps];
-            let offset = &self.offset[ant * t..(ant + 1) * t];
-            let rows = y
-                .chunks_exact_mut(p)
-                .zip(offset)
-                .zip(self.start.windows(2))
-                .map(|((yr, &o), ks)| {
-                    let ks = ks[0]..ks[1];
-                    let row = RowTaps {
-                        x,
-                        p,
-                        index: &self.index[ks.clone()],
-                        coef: &coef[ks],
-                    };
-                    (yr, row, o)
-                });
-            run_rows(kernel, rows, lo, r);
+            let rows = Rows {
+                x,
+                p,
+                start: &self.start,
+                off: &self.off,
+                coef: &self.coef[ant * taps..(ant + 1) * taps],
+                offset: &self.offset[ant * t..(ant + 1) * t],
+            };
+            run_rows(&rows, self.checked, y, lo, r);
         }
         true
-    }
-}
-
-/// The taps of one output row of one antenna's frame `x` (`[s, p]`).
-struct RowTaps<'f> {
-    x: &'f [f32],
-    p: usize,
-    index: &'f [usize],
-    coef: &'f [f32],
-}
-
-impl Taps for RowTaps<'_> {
-    #[inline(always)]
-    fn len(&self) -> usize {
-        self.index.len()
-    }
-    #[inline(always)]
-    fn source(&self, k: usize) -> &[f32] {
-        let i = self.index[k];
-        &self.x[i * self.p..(i + 1) * self.p]
-    }
-    #[inline(always)]
-    fn coef(&self, k: usize) -> f32 {
-        self.coef[k]
     }
 }
 

@@ -23,11 +23,34 @@ pub(super) struct Affine {
     pub o: f32,
 }
 
-/// The taps of one output row: source rows (each `p` values) and coefficients.
-pub(super) trait Taps {
-    fn len(&self) -> usize;
-    fn source(&self, k: usize) -> &[f32];
-    fn coef(&self, k: usize) -> f32;
+/// One antenna's part of a frame: output row `i` (`p` values) takes the taps
+/// `start[i]..start[i + 1]`, tap `k` reading `p` values of `x` from `off[k]`
+/// (its source subcarrier times `p`) with coefficient `coef[k]`; `offset[i]`
+/// is the row's `o`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Rows<'a> {
+    pub x: &'a [f32],
+    pub p: usize,
+    pub start: &'a [usize],
+    pub off: &'a [usize],
+    pub coef: &'a [f32],
+    pub offset: &'a [f32],
+}
+
+impl Rows<'_> {
+    /// True when every tap reads inside an `x` of `x_len` values, every row's
+    /// taps exist and `y_len` is the output's size: what the AVX2 kernel's
+    /// unchecked reads need. (It ignores `self.x`: checked once per transform.)
+    pub(super) fn in_bounds(&self, x_len: usize, y_len: usize) -> bool {
+        let t = self.offset.len();
+        let taps = self.start.last().copied().unwrap_or(0);
+        self.p >= 8
+            && y_len == t * self.p
+            && self.start.len() == t + 1
+            && self.start.windows(2).all(|w| w[0] <= w[1])
+            && taps <= self.off.len().min(self.coef.len())
+            && self.off.iter().all(|&o| o.checked_add(self.p).is_some_and(|e| e <= x_len))
+    }
 }
 
 /// Minimum and maximum of `x`, NaN ignored (infinity / -infinity when all are NaN).
@@ -69,70 +92,62 @@ fn fold(mut lo: [f32; LANES], mut hi: [f32; LANES], tail: &[f32]) -> (f32, f32) 
     (lo, hi)
 }
 
-/// Which kernel the rows of a frame run: chosen once per frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Kernel {
-    Scalar,
-    #[cfg(target_arch = "x86_64")]
-    Avx2,
-}
-
-impl Kernel {
-    pub(super) fn best() -> Self {
-        #[cfg(target_arch = "x86_64")]
-        if isa() >= Isa::Avx2 {
-            return Kernel::Avx2;
-        }
-        Kernel::Scalar
-    }
-}
-
-/// Run `rows` (each an output row with its taps and affine part) with `kernel`.
+/// Transform `rows` into `y`. `checked` is `Some((x_len, y_len))` when
+/// `rows.in_bounds(x_len, y_len)` holds (checked once per transform).
 #[inline]
-pub(super) fn run_rows<'x, T: Taps, I: Iterator<Item = (&'x mut [f32], T, f32)>>(
-    kernel: Kernel,
-    rows: I,
+pub(super) fn run_rows(
+    rows: &Rows<'_>,
+    checked: Option<(usize, usize)>,
+    y: &mut [f32],
     lo: f32,
     r: f32,
 ) {
-    match kernel {
-        Kernel::Scalar => {
-            for (y, taps, o) in rows {
-                scalar::row(y, &taps, Affine { lo, r, o });
-            }
-        }
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Kernel::Avx2` is only chosen when the CPU has AVX2 (`best`).
-        Kernel::Avx2 => unsafe { avx2::rows(rows, lo, r) },
+    let fast = checked == Some((rows.x.len(), y.len()));
+    #[cfg(target_arch = "x86_64")]
+    if fast && isa() >= Isa::Avx2 {
+        // SAFETY: isa() reports only features the CPU has; `fast` says the
+        // reads and writes are in bounds.
+        return unsafe { avx2::rows(rows, y, lo, r) };
+    }
+    let _ = fast;
+    for (i, (yr, &o)) in y.chunks_exact_mut(rows.p).zip(rows.offset).enumerate() {
+        let ks = rows.start[i]..rows.start[i + 1];
+        scalar::row(yr, rows, ks, Affine { lo, r, o });
     }
 }
 
 mod scalar {
-    use super::{Affine, Taps};
+    use std::ops::Range;
+
+    use super::{Affine, Rows};
 
     /// One output row, `y[j] = (sum_k c_k (x_k[j] - lo)) * r + o`.
     #[inline(always)]
-    pub(super) fn row<T: Taps>(y: &mut [f32], taps: &T, a: Affine) {
+    pub(super) fn row(y: &mut [f32], rows: &Rows<'_>, ks: Range<usize>, a: Affine) {
         let Affine { lo, r, o } = a;
-        match taps.len() {
+        let p = y.len();
+        let source = |k: usize| &rows.x[rows.off[k]..rows.off[k] + p];
+        let (k0, n) = (ks.start, ks.len());
+        match n {
             0 => y.fill(o),
             1 => {
-                let (c0, x0) = (taps.coef(0), taps.source(0));
+                let (c0, x0) = (rows.coef[k0], source(k0));
                 for (v, &a0) in y.iter_mut().zip(x0) {
                     *v = (c0 * (a0 - lo)) * r + o;
                 }
             }
             2 => {
-                let (c0, c1, x0, x1) = (taps.coef(0), taps.coef(1), taps.source(0), taps.source(1));
+                let (c0, c1) = (rows.coef[k0], rows.coef[k0 + 1]);
+                let (x0, x1) = (source(k0), source(k0 + 1));
                 for ((v, &a0), &a1) in y.iter_mut().zip(x0).zip(x1) {
                     *v = (c0 * (a0 - lo) + c1 * (a1 - lo)) * r + o;
                 }
             }
-            n => {
+            _ => {
                 y.fill(0.0);
-                for k in 0..n {
-                    let c = taps.coef(k);
-                    for (v, &a0) in y.iter_mut().zip(taps.source(k)) {
+                for k in ks {
+                    let c = rows.coef[k];
+                    for (v, &a0) in y.iter_mut().zip(source(k)) {
                         *v += c * (a0 - lo);
                     }
                 }
@@ -151,7 +166,7 @@ mod avx2 {
         _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps, _mm256_sub_ps,
     };
 
-    use super::{Affine, LANES, Taps, fold, scalar};
+    use super::{LANES, Rows, fold};
 
     /// Eight values of `s` from `j`.
     #[target_feature(enable = "avx2")]
@@ -188,54 +203,69 @@ mod avx2 {
         fold(lo_l, hi_l, it.remainder())
     }
 
-    /// Vector starts covering `p >= 8` values: 0, 8, ... and `p - 8` last.
-    #[inline(always)]
-    fn starts(p: usize) -> impl Iterator<Item = usize> {
-        (0..p.div_ceil(8)).map(move |i| (8 * i).min(p - 8))
-    }
-
+    /// The rows of one antenna, the same operations in the same order as
+    /// `scalar::row`; a row of `p` values is covered by vectors at 0, 8, ...
+    /// and `p - 8` last.
+    ///
+    /// # Safety
+    /// The CPU has AVX2 and `rows.in_bounds(rows.x.len(), y.len())`.
     #[target_feature(enable = "avx2")]
-    pub(super) fn rows<'x, T: Taps, I: Iterator<Item = (&'x mut [f32], T, f32)>>(
-        rows: I,
-        lo: f32,
-        r: f32,
-    ) {
+    pub(super) unsafe fn rows(rows: &Rows<'_>, y: &mut [f32], lo: f32, r: f32) {
+        let p = rows.p;
+        let (xp, yp) = (rows.x.as_ptr(), y.as_mut_ptr());
         let (lov, rv) = (_mm256_set1_ps(lo), _mm256_set1_ps(r));
-        for (y, taps, o) in rows {
-            let p = y.len();
-            let n = taps.len();
-            if p < 8 || n == 0 || (0..n).any(|k| taps.source(k).len() < p) {
-                scalar::row(y, &taps, Affine { lo, r, o });
-                continue;
-            }
-            let ov = _mm256_set1_ps(o);
-            // The same operations, in the same order, as `scalar::row`.
-            match n {
-                1 => {
-                    let (c0, x0) = (_mm256_set1_ps(taps.coef(0)), taps.source(0));
-                    for j in starts(p) {
-                        let t0 = _mm256_mul_ps(c0, _mm256_sub_ps(load(x0, j), lov));
-                        store(y, j, _mm256_add_ps(_mm256_mul_ps(t0, rv), ov));
-                    }
-                }
-                2 => {
-                    let (c0, x0) = (_mm256_set1_ps(taps.coef(0)), taps.source(0));
-                    let (c1, x1) = (_mm256_set1_ps(taps.coef(1)), taps.source(1));
-                    for j in starts(p) {
-                        let t0 = _mm256_mul_ps(c0, _mm256_sub_ps(load(x0, j), lov));
-                        let t1 = _mm256_mul_ps(c1, _mm256_sub_ps(load(x1, j), lov));
-                        store(y, j, _mm256_add_ps(_mm256_mul_ps(_mm256_add_ps(t0, t1), rv), ov));
-                    }
-                }
-                _ => {
-                    for j in starts(p) {
-                        let mut acc = _mm256_setzero_ps();
-                        for k in 0..n {
-                            let c = _mm256_set1_ps(taps.coef(k));
-                            let t = _mm256_mul_ps(c, _mm256_sub_ps(load(taps.source(k), j), lov));
-                            acc = _mm256_add_ps(acc, t);
+        // SAFETY: `in_bounds`: row i's taps k lie in `start[i]..start[i + 1]`
+        // within `off` and `coef`, each reads `x[off[k]..off[k] + p]`, and row i
+        // writes `y[i p..(i + 1) p]` with `p >= 8`; every access below is a
+        // vector of eight at `j <= p - 8` inside those ranges.
+        unsafe {
+            for (i, &o) in rows.offset.iter().enumerate() {
+                let (k0, k1) = (*rows.start.get_unchecked(i), *rows.start.get_unchecked(i + 1));
+                let yr = yp.add(i * p);
+                let ov = _mm256_set1_ps(o);
+                let src = |k: usize| xp.add(*rows.off.get_unchecked(k));
+                let coef = |k: usize| _mm256_set1_ps(*rows.coef.get_unchecked(k));
+                let term = |c: __m256, x: *const f32, j: usize| {
+                    _mm256_mul_ps(c, _mm256_sub_ps(_mm256_loadu_ps(x.add(j)), lov))
+                };
+                let mut j = 0;
+                match k1 - k0 {
+                    1 => {
+                        let (c0, x0) = (coef(k0), src(k0));
+                        while j < p {
+                            let jj = j.min(p - 8);
+                            let v = _mm256_mul_ps(term(c0, x0, jj), rv);
+                            _mm256_storeu_ps(yr.add(jj), _mm256_add_ps(v, ov));
+                            j += 8;
                         }
-                        store(y, j, _mm256_add_ps(_mm256_mul_ps(acc, rv), ov));
+                    }
+                    2 => {
+                        let (c0, x0, c1, x1) = (coef(k0), src(k0), coef(k0 + 1), src(k0 + 1));
+                        while j < p {
+                            let jj = j.min(p - 8);
+                            let s = _mm256_add_ps(term(c0, x0, jj), term(c1, x1, jj));
+                            let v = _mm256_mul_ps(s, rv);
+                            _mm256_storeu_ps(yr.add(jj), _mm256_add_ps(v, ov));
+                            j += 8;
+                        }
+                    }
+                    0 => {
+                        while j < p {
+                            _mm256_storeu_ps(yr.add(j.min(p - 8)), ov);
+                            j += 8;
+                        }
+                    }
+                    _ => {
+                        while j < p {
+                            let jj = j.min(p - 8);
+                            let mut acc = _mm256_setzero_ps();
+                            for k in k0..k1 {
+                                acc = _mm256_add_ps(acc, term(coef(k), src(k), jj));
+                            }
+                            let v = _mm256_mul_ps(acc, rv);
+                            _mm256_storeu_ps(yr.add(jj), _mm256_add_ps(v, ov));
+                            j += 8;
+                        }
                     }
                 }
             }
@@ -246,23 +276,6 @@ mod avx2 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    struct Rows<'a> {
-        src: Vec<&'a [f32]>,
-        coef: Vec<f32>,
-    }
-
-    impl Taps for &Rows<'_> {
-        fn len(&self) -> usize {
-            self.coef.len()
-        }
-        fn source(&self, k: usize) -> &[f32] {
-            self.src[k]
-        }
-        fn coef(&self, k: usize) -> f32 {
-            self.coef[k]
-        }
-    }
 
     /// Values with the edge cases of float32: signed zeros, NaN, infinities, subnormals.
     fn values(n: usize, seed: u64) -> Vec<f32> {
@@ -285,9 +298,10 @@ mod tests {
 
     #[test]
     fn every_kernel_gives_the_same_bits() {
-        let Kernel::Avx2 = Kernel::best() else {
+        #[cfg(target_arch = "x86_64")]
+        if isa() < Isa::Avx2 {
             return; // nothing to compare on this CPU
-        };
+        }
         for n in 0..200 {
             let x = values(n, n as u64 + 1);
             let (got, want) = (min_max(&x), min_max_scalar(&x));
@@ -297,21 +311,32 @@ mod tests {
                 "{n} values"
             );
         }
+        // Bits, every NaN as one: which NaN payload an operation passes on
+        // depends on its operand order, which the compiler may swap.
+        let bits = |v: &[f32]| {
+            v.iter()
+                .map(|f| if f.is_nan() { u32::MAX } else { f.to_bits() })
+                .collect::<Vec<_>>()
+        };
         for p in 1..40 {
-            for taps in 0..5 {
-                let x = values(p * 6, (p * 31 + taps) as u64);
-                let rows = Rows {
-                    src: (0..taps).map(|k| &x[k * p..(k + 1) * p]).collect(),
-                    coef: values(taps, 99).iter().map(|c| c / 7.0).collect(),
-                };
-                for (lo, r, o) in [(0.0, 1.0, 0.0), (-2.5, 0.031, -1.75), (1e-3, 7.0, -0.0)] {
-                    let mut got = vec![1.0f32; p];
-                    let mut want = vec![2.0f32; p];
-                    run_rows(Kernel::Avx2, std::iter::once((&mut got[..], &rows, o)), lo, r);
-                    run_rows(Kernel::Scalar, std::iter::once((&mut want[..], &rows, o)), lo, r);
-                    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-                    assert_eq!(bits(&got), bits(&want), "p {p}, {taps} taps");
-                }
+            // Six source rows; output rows of 0..=4 taps reading them in any order.
+            let x = values(p * 6, p as u64 * 31);
+            let (mut start, mut off) = (vec![0], vec![]);
+            for (i, taps) in [2, 1, 0, 3, 4, 2, 1].into_iter().enumerate() {
+                off.extend((0..taps).map(|k| ((i * 5 + k * 3) % 6) * p));
+                start.push(off.len());
+            }
+            let coef: Vec<f32> = values(off.len(), 99).iter().map(|c| c / 7.0).collect();
+            let offset = values(7, p as u64);
+            let rows = Rows { x: &x, p, start: &start, off: &off, coef: &coef, offset: &offset };
+            assert_eq!(rows.in_bounds(6 * p, 7 * p), p >= 8);
+            assert!(!rows.in_bounds(6 * p - 1, 7 * p) && !rows.in_bounds(6 * p, 7 * p + 1));
+            let checked = rows.in_bounds(6 * p, 7 * p).then_some((6 * p, 7 * p));
+            for (lo, r) in [(0.0, 1.0), (-2.5, 0.031), (1e-3, 7.0), (-0.0, 1.0)] {
+                let (mut got, mut want) = (vec![1.0f32; 7 * p], vec![2.0f32; 7 * p]);
+                run_rows(&rows, checked, &mut got, lo, r);
+                run_rows(&rows, None, &mut want, lo, r);
+                assert_eq!(bits(&got), bits(&want), "p {p}");
             }
         }
     }
