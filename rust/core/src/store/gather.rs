@@ -102,15 +102,21 @@ fn min_items(bytes: usize) -> usize {
     MIN_PART_BYTES.div_ceil(bytes.max(1))
 }
 
-/// Ask for every cache line of `x` ahead of its use: a gathered row starts at
-/// an arbitrary page, where the hardware prefetchers have nothing to follow.
+/// Ask for the first line of every page of `x` ahead of its use: a gathered
+/// row starts on an arbitrary page, where the hardware prefetchers have
+/// nothing to follow, and each of its pages needs a TLB walk and a DRAM row
+/// of its own. Started one row ahead, both overlap the copy of the row
+/// before; the prefetchers stream the rest of each page once it is touched.
+/// (Measured: every line of the next row was slower than none; one line per
+/// page gave the most, see notes/issue-17d.md.)
 #[inline(always)]
 fn prefetch<T>(x: &[T]) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
         let (ptr, bytes) = (x.as_ptr().cast::<i8>(), std::mem::size_of_val(x));
-        for offset in (0..bytes).step_by(64) {
+        let pages = (0..bytes).step_by(4096).chain(bytes.checked_sub(1));
+        for offset in pages {
             // SAFETY: `offset` is inside `x`; a prefetch never faults or writes.
             unsafe { _mm_prefetch::<_MM_HINT_T0>(ptr.wrapping_add(offset)) };
         }
