@@ -188,7 +188,45 @@ mod avx2 {
     #[target_feature(enable = "avx2")]
     pub(super) fn min_max(x: &[f32]) -> (f32, f32) {
         // `_mm256_min_ps(c, lo)` is `c < lo ? c : lo` lane by lane (NaN in `c`
-        // keeps `lo`), the scalar twin's compare.
+        // keeps `lo`), the scalar twin's compare. Four registers take turns
+        // so the compare chains overlap; they can only disagree with the
+        // twin's single register on which zero (+0 or -0) wins a tie, so a
+        // frame whose minimum or maximum is zero is redone in the twin's order.
+        let mut lo = [_mm256_set1_ps(f32::INFINITY); 4];
+        let mut hi = [_mm256_set1_ps(f32::NEG_INFINITY); 4];
+        let mut it = x.chunks_exact(4 * LANES);
+        for c in &mut it {
+            for v in 0..4 {
+                let xv = load(c, LANES * v);
+                lo[v] = _mm256_min_ps(xv, lo[v]);
+                hi[v] = _mm256_max_ps(xv, hi[v]);
+            }
+        }
+        let (l, h) = (
+            _mm256_min_ps(_mm256_min_ps(lo[0], lo[1]), _mm256_min_ps(lo[2], lo[3])),
+            _mm256_max_ps(_mm256_max_ps(hi[0], hi[1]), _mm256_max_ps(hi[2], hi[3])),
+        );
+        let (mut lo_l, mut hi_l) = ([0.0f32; LANES], [0.0f32; LANES]);
+        store(&mut lo_l, 0, l);
+        store(&mut hi_l, 0, h);
+        let rest = it.remainder();
+        let mut tail = rest.chunks_exact(LANES);
+        for c in &mut tail {
+            for (j, &v) in c.iter().enumerate() {
+                lo_l[j] = if v < lo_l[j] { v } else { lo_l[j] };
+                hi_l[j] = if v > hi_l[j] { v } else { hi_l[j] };
+            }
+        }
+        let (lo, hi) = fold(lo_l, hi_l, tail.remainder());
+        if lo == 0.0 || hi == 0.0 {
+            return one_register(x);
+        }
+        (lo, hi)
+    }
+
+    /// The scalar twin's order exactly: one register of eight lanes.
+    #[target_feature(enable = "avx2")]
+    fn one_register(x: &[f32]) -> (f32, f32) {
         let mut lo = _mm256_set1_ps(f32::INFINITY);
         let mut hi = _mm256_set1_ps(f32::NEG_INFINITY);
         let mut it = x.chunks_exact(LANES);
@@ -228,45 +266,53 @@ mod avx2 {
                 let term = |c: __m256, x: *const f32, j: usize| {
                     _mm256_mul_ps(c, _mm256_sub_ps(_mm256_loadu_ps(x.add(j)), lov))
                 };
-                let mut j = 0;
+                // Vectors at 0, 8, ... and p - 8; straight-line for rows of 8 to 16.
+                macro_rules! each_vector {
+                    ($jj:ident => $body:block) => {
+                        if p <= 16 {
+                            let $jj = 0;
+                            $body
+                            if p > 8 {
+                                let $jj = p - 8;
+                                $body
+                            }
+                        } else {
+                            let mut j = 0;
+                            while j < p {
+                                let $jj = j.min(p - 8);
+                                $body
+                                j += 8;
+                            }
+                        }
+                    };
+                }
                 match k1 - k0 {
                     1 => {
                         let (c0, x0) = (coef(k0), src(k0));
-                        while j < p {
-                            let jj = j.min(p - 8);
+                        each_vector!(jj => {
                             let v = _mm256_mul_ps(term(c0, x0, jj), rv);
                             _mm256_storeu_ps(yr.add(jj), _mm256_add_ps(v, ov));
-                            j += 8;
-                        }
+                        });
                     }
                     2 => {
                         let (c0, x0, c1, x1) = (coef(k0), src(k0), coef(k0 + 1), src(k0 + 1));
-                        while j < p {
-                            let jj = j.min(p - 8);
+                        each_vector!(jj => {
                             let s = _mm256_add_ps(term(c0, x0, jj), term(c1, x1, jj));
                             let v = _mm256_mul_ps(s, rv);
                             _mm256_storeu_ps(yr.add(jj), _mm256_add_ps(v, ov));
-                            j += 8;
-                        }
+                        });
                     }
-                    0 => {
-                        while j < p {
-                            _mm256_storeu_ps(yr.add(j.min(p - 8)), ov);
-                            j += 8;
+                    0 => each_vector!(jj => {
+                        _mm256_storeu_ps(yr.add(jj), ov);
+                    }),
+                    _ => each_vector!(jj => {
+                        let mut acc = _mm256_setzero_ps();
+                        for k in k0..k1 {
+                            acc = _mm256_add_ps(acc, term(coef(k), src(k), jj));
                         }
-                    }
-                    _ => {
-                        while j < p {
-                            let jj = j.min(p - 8);
-                            let mut acc = _mm256_setzero_ps();
-                            for k in k0..k1 {
-                                acc = _mm256_add_ps(acc, term(coef(k), src(k), jj));
-                            }
-                            let v = _mm256_mul_ps(acc, rv);
-                            _mm256_storeu_ps(yr.add(jj), _mm256_add_ps(v, ov));
-                            j += 8;
-                        }
-                    }
+                        let v = _mm256_mul_ps(acc, rv);
+                        _mm256_storeu_ps(yr.add(jj), _mm256_add_ps(v, ov));
+                    }),
                 }
             }
         }
