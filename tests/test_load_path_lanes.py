@@ -20,7 +20,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import csipose
-from csipose import signal
 from csipose.data import CsiTransform, Store, StoreWriter, ZScore
 from test_load_path_bound import MAPS, STYLES, U, abs_dense
 
@@ -111,7 +110,6 @@ def test_vector_rows_are_within_the_stated_bound(lane_stores, packets, minmax, k
 SCRIPT = r"""
 import json, sys
 import numpy as np
-from csipose import signal
 from csipose.data import CsiTransform, Store, ZScore
 rng = np.random.default_rng(11)
 out = {}

@@ -127,7 +127,13 @@ where
 /// `out` (`width` values per item). The calling thread runs the first part
 /// itself and waits for the pool's, so a call of one part (one thread, or a
 /// small batch) never touches the pool: no worker to wake, no hand-over.
-pub fn split_in_place<T, F>(n: usize, min_items: usize, width: usize, out: &mut [T], f: F) -> Result<()>
+pub fn split_in_place<T, F>(
+    n: usize,
+    min_items: usize,
+    width: usize,
+    out: &mut [T],
+    f: F,
+) -> Result<()>
 where
     T: Send,
     F: Fn(Range<usize>, &mut [T]) + Sync,

@@ -17,8 +17,8 @@
 //! magnitudes could overflow float32 takes the float64 path instead
 //! ([`FusedTransform::frame`] says which), so the bound always holds.
 
-use super::transform::CsiTransform;
 use super::fused_lanes::{Rows, min_max, run_rows};
+use super::transform::CsiTransform;
 
 /// Largest magnitude (2^60) of an input value, a coefficient or a scale
 /// factor the float32 path takes: products of two stay far below float32's

@@ -49,7 +49,10 @@ impl Rows<'_> {
             && self.start.len() == t + 1
             && self.start.windows(2).all(|w| w[0] <= w[1])
             && taps <= self.off.len().min(self.coef.len())
-            && self.off.iter().all(|&o| o.checked_add(self.p).is_some_and(|e| e <= x_len))
+            && self
+                .off
+                .iter()
+                .all(|&o| o.checked_add(self.p).is_some_and(|e| e <= x_len))
     }
 }
 
@@ -258,7 +261,10 @@ mod avx2 {
         // vector of eight at `j <= p - 8` inside those ranges.
         unsafe {
             for (i, &o) in rows.offset.iter().enumerate() {
-                let (k0, k1) = (*rows.start.get_unchecked(i), *rows.start.get_unchecked(i + 1));
+                let (k0, k1) = (
+                    *rows.start.get_unchecked(i),
+                    *rows.start.get_unchecked(i + 1),
+                );
                 let yr = yp.add(i * p);
                 let ov = _mm256_set1_ps(o);
                 let src = |k: usize| xp.add(*rows.off.get_unchecked(k));
@@ -325,7 +331,15 @@ mod tests {
 
     /// Values with the edge cases of float32: signed zeros, NaN, infinities, subnormals.
     fn values(n: usize, seed: u64) -> Vec<f32> {
-        let special = [0.0, -0.0, f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e-40, -3.5];
+        let special = [
+            0.0,
+            -0.0,
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            1e-40,
+            -3.5,
+        ];
         let mut s = seed;
         (0..n)
             .map(|_| {
@@ -333,7 +347,7 @@ mod tests {
                     .wrapping_mul(6364136223846793005)
                     .wrapping_add(1442695040888963407);
                 let u = (s >> 40) as f32 / (1u64 << 24) as f32;
-                if (s >> 20) % 9 == 0 {
+                if (s >> 20).is_multiple_of(9) {
                     special[((s >> 8) % special.len() as u64) as usize]
                 } else {
                     u * 50.0 - 10.0
@@ -374,7 +388,14 @@ mod tests {
             }
             let coef: Vec<f32> = values(off.len(), 99).iter().map(|c| c / 7.0).collect();
             let offset = values(7, p as u64);
-            let rows = Rows { x: &x, p, start: &start, off: &off, coef: &coef, offset: &offset };
+            let rows = Rows {
+                x: &x,
+                p,
+                start: &start,
+                off: &off,
+                coef: &coef,
+                offset: &offset,
+            };
             assert_eq!(rows.in_bounds(6 * p, 7 * p), p >= 8);
             assert!(!rows.in_bounds(6 * p - 1, 7 * p) && !rows.in_bounds(6 * p, 7 * p + 1));
             let checked = rows.in_bounds(6 * p, 7 * p).then_some((6 * p, 7 * p));

@@ -69,28 +69,34 @@ pub fn gather_windows(
         let first = start as usize * src_frame;
         &data[first..first + src_window]
     };
-    split_in_place(starts.len(), min_items(window * 4), window, out, |range, dst| {
-        let starts = &starts[range];
-        for (i, (dst, &start)) in dst.chunks_exact_mut(window).zip(starts).enumerate() {
-            // The next window's lines are on their way while this one is done.
-            if let Some(&next) = starts.get(i + 1) {
-                prefetch(source(next));
-            }
-            let src = source(start);
-            match &fused {
-                // Consecutive frames are contiguous in the file: one copy per window.
-                None => dst.copy_from_slice(src),
-                Some(f) => {
-                    for (x, y) in src
-                        .chunks_exact(src_frame)
-                        .zip(dst.chunks_exact_mut(dst_frame))
-                    {
-                        f.frame(x, y);
+    split_in_place(
+        starts.len(),
+        min_items(window * 4),
+        window,
+        out,
+        |range, dst| {
+            let starts = &starts[range];
+            for (i, (dst, &start)) in dst.chunks_exact_mut(window).zip(starts).enumerate() {
+                // The next window's lines are on their way while this one is done.
+                if let Some(&next) = starts.get(i + 1) {
+                    prefetch(source(next));
+                }
+                let src = source(start);
+                match &fused {
+                    // Consecutive frames are contiguous in the file: one copy per window.
+                    None => dst.copy_from_slice(src),
+                    Some(f) => {
+                        for (x, y) in src
+                            .chunks_exact(src_frame)
+                            .zip(dst.chunks_exact_mut(dst_frame))
+                        {
+                            f.frame(x, y);
+                        }
                     }
                 }
             }
-        }
-    })
+        },
+    )
 }
 
 /// Bytes one thread's part of a gather holds at least: a part's hand-over to
