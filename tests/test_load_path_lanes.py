@@ -110,6 +110,7 @@ def test_vector_rows_are_within_the_stated_bound(lane_stores, packets, minmax, k
 SCRIPT = r"""
 import json, sys
 import numpy as np
+from csipose import signal
 from csipose.data import CsiTransform, Store, ZScore
 rng = np.random.default_rng(11)
 out = {}
