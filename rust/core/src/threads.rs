@@ -122,6 +122,49 @@ where
     })
 }
 
+/// Run `f(range, part)` over `n` items cut into one contiguous part per pool
+/// thread (at least `min_items` items each), each part with its slice of
+/// `out` (`width` values per item). The calling thread runs the first part
+/// itself and waits for the pool's, so a call of one part (one thread, or a
+/// small batch) never touches the pool: no worker to wake, no hand-over.
+pub fn split_in_place<T, F>(
+    n: usize,
+    min_items: usize,
+    width: usize,
+    out: &mut [T],
+    f: F,
+) -> Result<()>
+where
+    T: Send,
+    F: Fn(Range<usize>, &mut [T]) + Sync,
+{
+    if out.len() != n.saturating_mul(width) {
+        return Err(Error::Shape(format!(
+            "output holds {} values, expected {n} x {width}",
+            out.len()
+        )));
+    }
+    let pool = pool()?;
+    let parts = pool.current_num_threads().min(n / min_items.max(1)).max(1);
+    if parts == 1 || width == 0 {
+        f(0..n, out);
+        return Ok(());
+    }
+    let per = n.div_ceil(parts);
+    pool.in_place_scope(|s| {
+        let mut chunks = out.chunks_mut(per * width).enumerate();
+        let first = chunks.next();
+        for (i, o) in chunks {
+            let f = &f;
+            s.spawn(move |_| f(i * per..n.min((i + 1) * per), o));
+        }
+        if let Some((_, o)) = first {
+            f(0..per.min(n), o);
+        }
+    });
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,6 +199,25 @@ mod tests {
     fn output_of_wrong_length_is_an_error() {
         let mut out = vec![0u8; 3];
         assert!(map_chunks_out(2, 1, 2, &mut out, |_, _| ()).is_err());
+    }
+
+    #[test]
+    fn in_place_parts_cover_every_item_once() {
+        for (threads, n, min_items) in [(1, 10, 1), (3, 10, 1), (3, 10, 4), (2, 1, 1), (2, 0, 1)] {
+            set_num_threads(threads).unwrap();
+            let mut out = vec![usize::MAX; n * 2];
+            split_in_place(n, min_items, 2, &mut out, |r, o| {
+                assert_eq!(o.len(), r.len() * 2);
+                for (i, slot) in r.zip(o.chunks_exact_mut(2)) {
+                    slot.copy_from_slice(&[i, i + 1]);
+                }
+            })
+            .unwrap();
+            let want: Vec<usize> = (0..n).flat_map(|i| [i, i + 1]).collect();
+            assert_eq!(out, want, "{threads} threads, {n} items");
+        }
+        assert!(split_in_place(3, 1, 2, &mut [0u8; 5], |_, _| ()).is_err());
+        set_num_threads(0).unwrap();
     }
 
     #[test]

@@ -17,8 +17,8 @@
 //! magnitudes could overflow float32 takes the float64 path instead
 //! ([`FusedTransform::frame`] says which), so the bound always holds.
 
+use super::fused_lanes::{Rows, min_max, run_rows};
 use super::transform::CsiTransform;
-use crate::metrics::simd::multiversion;
 
 /// Largest magnitude (2^60) of an input value, a coefficient or a scale
 /// factor the float32 path takes: products of two stay far below float32's
@@ -47,6 +47,11 @@ pub struct FusedTransform<'a> {
     start: Vec<usize>,
     /// Source subcarrier of each tap.
     index: Vec<usize>,
+    /// Where each tap's source row starts in an antenna's frame: `index * p`.
+    off: Vec<usize>,
+    /// `Some((s p, t p))` when the taps were checked to read and write inside
+    /// an antenna's frames of those sizes (the vector kernel's precondition).
+    checked: Option<(usize, usize)>,
     /// `coef[ant * taps + k]`: tap `k`'s weight over the std of its output.
     coef: Vec<f32>,
     /// `offset[ant * t + row]`: -mean / std of the output (0 without a z-score).
@@ -97,12 +102,26 @@ impl<'a> FusedTransform<'a> {
             }
         }
         // `coef` was filled row by row per antenna, which is tap order.
+        let off: Vec<usize> = index.iter().map(|&i| i * p).collect();
+        let checked = (0..a).all(|ant| {
+            Rows {
+                x: &[],
+                p,
+                start: &start,
+                off: &off,
+                coef: coef.get(ant * taps..(ant + 1) * taps).unwrap_or(&[]),
+                offset: offset.get(ant * t..(ant + 1) * t).unwrap_or(&[]),
+            }
+            .in_bounds(s * p, t * p)
+        });
         Self {
             exact: *transform,
             shape: [a, s, p],
             t,
             start,
             index,
+            off,
+            checked: checked.then_some((s * p, t * p)),
             coef,
             offset,
             exact_only,
@@ -119,11 +138,6 @@ impl<'a> FusedTransform<'a> {
     /// transform's coefficients, are beyond what float32 holds with the bound).
     #[inline]
     pub fn frame(&self, src: &[f32], dst: &mut [f32]) -> bool {
-        fused_frame(self, src, dst)
-    }
-
-    #[inline(always)]
-    fn frame_body(&self, src: &[f32], dst: &mut [f32]) -> bool {
         let [a, s, p] = self.shape;
         if dst.is_empty() {
             // No antennas, output subcarriers or packets: chunks of p = 0 would panic.
@@ -155,79 +169,24 @@ impl<'a> FusedTransform<'a> {
             (0.0, 1.0)
         };
         let taps = self.index.len();
-        for ant in 0..a {
-            let x = &src[ant * s * p..(ant + 1) * s * p];
-            let y = &mut dst[ant * self.t * p..(ant + 1) * self.t * p];
-            let coef = &self.coef[ant * taps..(ant + 1) * taps];
-            let offset = &self.offset[ant * self.t..(ant + 1) * self.t];
-            for (row, (yr, &o)) in y.chunks_exact_mut(p).zip(offset).enumerate() {
-                let ks = self.start[row]..self.start[row + 1];
-                let (ix, cs) = (&self.index[ks.clone()], &coef[ks]);
-                let src_row = |k: usize| &x[ix[k] * p..(ix[k] + 1) * p];
-                match ix.len() {
-                    1 => {
-                        let (c0, x0) = (cs[0], src_row(0));
-                        for (v, &a0) in yr.iter_mut().zip(x0) {
-                            *v = (c0 * (a0 - lo)) * r + o;
-                        }
-                    }
-                    2 => {
-                        let (c0, c1, x0, x1) = (cs[0], cs[1], src_row(0), src_row(1));
-                        for ((v, &a0), &a1) in yr.iter_mut().zip(x0).zip(x1) {
-                            *v = (c0 * (a0 - lo) + c1 * (a1 - lo)) * r + o;
-                        }
-                    }
-                    0 => yr.fill(o),
-                    _ => {
-                        yr.fill(0.0);
-                        for (k, &c) in cs.iter().enumerate() {
-                            for (v, &a0) in yr.iter_mut().zip(src_row(k)) {
-                                *v += c * (a0 - lo);
-                            }
-                        }
-                        for v in yr.iter_mut() {
-                            *v = *v * r + o;
-                        }
-                    }
-                }
-            }
+        let t = self.t;
+        for ((x, y), ant) in src
+            .chunks_exact(s * p)
+            .zip(dst.chunks_exact_mut(t * p))
+            .zip(0..a)
+        {
+            let rows = Rows {
+                x,
+                p,
+                start: &self.start,
+                off: &self.off,
+                coef: &self.coef[ant * taps..(ant + 1) * taps],
+                offset: &self.offset[ant * t..(ant + 1) * t],
+            };
+            run_rows(&rows, self.checked, y, lo, r);
         }
         true
     }
-}
-
-multiversion! {
-    // AVX2 where the CPU has it: eight lanes for the min-max and the taps. No
-    // fused multiply-adds, so every instruction set gives the same bits.
-    fn fused_frame<'a>(f: &FusedTransform<'a>, src: &[f32], dst: &mut [f32]) -> bool;
-    wide = f.frame_body(src, dst);
-    base = f.frame_body(src, dst);
-}
-
-/// Minimum and maximum of `x`, NaN ignored (infinity / -infinity when all are
-/// NaN), in eight lanes so the loop vectorises.
-#[inline(always)]
-fn min_max(x: &[f32]) -> (f32, f32) {
-    let mut lo = [f32::INFINITY; 8];
-    let mut hi = [f32::NEG_INFINITY; 8];
-    let mut it = x.chunks_exact(8);
-    for c in &mut it {
-        for l in 0..8 {
-            lo[l] = if c[l] < lo[l] { c[l] } else { lo[l] };
-            hi[l] = if c[l] > hi[l] { c[l] } else { hi[l] };
-        }
-    }
-    for (l, &v) in it.remainder().iter().enumerate() {
-        lo[l] = if v < lo[l] { v } else { lo[l] };
-        hi[l] = if v > hi[l] { v } else { hi[l] };
-    }
-    let lo = lo
-        .iter()
-        .fold(f32::INFINITY, |m, &v| if v < m { v } else { m });
-    let hi = hi
-        .iter()
-        .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
-    (lo, hi)
 }
 
 #[cfg(test)]

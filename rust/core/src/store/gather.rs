@@ -1,12 +1,10 @@
 //! Batches out of a mapped store: CSI windows (with load-time transforms),
 //! label rows, and the z-score moments of a set of frames.
 
-use rayon::prelude::*;
-
 use super::fused::FusedTransform;
 use super::mapped::MappedArray;
 use super::transform::CsiTransform;
-use crate::threads::{install, map_chunks};
+use crate::threads::{map_chunks, split_in_place};
 use crate::{Error, Result};
 
 /// `[frames, antennas, subcarriers, packets]` of a CSI array.
@@ -66,12 +64,24 @@ pub fn gather_windows(
     }
     let data = csi.f32()?;
     let fused = (!transform.is_identity()).then(|| FusedTransform::new(transform, [a, s, p]));
-    install(|| {
-        out.par_chunks_mut(window)
-            .zip(starts.par_iter())
-            .for_each(|(dst, &start)| {
-                let first = start as usize * src_frame;
-                let src = &data[first..first + length * src_frame];
+    let src_window = length * src_frame;
+    let source = |start: i64| {
+        let first = start as usize * src_frame;
+        &data[first..first + src_window]
+    };
+    split_in_place(
+        starts.len(),
+        min_items(window * 4),
+        window,
+        out,
+        |range, dst| {
+            let starts = &starts[range];
+            for (i, (dst, &start)) in dst.chunks_exact_mut(window).zip(starts).enumerate() {
+                // The next window's lines are on their way while this one is done.
+                if let Some(&next) = starts.get(i + 1) {
+                    prefetch(source(next));
+                }
+                let src = source(start);
                 match &fused {
                     // Consecutive frames are contiguous in the file: one copy per window.
                     None => dst.copy_from_slice(src),
@@ -84,13 +94,40 @@ pub fn gather_windows(
                         }
                     }
                 }
-            });
-    })
+            }
+        },
+    )
 }
 
-/// Bytes one parallel task of a row gather copies at least: enough to
-/// amortise the task's scheduling against a copy at memory bandwidth.
-const MIN_TASK_BYTES: usize = 64 * 1024;
+/// Bytes one thread's part of a gather holds at least: a part's hand-over to
+/// the pool must cost far less than its copy.
+const MIN_PART_BYTES: usize = 256 * 1024;
+
+/// Items of `bytes` each that make a part of at least `MIN_PART_BYTES`.
+fn min_items(bytes: usize) -> usize {
+    MIN_PART_BYTES.div_ceil(bytes.max(1))
+}
+
+/// Ask for the first line of every page of `x` ahead of its use: a gathered
+/// row starts on an arbitrary page, where the hardware prefetchers have
+/// nothing to follow, and each of its pages needs a TLB walk and a DRAM row
+/// of its own. Started one row ahead, both overlap the copy of the row
+/// before; the prefetchers stream the rest of each page once it is touched.
+/// (Measured: every line of the next row was slower than none; one line per
+/// page gave the most, see notes/issue-17d.md.)
+#[inline(always)]
+fn prefetch<T>(x: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        let (ptr, bytes) = (x.as_ptr().cast::<i8>(), std::mem::size_of_val(x));
+        let pages = (0..bytes).step_by(4096).chain(bytes.checked_sub(1));
+        for offset in pages {
+            // SAFETY: `offset` is inside `x`; a prefetch never faults or writes.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(ptr.wrapping_add(offset)) };
+        }
+    }
+}
 
 /// Copy rows `rows` of any array into `out` (`rows.len()` x row bytes).
 pub fn gather_rows(array: &MappedArray, rows: &[i64], out: &mut [u8]) -> Result<()> {
@@ -114,17 +151,17 @@ pub fn gather_rows(array: &MappedArray, rows: &[i64], out: &mut [u8]) -> Result<
         return Ok(());
     }
     let data = array.bytes();
+    let row = |r: i64| &data[r as usize * width..(r as usize + 1) * width];
     // Split by bytes, not rows: small label rows stay together, while a batch
     // of large CSI frames spreads over every thread.
-    let min_rows = (MIN_TASK_BYTES / width).max(1);
-    install(|| {
-        out.par_chunks_mut(width)
-            .zip(rows.par_iter())
-            .with_min_len(min_rows)
-            .for_each(|(dst, &r)| {
-                let r = r as usize;
-                dst.copy_from_slice(&data[r * width..(r + 1) * width]);
-            });
+    split_in_place(rows.len(), min_items(width), width, out, |range, dst| {
+        let rows = &rows[range];
+        for (i, (dst, &r)) in dst.chunks_exact_mut(width).zip(rows).enumerate() {
+            if let Some(&next) = rows.get(i + 1) {
+                prefetch(row(next));
+            }
+            dst.copy_from_slice(row(r));
+        }
     })
 }
 

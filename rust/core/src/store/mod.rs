@@ -2,6 +2,7 @@
 //! (the manifest is read in Python), gathered into batches with rayon.
 
 mod fused;
+mod fused_lanes;
 mod gather;
 mod mapped;
 mod npy;
