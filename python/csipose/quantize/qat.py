@@ -85,19 +85,33 @@ class _Unshared(torch.nn.Module):
 
 
 def _set_training(gm: torch.fx.GraphModule, mode: bool = True) -> torch.fx.GraphModule:
-    """train()/eval() for an exported graph: flip the ``training`` argument of its
-    batch_norm and dropout nodes. (torchao's move_exported_model_to_eval rewrites
-    the older _native_batch_norm_legit patterns; torch 2.15 exports aten.batch_norm
-    and aten.dropout, which it leaves in training mode.)"""
-    flags = {torch.ops.aten.batch_norm.default: 5, torch.ops.aten.dropout.default: 2}
+    """train()/eval() for an exported graph: set the ``train``/``training`` argument of
+    every op that has one (batch_norm, dropout, feature_dropout, ...).
+
+    torch.export bakes the mode into the graph, and torchao 0.18's
+    move_exported_model_to_eval only rewrites the _native_batch_norm_legit and
+    dropout patterns, so torch 2.15's aten.batch_norm was left in training mode. A
+    list of ops is not enough either: nn.Dropout2d exports as aten.feature_dropout,
+    which an earlier list (batch_norm, dropout) missed, so WiFlow's conv blocks kept
+    dropping channels at random in the "eval" fake-quant and converted QAT models,
+    and the ONNX check compared onnxruntime with a random torch reference."""
     for node in gm.graph.nodes:
-        if node.op == "call_function" and node.target in flags:
-            args = list(node.args)
-            args[flags[node.target]] = mode
-            node.args = tuple(args)
+        if node.op != "call_function" or not isinstance(node.target, torch._ops.OpOverload):
+            continue
+        for i, a in enumerate(node.target._schema.arguments):
+            if a.name not in _MODE_ARGS or str(a.type) != "bool":
+                continue
+            if a.name in node.kwargs:
+                node.kwargs = {**node.kwargs, a.name: mode}
+            elif i < len(node.args):
+                node.args = (*node.args[:i], mode, *node.args[i + 1 :])
     gm.recompile()
     torch.nn.Module.train(gm, mode)
     return gm
+
+
+#: Schema argument names that carry an op's train/eval mode.
+_MODE_ARGS = ("train", "training")
 
 
 def _frozen(m: torch.fx.GraphModule) -> None:
