@@ -18,9 +18,11 @@ guard, atomic checkpoints and resume rules. Checkpoints go to
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import types
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +114,53 @@ def _set_training(gm: torch.fx.GraphModule, mode: bool = True) -> torch.fx.Graph
 
 #: Schema argument names that carry an op's train/eval mode.
 _MODE_ARGS = ("train", "training")
+
+
+def convert(fake_quant: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """The converted int8 graph (conv-BN folded) of the frozen fake-quant model, in
+    eval mode, with the scales and zero points the fake-quant model trained with."""
+    with _trained_qparams(fake_quant):
+        converted = ptq.convert(fake_quant, qat=True)
+    return _set_training(converted, False)
+
+
+@contextlib.contextmanager
+def _trained_qparams(m: torch.nn.Module) -> Iterator[None]:
+    """Make convert_pt2e bake in each fake-quant's stored scale and zero point.
+
+    convert_pt2e takes them from ``calculate_qparams()``, i.e. recomputes them from
+    the observer's min/max, but the fake-quant forward (torch's fused
+    fused_moving_avg_obs_fake_quant, torch 2.15 / torchao 0.18) used the scale it
+    computed itself, and for per-channel symmetric weights the two differ: absmax /
+    128 in the fused op against absmax / 127.5 in MovingAveragePerChannelMinMaxObserver,
+    0.4% on every weight scale. The converted model then ran other int8 weights than
+    the ones QAT trained and validated, a systematic fake-quant vs converted gap
+    (8% of a conv's outputs one code off on a random Conv1d + BN). Activation
+    (per-tensor affine) scales agree; the stored values are used for all alike."""
+    from torchao.quantization.pt2e.fake_quantize import FakeQuantizeBase
+
+    patched = []
+    for mod in m.modules():
+        if (
+            isinstance(mod, FakeQuantizeBase)
+            and hasattr(mod, "scale")
+            and hasattr(mod, "zero_point")
+        ):
+            scale, zero_point = mod.calculate_qparams()  # for their dtypes and shapes
+
+            def stored(
+                mod: Any = mod, s: torch.Tensor = scale, z: torch.Tensor = zero_point
+            ) -> Any:
+                return (mod.scale.detach().to(s.dtype).reshape(s.shape).clone(),
+                        mod.zero_point.detach().to(z.dtype).reshape(z.shape).clone())  # fmt: skip
+
+            mod.calculate_qparams = stored  # an instance attribute shadows the method
+            patched.append(mod)
+    try:
+        yield
+    finally:
+        for mod in patched:
+            del mod.calculate_qparams
 
 
 def _frozen(m: torch.fx.GraphModule) -> None:
