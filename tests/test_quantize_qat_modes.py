@@ -106,6 +106,13 @@ def test_qat_converted_graph_equals_its_onnx_file(tmp_path):
         fake = fq(held_out)
         assert torch.equal(fake, fq(held_out)), "the eval fake-quant model is random"
     converted = qat.convert(fq)
+    # Every conv-BN pair folded: torchao folds the int8 convs, qat_fold the float32 ones
+    # (the conv stem and decoder); only the attention's BatchNorms (after einsums) remain.
+    convs = (torch.ops.aten.conv1d.default, torch.ops.aten.conv2d.default)
+    after = [n.args[0] for n in converted.graph.nodes if n.target in (
+        torch.ops.aten.batch_norm.default, torch.ops.aten.div.Tensor)]  # fmt: skip
+    assert not any(isinstance(a, torch.fx.Node) and a.target in convs for a in after)
+    assert sum(n.target == torch.ops.aten.batch_norm.default for n in converted.graph.nodes) == 4
     path = onnx_export.export(converted, held_out[:2], tmp_path / "model.onnx", {})
     chk = onnx_export.check(converted, path, held_out)
     assert chk["max_abs"] <= chk["bound"]

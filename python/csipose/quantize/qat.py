@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from csipose.quantize import int8_scope, ptq
+from csipose.quantize import int8_scope, ptq, qat_fold
 from csipose.quantize.source import Source
 from csipose.train import checkpoint
 from csipose.train.config import Config
@@ -121,7 +121,9 @@ def convert(fake_quant: torch.fx.GraphModule) -> torch.fx.GraphModule:
     eval mode, with the scales and zero points the fake-quant model trained with."""
     with _trained_qparams(fake_quant):
         converted = ptq.convert(fake_quant, qat=True)
-    return _set_training(converted, False)
+    _set_training(converted, False)
+    qat_fold.fold_float_conv_bn(converted)  # the float32 convs, as PTQ's graph has them
+    return converted
 
 
 @contextlib.contextmanager
