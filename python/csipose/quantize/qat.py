@@ -132,13 +132,13 @@ def _trained_qparams(m: torch.nn.Module) -> Iterator[None]:
 
     convert_pt2e takes them from ``calculate_qparams()``, i.e. recomputes them from
     the observer's min/max, but the fake-quant forward (torch's fused
-    fused_moving_avg_obs_fake_quant, torch 2.15 / torchao 0.18) used the scale it
-    computed itself, and for per-channel symmetric weights the two differ: absmax /
-    128 in the fused op against absmax / 127.5 in MovingAveragePerChannelMinMaxObserver,
-    0.4% on every weight scale. The converted model then ran other int8 weights than
-    the ones QAT trained and validated, a systematic fake-quant vs converted gap
-    (8% of a conv's outputs one code off on a random Conv1d + BN). Activation
-    (per-tensor affine) scales agree; the stored values are used for all alike."""
+    fused_moving_avg_obs_fake_quant, torch 2.15 / torchao 0.18) uses the values it
+    stored, and for per-channel symmetric weights the two differ (see
+    :func:`_observer_qparams`, which :func:`_frozen` applies so that they agree). The
+    converted model then ran other int8 weights than the ones QAT trained and
+    validated, a systematic fake-quant vs converted gap (8% of a conv's outputs one
+    code off on a random Conv1d + BN). Baking in the stored values keeps the converted
+    graph equal to the fake-quant model even for a model that was not frozen."""
     from torchao.quantization.pt2e.fake_quantize import FakeQuantizeBase
 
     patched = []
@@ -169,7 +169,46 @@ def _frozen(m: torch.fx.GraphModule) -> None:
     from torchao.quantization.pt2e import disable_observer
 
     m.apply(disable_observer)
+    _observer_qparams(m)
     m.eval()  # BatchNorm on running statistics, dropout off
+
+
+def _observer_qparams(m: torch.nn.Module) -> None:
+    """Make every fake-quant use the scale and zero point its observer computes, the
+    ones convert_pt2e bakes in, from now on (observers must be disabled).
+
+    torch's fused fake-quant op (fused_moving_avg_obs_fake_quant, torch 2.15) recomputes
+    its qparams from the running min/max at every call, observer on or off, by its own
+    rule: for per-channel symmetric weights absmax / 128 instead of the observer's /
+    127.5, and for a channel whose weights all have one sign an asymmetric range (zero
+    point -128), which also takes onnxruntime's QLinearConv off its fast path (3x slower
+    on wiflow-tiny's depthwise conv). The frozen epochs therefore run the plain
+    fake-quant ops on the observer's values: they train, and validate, the int8 weights
+    that are deployed."""
+    from torchao.quantization.pt2e.fake_quantize import FakeQuantizeBase
+
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, FakeQuantizeBase) and hasattr(mod, "scale"):
+                scale, zero_point = mod.calculate_qparams()
+                mod.scale.resize_(scale.shape).copy_(scale)
+                mod.zero_point.resize_(zero_point.shape).copy_(zero_point)
+                mod.forward = types.MethodType(_fixed_fake_quant, mod)  # shadows the fused op
+
+
+def _fixed_fake_quant(mod: Any, x: torch.Tensor) -> torch.Tensor:
+    """Fake quantization with the module's stored scale and zero point (no observer)."""
+    if not int(mod.fake_quant_enabled[0]):
+        return x
+    obs = mod.activation_post_process
+    zero_point = mod.zero_point.to(torch.int32)
+    if mod.is_per_channel:
+        return torch.fake_quantize_per_channel_affine(
+            x, mod.scale, zero_point, mod.ch_axis, obs.quant_min, obs.quant_max
+        )
+    return torch.fake_quantize_per_tensor_affine(
+        x, mod.scale, zero_point, obs.quant_min, obs.quant_max
+    )
 
 
 class QatTask(PoseTask):
