@@ -113,6 +113,12 @@ def test_qat_converted_graph_equals_its_onnx_file(tmp_path):
         torch.ops.aten.batch_norm.default, torch.ops.aten.div.Tensor)]  # fmt: skip
     assert not any(isinstance(a, torch.fx.Node) and a.target in convs for a in after)
     assert sum(n.target == torch.ops.aten.batch_norm.default for n in converted.graph.nodes) == 4
+    # Symmetric int8 weights (zero point 0), as the scheme says and QLinearConv's fast
+    # path needs; torch's fused fake-quant op gives one-signed channels zero point -128.
+    deq = [n for n in converted.graph.nodes
+           if n.target == torch.ops.quantized_decomposed.dequantize_per_channel.default]  # fmt: skip
+    zero_points = [getattr(converted, n.args[2].target) for n in deq]
+    assert deq and all(bool((z == 0).all()) for z in zero_points)
     path = onnx_export.export(converted, held_out[:2], tmp_path / "model.onnx", {})
     chk = onnx_export.check(converted, path, held_out)
     assert chk["max_abs"] <= chk["bound"]

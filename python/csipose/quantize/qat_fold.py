@@ -46,9 +46,9 @@ def _fold_one(gm: torch.fx.GraphModule, conv: torch.fx.Node, i: int) -> int:
     gamma, beta, mean, var = (_constant(gm, a) for a in bn.args[1:5])
     eps = bn.args[7]
     b = _constant(gm, _reshaped(add.args[1])) if add is not None else None
-    if any(t is None for t in (w, gamma, beta, mean, var)) or (add is not None and b is None):
+    if w is None or gamma is None or beta is None or mean is None or var is None:
         return 0
-    if not isinstance(eps, float):
+    if (add is not None and b is None) or not isinstance(eps, float):
         return 0
     with torch.no_grad():
         k = gamma / torch.sqrt(var + eps)  # the pattern's own scale factor, same ops
