@@ -223,4 +223,6 @@ def test_qat_writes_a_checked_model_and_its_gap(run, tmp_path):
     assert meta["onnx_check"]["max_abs"] <= meta["onnx_check"]["bound"]
     assert meta["freeze_epoch"] == 0 and len(meta["history"]) == 1
     assert {"val", "test", "test_unseen_env"} <= set(meta["fake_quant_vs_converted"])
+    # the converted graph runs the fake-quant model's weights and scales (qat.convert)
+    assert all(abs(g["gap_points"]) <= 1.0 for g in meta["fake_quant_vs_converted"].values())
     assert (d / "checkpoints" / "latest.json").exists()

@@ -8,9 +8,11 @@ around float Conv/MatMul), which onnxruntime may fuse into int8 kernels.
 
 The check (:func:`check`): onnxruntime with its graph optimisations off executes
 the Q/DQ graph op by op in float32, i.e. exactly the torch reference graph, so
-the two agree to float32 noise. The only legitimate larger difference is a
-one-code flip: an activation that lands within rounding error of a half-step
-boundary (different accumulation order, e.g. threads) quantizes one code apart.
+the two agree to float32 noise (the torch side must be deterministic: two
+identical calls must give identical outputs, or the check refuses to compare).
+The only legitimate larger difference is a one-code flip: an activation that
+lands within rounding error of a half-step boundary (different accumulation
+order, e.g. threads) quantizes one code apart.
 The bound asserted per element is therefore one quantization step of the
 largest activation scale in the graph (or 1e-4 when larger); measured on the
 tiny test model and the default run it is 0.0 on one thread. With optimisations
@@ -116,6 +118,14 @@ def check(module: torch.nn.Module, path: str | os.PathLike[str], windows: torch.
     ``float_tol``: the float noise allowed (fp16 models need more)."""
     with torch.no_grad():
         want = module(windows).float().numpy()
+        again = module(windows).float().numpy()
+    if not np.array_equal(want, again, equal_nan=True):
+        # A reference that is still random (dropout, or BatchNorm on batch statistics,
+        # left in training mode) makes any comparison meaningless: say so, not "beyond
+        # the bound" (the QAT graphs' nn.Dropout2d once stayed on: qat._set_training).
+        raise CsiposeError(f"{path}: the torch model is not deterministic (two identical calls "
+                           f"differ by {float(np.abs(want - again).max()):.3g}); is a dropout or "
+                           "BatchNorm still in training mode?")  # fmt: skip
     got = run(session(path, optimise=False), windows)
     if got.shape != want.shape:
         raise CsiposeError(

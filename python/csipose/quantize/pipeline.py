@@ -95,7 +95,7 @@ def _one(src: Source, m: str, root: Path, calib: torch.Tensor, check: torch.Tens
         fq, state = qat.train(src, d, epochs=qat_epochs, calibration=calib, seed=seed,
                               reduce_range=reduce_range, resume=resume,
                               metadata={"format": "csipose-qat-checkpoint"})  # fmt: skip
-        module = qat._set_training(ptq.convert(fq, qat=True), False)
+        module = qat.convert(fq)
         meta.update(calibration=calib_meta, scheme=_scheme(reduce_range), qat_epochs=qat_epochs,
                     freeze_epoch=state["freeze_epoch"], lr_ratio=qat.LR_RATIO, history=state["history"],
                     fake_quant_vs_converted=_gap(src, fq, module))  # fmt: skip

@@ -18,15 +18,17 @@ guard, atomic checkpoints and resume rules. Checkpoints go to
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import types
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from csipose.quantize import int8_scope, ptq
+from csipose.quantize import int8_scope, ptq, qat_fold
 from csipose.quantize.source import Source
 from csipose.train import checkpoint
 from csipose.train.config import Config
@@ -85,26 +87,128 @@ class _Unshared(torch.nn.Module):
 
 
 def _set_training(gm: torch.fx.GraphModule, mode: bool = True) -> torch.fx.GraphModule:
-    """train()/eval() for an exported graph: flip the ``training`` argument of its
-    batch_norm and dropout nodes. (torchao's move_exported_model_to_eval rewrites
-    the older _native_batch_norm_legit patterns; torch 2.15 exports aten.batch_norm
-    and aten.dropout, which it leaves in training mode.)"""
-    flags = {torch.ops.aten.batch_norm.default: 5, torch.ops.aten.dropout.default: 2}
+    """train()/eval() for an exported graph: set the ``train``/``training`` argument of
+    every op that has one (batch_norm, dropout, feature_dropout, ...).
+
+    torch.export bakes the mode into the graph, and torchao 0.18's
+    move_exported_model_to_eval only rewrites the _native_batch_norm_legit and
+    dropout patterns, so torch 2.15's aten.batch_norm was left in training mode. A
+    list of ops is not enough either: nn.Dropout2d exports as aten.feature_dropout,
+    which an earlier list (batch_norm, dropout) missed, so WiFlow's conv blocks kept
+    dropping channels at random in the "eval" fake-quant and converted QAT models,
+    and the ONNX check compared onnxruntime with a random torch reference."""
     for node in gm.graph.nodes:
-        if node.op == "call_function" and node.target in flags:
-            args = list(node.args)
-            args[flags[node.target]] = mode
-            node.args = tuple(args)
+        if node.op != "call_function" or not isinstance(node.target, torch._ops.OpOverload):
+            continue
+        for i, a in enumerate(node.target._schema.arguments):
+            if a.name not in _MODE_ARGS or str(a.type) != "bool":
+                continue
+            if a.name in node.kwargs:
+                node.kwargs = {**node.kwargs, a.name: mode}
+            elif i < len(node.args):
+                node.args = (*node.args[:i], mode, *node.args[i + 1 :])
     gm.recompile()
     torch.nn.Module.train(gm, mode)
     return gm
+
+
+#: Schema argument names that carry an op's train/eval mode.
+_MODE_ARGS = ("train", "training")
+
+
+def convert(fake_quant: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """The converted int8 graph (conv-BN folded) of the frozen fake-quant model, in
+    eval mode, with the scales and zero points the fake-quant model trained with."""
+    with _trained_qparams(fake_quant):
+        converted = ptq.convert(fake_quant, qat=True)
+    _set_training(converted, False)
+    qat_fold.fold_float_conv_bn(converted)  # the float32 convs, as PTQ's graph has them
+    return converted
+
+
+@contextlib.contextmanager
+def _trained_qparams(m: torch.nn.Module) -> Iterator[None]:
+    """Make convert_pt2e bake in each fake-quant's stored scale and zero point.
+
+    convert_pt2e takes them from ``calculate_qparams()``, i.e. recomputes them from
+    the observer's min/max, but the fake-quant forward (torch's fused
+    fused_moving_avg_obs_fake_quant, torch 2.15 / torchao 0.18) uses the values it
+    stored, and for per-channel symmetric weights the two differ (see
+    :func:`_observer_qparams`, which :func:`_frozen` applies so that they agree). The
+    converted model then ran other int8 weights than the ones QAT trained and
+    validated, a systematic fake-quant vs converted gap (8% of a conv's outputs one
+    code off on a random Conv1d + BN). Baking in the stored values keeps the converted
+    graph equal to the fake-quant model even for a model that was not frozen."""
+    from torchao.quantization.pt2e.fake_quantize import FakeQuantizeBase
+
+    patched = []
+    for mod in m.modules():
+        if (
+            isinstance(mod, FakeQuantizeBase)
+            and hasattr(mod, "scale")
+            and hasattr(mod, "zero_point")
+        ):
+            scale, zero_point = mod.calculate_qparams()  # for their dtypes and shapes
+
+            def stored(
+                mod: Any = mod, s: torch.Tensor = scale, z: torch.Tensor = zero_point
+            ) -> Any:
+                return (mod.scale.detach().to(s.dtype).reshape(s.shape).clone(),
+                        mod.zero_point.detach().to(z.dtype).reshape(z.shape).clone())  # fmt: skip
+
+            mod.calculate_qparams = stored  # an instance attribute shadows the method
+            patched.append(mod)
+    try:
+        yield
+    finally:
+        for mod in patched:
+            del mod.calculate_qparams
 
 
 def _frozen(m: torch.fx.GraphModule) -> None:
     from torchao.quantization.pt2e import disable_observer
 
     m.apply(disable_observer)
+    _observer_qparams(m)
     m.eval()  # BatchNorm on running statistics, dropout off
+
+
+def _observer_qparams(m: torch.nn.Module) -> None:
+    """Make every fake-quant use the scale and zero point its observer computes, the
+    ones convert_pt2e bakes in, from now on (observers must be disabled).
+
+    torch's fused fake-quant op (fused_moving_avg_obs_fake_quant, torch 2.15) recomputes
+    its qparams from the running min/max at every call, observer on or off, by its own
+    rule: for per-channel symmetric weights absmax / 128 instead of the observer's /
+    127.5, and for a channel whose weights all have one sign an asymmetric range (zero
+    point -128), which also takes onnxruntime's QLinearConv off its fast path (3x slower
+    on wiflow-tiny's depthwise conv). The frozen epochs therefore run the plain
+    fake-quant ops on the observer's values: they train, and validate, the int8 weights
+    that are deployed."""
+    from torchao.quantization.pt2e.fake_quantize import FakeQuantizeBase
+
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, FakeQuantizeBase) and hasattr(mod, "scale"):
+                scale, zero_point = mod.calculate_qparams()
+                mod.scale.resize_(scale.shape).copy_(scale)
+                mod.zero_point.resize_(zero_point.shape).copy_(zero_point)
+                mod.forward = types.MethodType(_fixed_fake_quant, mod)  # shadows the fused op
+
+
+def _fixed_fake_quant(mod: Any, x: torch.Tensor) -> torch.Tensor:
+    """Fake quantization with the module's stored scale and zero point (no observer)."""
+    if not int(mod.fake_quant_enabled[0]):
+        return x
+    obs = mod.activation_post_process
+    zero_point = mod.zero_point.to(torch.int32)
+    if mod.is_per_channel:
+        return torch.fake_quantize_per_channel_affine(
+            x, mod.scale, zero_point, mod.ch_axis, obs.quant_min, obs.quant_max
+        )
+    return torch.fake_quantize_per_tensor_affine(
+        x, mod.scale, zero_point, obs.quant_min, obs.quant_max
+    )
 
 
 class QatTask(PoseTask):
