@@ -412,11 +412,14 @@ impl Solver {
         let row_of = |i: usize| &cost[i * stride..i * stride + n_cols];
         // One branch-free pass; only an invalid matrix is scanned again.
         let (mut largest, mut any_forbidden, mut invalid) = (0.0f64, false, false);
-        for &c in (0..n_rows).flat_map(row_of) {
-            invalid |= c.is_nan() | (c == f64::NEG_INFINITY);
-            any_forbidden |= c == f64::INFINITY;
-            let size = if c.is_finite() { c.abs() } else { 0.0 };
-            largest = if size > largest { size } else { largest };
+        // Row by row (not a flat_map), so the inner loop stays a plain slice scan.
+        for i in 0..n_rows {
+            for &c in row_of(i) {
+                invalid |= c.is_nan() | (c == f64::NEG_INFINITY);
+                any_forbidden |= c == f64::INFINITY;
+                let size = if c.is_finite() { c.abs() } else { 0.0 };
+                largest = if size > largest { size } else { largest };
+            }
         }
         if invalid {
             let at = (0..n_rows)
