@@ -253,17 +253,29 @@ fn grid_curve<const K: usize>(
     if grid.row_indices(dist, factor, idx) {
         for (i, &dj) in idx.iter_mut().zip(dist) {
             if *i == UNSURE {
-                let x = dj / s;
-                let exact = if x.is_nan() {
-                    sorted.len()
-                } else {
-                    sorted.partition_point(|&tv| tv < x)
-                };
-                *i = exact as u32;
+                *i = exact_index(dj / s, sorted) as u32;
             }
         }
     }
-    let hist = &mut acc.first_pass;
+    histogram_row(&mut acc.first_pass, idx, vis.map(|v| &v[..k]));
+}
+
+/// The first threshold in `sorted` that `x` passes (`sorted.len()`: none, or NaN).
+#[inline(always)]
+fn exact_index(x: f64, sorted: &[f64]) -> usize {
+    if x.is_nan() {
+        sorted.len()
+    } else {
+        sorted.partition_point(|&tv| tv < x)
+    }
+}
+
+/// Count one row's joints (`idx[j]`: first passing threshold of joint `j`,
+/// out of range: none) into the `[threshold, joint]` histogram, only the
+/// visible ones when `vis` is given.
+#[inline(always)]
+fn histogram_row(hist: &mut [u64], idx: &[u32], vis: Option<&[bool]>) {
+    let k = idx.len();
     match vis {
         None => {
             for (j, &i) in idx.iter().enumerate() {
@@ -273,7 +285,7 @@ fn grid_curve<const K: usize>(
             }
         }
         Some(v) => {
-            for ((j, &i), &seen) in idx.iter().enumerate().zip(&v[..k]) {
+            for ((j, &i), &seen) in idx.iter().enumerate().zip(v) {
                 if let Some(c) = hist.get_mut(i as usize * k + j) {
                     *c += u64::from(seen);
                 }
@@ -702,34 +714,13 @@ fn curve_block32<const K: usize>(
                     let mut q = [0.0];
                     let r = row * w + j * d..row * w + (j + 1) * d;
                     squared_distances(&p[r.clone()], &g[r], d, &mut q);
-                    let x = q[0].sqrt() / s;
-                    let exact = if x.is_nan() {
-                        plan.sorted.len()
-                    } else {
-                        plan.sorted.partition_point(|&tv| tv < x)
-                    };
+                    let exact = exact_index(q[0].sqrt() / s, plan.sorted);
                     *i = u32::try_from(exact).unwrap_or(UNSURE);
                 }
             }
         }
-        let hist = &mut acc.first_pass;
-        match vis {
-            None => {
-                for (j, &i) in idx.iter().enumerate() {
-                    if let Some(c) = hist.get_mut(i as usize * k + j) {
-                        *c += 1;
-                    }
-                }
-            }
-            Some(v) => {
-                let v = &v[row * k..(row + 1) * k];
-                for ((j, &i), &seen) in idx.iter().enumerate().zip(v) {
-                    if let Some(c) = hist.get_mut(i as usize * k + j) {
-                        *c += u64::from(seen);
-                    }
-                }
-            }
-        }
+        let vis = vis.map(|v| &v[row * k..(row + 1) * k]);
+        histogram_row(&mut acc.first_pass, idx, vis);
     }
     // A non-finite float32 square (a NaN or infinite coordinate, or an
     // overflow) sends the block to the exact scan of the ground truth.
