@@ -85,21 +85,26 @@ def test_float32_load_path_is_within_the_stated_bound(bound_store, minmax, kind,
     idx = data.draw(st.lists(st.integers(0, len(store) - 1), min_size=1, max_size=8))
     got = store.gather(idx, fields=["amplitude"])["amplitude"][:, 0].astype(np.float64)
 
-    w = np.eye(8) if m is None else ref.map_weights(m)
-    absw, taps = (np.eye(8), np.ones(8, int)) if m is None else abs_dense(m)
     frames = store.windows[np.asarray(idx)]
     for g, f in zip(got, frames, strict=True):
-        x = amp[f].astype(np.float64)
-        expect = ref.csi_transform(x, minmax, w, mean, std)
-        if minmax:
-            lo, hi = x.min(), x.max()
-            xh = (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
-        else:
-            xh = np.abs(x)
-        mag = (np.einsum("ts,asp->atp", absw, xh) + np.abs(mean)[:, :, None]) / std[:, :, None]
-        bound = (taps[None, :, None] + 7) * U * mag + 2.0**-126
+        expect, bound = expected_and_bound(amp[f].astype(np.float64), minmax, m, mean, std)
         err = np.abs(g - expect)
         assert np.all(err <= bound), f"worst excess {np.max(err - bound)} at frame {f}"
+
+
+def expected_and_bound(x, minmax, m, mean, std):
+    """The float64 oracle's frame and the stated bound of the float32 path
+    (docs/data.md): (n + 7) 2^-24 (sum |w| |x^| / std + |mean| / std) + 2^-126."""
+    w = np.eye(8) if m is None else ref.map_weights(m)
+    absw, taps = (np.eye(8), np.ones(8, int)) if m is None else abs_dense(m)
+    expect = ref.csi_transform(x, minmax, w, mean, std)
+    if minmax:
+        lo, hi = x.min(), x.max()
+        xh = (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
+    else:
+        xh = np.abs(x)
+    mag = (np.einsum("ts,asp->atp", absw, xh) + np.abs(mean)[:, :, None]) / std[:, :, None]
+    return expect, (taps[None, :, None] + 7) * U * mag + 2.0**-126
 
 
 def test_load_path_errors_are_float32_sized_not_zero(bound_store):

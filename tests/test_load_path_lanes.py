@@ -21,9 +21,7 @@ from hypothesis import strategies as st
 
 import csipose
 from csipose.data import CsiTransform, Store, StoreWriter, ZScore
-from test_load_path_bound import MAPS, STYLES, U, abs_dense
-
-import reference as ref
+from test_load_path_bound import MAPS, STYLES, expected_and_bound
 
 PACKETS = (8, 10, 13, 17, 24)
 
@@ -93,17 +91,8 @@ def test_vector_rows_are_within_the_stated_bound(lane_stores, packets, minmax, k
     t = CsiTransform(minmax=minmax, subcarriers=m, zscore=z)
     store = Store.open(path, window={"length": 1, "stride": 1}, transform={"amplitude": t})
     got = store.gather(np.arange(len(store)), fields=["amplitude"])["amplitude"][:, 0]
-    w = np.eye(8) if m is None else ref.map_weights(m)
-    absw, taps = (np.eye(8), np.ones(8, int)) if m is None else abs_dense(m)
     for g, x in zip(got.astype(np.float64), amp.astype(np.float64), strict=True):
-        expect = ref.csi_transform(x, minmax, w, mean, std)
-        if minmax:
-            lo, hi = x.min(), x.max()
-            xh = (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
-        else:
-            xh = np.abs(x)
-        mag = (np.einsum("ts,asp->atp", absw, xh) + np.abs(mean)[:, :, None]) / std[:, :, None]
-        bound = (taps[None, :, None] + 7) * U * mag + 2.0**-126
+        expect, bound = expected_and_bound(x, minmax, m, mean, std)
         assert np.all(np.abs(g - expect) <= bound)
 
 
