@@ -111,12 +111,6 @@ def assign_batch(costs: Any, *, partial: bool = False, sizes: Any = None) -> Ass
     """
     if sizes is not None:
         return _assign_padded(costs, sizes, partial)
-    if type(costs) is np.ndarray and costs.ndim == 3:
-        # The common case first and cheaply: a dense batch read in place.
-        if costs.dtype.kind not in "fiu":
-            raise TypeError(f"costs must hold real numbers, got dtype {costs.dtype}")
-        flat = np.ascontiguousarray(costs, dtype=np.float64)
-        return Assignments(*_native.assign_padded(flat, None, bool(partial)))
     if isinstance(costs, Sequence) and not isinstance(costs, str | bytes):
         # float64 2-D arrays (the common case) skip the per-matrix checks, whose
         # Python cost exceeded a small problem's solve.
@@ -131,7 +125,8 @@ def assign_batch(costs: Any, *, partial: bool = False, sizes: Any = None) -> Ass
         shapes = np.array([m.shape for m in mats], dtype=np.uint64).reshape(-1, 2)
         flat = np.concatenate([m.ravel() for m in mats]) if len(mats) else np.empty(0)
         return Assignments(*_native.assign_batch(flat, shapes, bool(partial)))
-    a = _arrays.as_numpy(costs)
+    # A dense batch, read in place by Rust; a plain ndarray skips the conversion.
+    a = costs if type(costs) is np.ndarray else _arrays.as_numpy(costs)
     if a.dtype.kind not in "fiu":
         raise TypeError(f"costs must hold real numbers, got dtype {a.dtype}")
     if a.ndim != 3:
