@@ -1,6 +1,7 @@
 """int8 against fp32 in onnxruntime on the ADR-175 model (WiFlow-STD half, [540, 20]), one run.
 
     python benches/bench_quantize.py [--threads 1,2] [--rounds 20] [--profile] [--markdown]
+    python benches/bench_quantize.py --models runs/wiflow-half.quantized   # a trained run's models
 
 Speed does not depend on trained weights, so the model has seeded random weights
 (BatchNorm statistics randomised too, as bench_inference.py) and is calibrated on
@@ -26,6 +27,11 @@ Rows:
   and the attention's q/k/v) as QLinearConv, the Conv2d stem and decoder float32.
 * ``ort quantize_static``: onnxruntime's own int8 QDQ of the fp32 file (per-channel
   s8 weights, u8 activations): what onnxruntime's tooling achieves on this graph.
+
+``--models DIR`` times the ONNX files of a ``csipose quantize`` output instead (every
+``DIR/METHOD/model.onnx``, fp32 first): the same interleaved blocks, so a trained
+run's report latencies, taken one model after the other, can be re-measured side
+by side on an idle machine.
 
 ``--profile`` adds onnxruntime's per-op-type kernel time at batch 64 (first thread
 count), i.e. where the time goes in each graph, and the op types of the optimised
@@ -80,6 +86,16 @@ def build(tmp: Path) -> dict[str, Path]:
     return files
 
 
+def quantized_files(out: Path) -> dict[str, Path]:
+    """``csipose quantize``'s models in ``out``, fp32 (the baseline) first."""
+    files = {
+        d.name: d / "model.onnx" for d in sorted(out.iterdir()) if (d / "model.onnx").is_file()
+    }
+    if "fp32" not in files:
+        raise SystemExit(f"{out}: no fp32/model.onnx; pass a csipose quantize output directory")
+    return {"fp32": files.pop("fp32"), **files}
+
+
 def session(path: Path, threads: int, profile: str | None = None):
     import onnxruntime as ort
 
@@ -128,6 +144,7 @@ def main() -> None:
     ap.add_argument("--block", type=int, default=5)
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--models", type=Path, help="a csipose quantize output directory")
     args = ap.parse_args()
     threads = [int(t) for t in args.threads.split(",")]
 
@@ -137,17 +154,18 @@ def main() -> None:
 
     torch.set_num_threads(threads[0])
     print(f"torch {torch.__version__}, onnxruntime {ort.__version__}; {cpu_name()}, {os.cpu_count()} CPUs; "
-          f"wiflow-half [{C}, {T}] -> [{K}, {D}]; median of {args.rounds}")  # fmt: skip
+          f"{args.models or f'wiflow-half [{C}, {T}] -> [{K}, {D}]'}; median of {args.rounds}")  # fmt: skip
     rng = np.random.default_rng(0)
     rows = []
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        files = build(tmp)
+        files = quantized_files(args.models) if args.models else build(tmp)
         sizes = {k: f.stat().st_size for k, f in files.items()}
         for th in threads:
             sessions = {k: session(f, th) for k, f in files.items()}
+            c, t = sessions["fp32"].get_inputs()[0].shape[1:]  # a --models run's own geometry
             for batch in (1, 64):
-                x = rng.normal(0, 1, (batch, C, T)).astype(np.float32)
+                x = rng.normal(0, 1, (batch, c, t)).astype(np.float32)
                 times: dict[str, list[float]] = {k: [] for k in sessions}
                 for _ in range(-(-args.rounds // args.block)):
                     for k, s in sessions.items():
@@ -162,7 +180,7 @@ def main() -> None:
                     rows.append((k, th, batch, med * 1e3, base / med, sizes["fp32"] / sizes[k]))
                 print(f"{th} thread(s), batch {batch}: done", flush=True)
         if args.profile:
-            profile(files, threads[0], rng.normal(0, 1, (64, C, T)).astype(np.float32), tmp)
+            profile(files, threads[0], rng.normal(0, 1, (64, c, t)).astype(np.float32), tmp)
     print()
     print_table(("model (onnxruntime CPU)", "threads", "batch", "median ms / call", "fp32 time / time",
                  "fp32 bytes / bytes"),
