@@ -29,15 +29,40 @@ pytestmark = pytest.mark.usefixtures("restore_torch_threads")
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("quantize")
-    store = simulate(
+def store(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("quantize-store")
+    return simulate(
         root / "store", environments=2, subjects=3, actions=["walk", "wave"], frames=16, seed=5
     )
-    cfg = config.load(None, ['data.source="store"', f'data.store="{store}"', f'train.run_dir="{root / "run"}"',
+
+
+def tiny_run(store: Path, run_dir: Path, *overrides: str) -> Path:
+    cfg = config.load(None, ['data.source="store"', f'data.store="{store}"', f'train.run_dir="{run_dir}"',
                              "train.epochs=1", "train.batch_size=16", "train.threads=1",
-                             'model.name="wiflow-tiny"', "model.options={input_pw_groups=2}"])  # fmt: skip
+                             'model.name="wiflow-tiny"', "model.options={input_pw_groups=2}",
+                             *overrides])  # fmt: skip
     return train(cfg)
+
+
+@pytest.fixture(scope="module")
+def run(store, tmp_path_factory) -> Path:
+    return tiny_run(store, tmp_path_factory.mktemp("quantize") / "run")
+
+
+def test_windows_carry_the_runs_input_features(store, tmp_path):
+    """A run trained with data.features is calibrated and evaluated on the same features
+    (temporal_diff adds channels; augment is never applied to these windows)."""
+    from csipose.train.loop import input_fields, model_input
+
+    r = tiny_run(store, tmp_path / "run", 'data.features=["temporal_diff", "augment"]')
+    src = open_run(r)
+    x = src.windows("val", 8)
+    b = src.data.store.gather(src.indices("val", 8), fields=input_fields(src.data))
+    with torch.no_grad():
+        want = model_input({k: torch.from_numpy(v) for k, v in b.items()}, torch.device("cpu"),
+                           ["temporal_diff"])  # fmt: skip
+        assert torch.equal(x, want)
+        assert src.model(x).shape[0] == 8
 
 
 @pytest.fixture(scope="module")

@@ -38,7 +38,9 @@ class Source:
         without replacement by ``seed`` and kept in store order."""
         idx = self.indices(part, n, seed=seed)
         b = self.data.store.gather(idx, fields=input_fields(self.data))
-        return model_input({k: torch.from_numpy(v) for k, v in b.items()}, torch.device("cpu"))
+        with torch.no_grad():  # the run's data.features as trained; no_grad: never augmented
+            return model_input({k: torch.from_numpy(v) for k, v in b.items()},
+                               torch.device("cpu"), self.data.features)  # fmt: skip
 
     def indices(self, part: str, n: int | None = None, *, seed: int = 0) -> np.ndarray:
         if part not in self.data.parts:
