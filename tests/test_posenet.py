@@ -210,6 +210,12 @@ def test_metadata_that_contradicts_the_weights(tmp_path):
     meta = metadata(name, options, np.zeros((k, d)), time_steps=t, frames=3)
     with pytest.raises(CheckpointError, match="time steps"):
         csipose.PoseNet.load(write(model, tmp_path / "b", meta))
+    meta = metadata(name, options, np.zeros((k, d)), time_steps=t, frames=t)
+    cfg = json.loads(meta["config"])
+    cfg.setdefault("data", {})["features"] = ["static_removal"]  # same channels, other input
+    meta["config"] = json.dumps(cfg)
+    with pytest.raises(CheckpointError, match=r"data\.features \['static_removal'\]"):
+        csipose.PoseNet.load(write(model, tmp_path / "c", meta))
 
 
 def test_wrong_windows_are_value_errors(tmp_path):

@@ -76,6 +76,13 @@ def load_args(file: Path) -> dict[str, Any]:
         raise CheckpointError(
             f"{file}: metadata data.mean_pose must be [K, D], got shape {list(mean_pose.shape)}"
         )
+    features = (cfg.get("data") or {}).get("features") or []
+    if features:  # the runtime computes the plain input only: it would predict from the wrong one
+        raise CheckpointError(
+            f"{file}: trained with data.features {features}, which the Rust runtime does not "
+            "compute; evaluate it with `csipose eval`, or export it and feed the ONNX model "
+            "csipose.signal_features' input"
+        )
     if name == "wiflow-mmfi":
         kind = "wiflow-mmfi"
     elif name in ("wiflow-full", "wiflow-half", "wiflow-quarter", "wiflow-tiny"):
