@@ -331,6 +331,27 @@ mod tests {
     }
 
     #[test]
+    fn pool_threads_help_with_long_blocks() {
+        // Blocks that sleep leave the caller's core free, so a helper wakes
+        // within the call and takes some of them. (Other tests resize the
+        // shared pool concurrently: a try that ran on one thread is retried.)
+        let caller = std::thread::current().id();
+        let helped = (0..5).any(|_| {
+            set_num_threads(2).unwrap();
+            let mut out = vec![None; 40];
+            split_in_place(40, 1, 1, 1, &mut out, |_, o, _| {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                o[0] = Some(std::thread::current().id());
+            })
+            .unwrap();
+            assert!(out.iter().all(Option::is_some));
+            out.iter().any(|t| t.is_some_and(|t| t != caller))
+        });
+        assert!(helped, "no block ran on a pool thread");
+        set_num_threads(0).unwrap();
+    }
+
+    #[test]
     fn pool_can_be_resized() {
         set_num_threads(3).unwrap();
         assert_eq!(num_threads().unwrap(), 3);
