@@ -232,12 +232,12 @@ struct WaitForHelpers<'a>(&'a Claims);
 impl Drop for WaitForHelpers<'_> {
     fn drop(&mut self) {
         self.0.closed.store(true, Ordering::SeqCst);
-        // A registered helper holds at most one block (microseconds); yield
-        // after a while in case it was descheduled on a loaded machine.
+        // A registered helper holds at most two blocks (microseconds); after
+        // about that long, yield: it was descheduled on a loaded machine.
         let mut spins = 0u32;
         while self.0.active.load(Ordering::SeqCst) != 0 {
             spins += 1;
-            if spins < 1 << 12 {
+            if spins < 1 << 8 {
                 std::hint::spin_loop();
             } else {
                 std::thread::yield_now();
