@@ -49,6 +49,7 @@ class Store:
         self.manifest = manifest
         self._native = native
         self.window = window
+        self._label_offsets = window.label_offsets()
         self.transform = {
             f: transform.get(f, CsiTransform()) for f in CSI_FIELDS if f in manifest["arrays"]
         }
@@ -141,12 +142,18 @@ class Store:
 
     def label_frames(self, indices: Any) -> np.ndarray:
         """The labelling frame of each window (``[n]``; ``[n, length]`` for label ``"all"``)."""
-        f = self.windows[self._indices(indices)][:, None] + self.window.label_offsets()[None, :]
-        return f if self.window.label == "all" else f[:, 0]
+        return self._label_rows(self.windows[self._indices(indices)])
+
+    def _label_rows(self, starts: np.ndarray) -> np.ndarray:
+        """The labelling frames of windows starting at ``starts`` (checked)."""
+        if self.window.label == "all":
+            return starts[:, None] + self._label_offsets[None, :]
+        return starts + self._label_offsets[0]
 
     def _indices(self, indices: Any) -> np.ndarray:
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
-        if len(idx) and (idx.min() < 0 or idx.max() >= len(self)):
+        # One reduction checks both ends: a negative index is huge as uint64.
+        if len(idx) and idx.view(np.uint64).max() >= len(self):
             bad = idx[(idx < 0) | (idx >= len(self))][0]
             raise IndexError(f"window {bad} is out of range for {len(self)} windows")
         return idx
@@ -206,7 +213,7 @@ class Store:
                 self._native.gather_windows(f, starts, self.window.length, buf, **args)
             else:
                 if rows is None:
-                    rows = np.ascontiguousarray(self.label_frames(idx).reshape(-1))
+                    rows = np.ascontiguousarray(self._label_rows(starts).reshape(-1))
                 if len(rows):  # reshape(0, -1) cannot infer a row size
                     self._native.gather_rows(f, rows, buf.reshape(len(rows), -1).view(np.uint8))
         return {f: out[f] for f in names}

@@ -7,6 +7,7 @@
 //! thread count.
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use rayon::prelude::*;
@@ -122,13 +123,22 @@ where
     })
 }
 
-/// Run `f(range, part)` over `n` items cut into one contiguous part per pool
-/// thread (at least `min_items` items each), each part with its slice of
-/// `out` (`width` values per item). The calling thread runs the first part
-/// itself and waits for the pool's, so a call of one part (one thread, or a
-/// small batch) never touches the pool: no worker to wake, no hand-over.
+/// Run `f(range, part, next)` over `n` items in blocks of `block` items,
+/// each block with its slice of `out` (`width` values per item); `next` is
+/// the first item of the block the same thread runs after this one (to
+/// prefetch). Every item is visited once, but which thread runs a block is
+/// not fixed, so `f` must write each item's output from its inputs alone.
+///
+/// The calling thread claims blocks itself from the start; pool threads are
+/// only asked to help (for at least `min_items` items) and claim blocks from
+/// the same counter once they wake. So the call never waits for a worker to
+/// wake up or to be scheduled: a worker that comes late finds nothing left,
+/// and the caller waits only for blocks a worker already holds. (A static
+/// split made the caller wait for a sleeping worker on every call, which made
+/// 2-thread batches of ~1 MB slower than 1 thread; see notes/issue-17d.md.)
 pub fn split_in_place<T, F>(
     n: usize,
+    block: usize,
     min_items: usize,
     width: usize,
     out: &mut [T],
@@ -136,7 +146,7 @@ pub fn split_in_place<T, F>(
 ) -> Result<()>
 where
     T: Send,
-    F: Fn(Range<usize>, &mut [T]) + Sync,
+    F: Fn(Range<usize>, &mut [T], Option<usize>) + Sync,
 {
     if out.len() != n.saturating_mul(width) {
         return Err(Error::Shape(format!(
@@ -145,25 +155,115 @@ where
         )));
     }
     let pool = pool()?;
-    let parts = pool.current_num_threads().min(n / min_items.max(1)).max(1);
-    if parts == 1 || width == 0 {
-        f(0..n, out);
+    let helpers = if n >= min_items.max(1) && width > 0 {
+        pool.current_num_threads().saturating_sub(1)
+    } else {
+        0
+    };
+    if helpers == 0 {
+        f(0..n, out, None);
         return Ok(());
     }
-    let per = n.div_ceil(parts);
-    pool.in_place_scope(|s| {
-        let mut chunks = out.chunks_mut(per * width).enumerate();
-        let first = chunks.next();
-        for (i, o) in chunks {
-            let f = &f;
-            s.spawn(move |_| f(i * per..n.min((i + 1) * per), o));
+    let block = block.max(1);
+    let blocks = n.div_ceil(block);
+    let claims = Arc::new(Claims::default());
+    let dst = OutPtr(out.as_mut_ptr());
+    let work = || {
+        let claim = || claims.next.fetch_add(1, Ordering::Relaxed);
+        let mut cur = claim();
+        while cur < blocks {
+            let next = claim();
+            let range = cur * block..n.min((cur + 1) * block);
+            // SAFETY: each block index is claimed by exactly one thread (an
+            // atomic counter), so the slices of `out` handed out never
+            // overlap, and every range lies inside `out` (n * width values).
+            let part = unsafe {
+                std::slice::from_raw_parts_mut(dst.at(range.start * width), range.len() * width)
+            };
+            f(range, part, (next < blocks).then(|| next * block));
+            cur = next;
         }
-        if let Some((_, o)) = first {
-            f(0..per.min(n), o);
-        }
-    });
+    };
+    let task: &(dyn Fn() + Sync) = &work;
+    // SAFETY: only the lifetime is erased. A helper calls `task` only after
+    // registering in `claims.active` while `claims.closed` was still false,
+    // and `_wait` (dropped before `work`, `out` and `f` go, also on unwind)
+    // closes and waits until no helper is registered, so no call outlives
+    // the borrows.
+    let task: *const (dyn Fn() + Sync + 'static) = unsafe { std::mem::transmute(task) };
+    let _wait = WaitForHelpers(&claims);
+    for _ in 0..helpers {
+        let (claims, task) = (Arc::clone(&claims), TaskPtr(task));
+        pool.spawn(move || {
+            let task = task;
+            claims.active.fetch_add(1, Ordering::SeqCst);
+            let _done = Leave(&claims);
+            if !claims.closed.load(Ordering::SeqCst) {
+                // SAFETY: registered while not closed: the caller is still
+                // inside `split_in_place`, waiting for us (see above).
+                unsafe { (*task.0)() };
+            }
+        });
+    }
+    work();
     Ok(())
 }
+
+/// The block counter of one `split_in_place` call and its helpers' registry.
+#[derive(Default)]
+struct Claims {
+    next: AtomicUsize,
+    active: AtomicUsize,
+    closed: AtomicBool,
+}
+
+/// A helper's registration, left also if its task unwinds.
+struct Leave<'a>(&'a Claims);
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Close the call to late helpers and wait for the registered ones.
+struct WaitForHelpers<'a>(&'a Claims);
+
+impl Drop for WaitForHelpers<'_> {
+    fn drop(&mut self) {
+        self.0.closed.store(true, Ordering::SeqCst);
+        // A registered helper holds at most two blocks (microseconds); after
+        // about that long, yield: it was descheduled on a loaded machine.
+        let mut spins = 0u32;
+        while self.0.active.load(Ordering::SeqCst) != 0 {
+            spins += 1;
+            if spins < 1 << 8 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
+}
+
+struct OutPtr<T>(*mut T);
+
+impl<T> OutPtr<T> {
+    /// Item `i` of the output (the caller keeps `i` inside it).
+    fn at(&self, i: usize) -> *mut T {
+        self.0.wrapping_add(i)
+    }
+}
+
+// SAFETY: the pointer is only turned into disjoint slices of `out` (see
+// `split_in_place`), and `T: Send` lets those be written from other threads.
+unsafe impl<T: Send> Sync for OutPtr<T> {}
+
+struct TaskPtr(*const (dyn Fn() + Sync + 'static));
+
+// SAFETY: the task is `Sync`, and `split_in_place` keeps it alive for as long
+// as any helper may call it.
+unsafe impl Send for TaskPtr {}
 
 #[cfg(test)]
 mod tests {
@@ -202,21 +302,52 @@ mod tests {
     }
 
     #[test]
-    fn in_place_parts_cover_every_item_once() {
-        for (threads, n, min_items) in [(1, 10, 1), (3, 10, 1), (3, 10, 4), (2, 1, 1), (2, 0, 1)] {
+    fn in_place_blocks_cover_every_item_once() {
+        for (threads, n, block, min_items) in [
+            (1, 10, 3, 1),
+            (3, 10, 1, 1),
+            (3, 10, 3, 4),
+            (2, 1, 1, 1),
+            (2, 0, 1, 1),
+            (2, 1000, 7, 1),
+        ] {
             set_num_threads(threads).unwrap();
-            let mut out = vec![usize::MAX; n * 2];
-            split_in_place(n, min_items, 2, &mut out, |r, o| {
-                assert_eq!(o.len(), r.len() * 2);
-                for (i, slot) in r.zip(o.chunks_exact_mut(2)) {
-                    slot.copy_from_slice(&[i, i + 1]);
-                }
+            for _ in 0..20 {
+                let mut out = vec![usize::MAX; n * 2];
+                split_in_place(n, block, min_items, 2, &mut out, |r, o, next| {
+                    assert_eq!(o.len(), r.len() * 2);
+                    assert!(next.is_none_or(|s| s >= r.end && s < n && s % block == 0));
+                    for (i, slot) in r.zip(o.chunks_exact_mut(2)) {
+                        slot.copy_from_slice(&[i, i + 1]);
+                    }
+                })
+                .unwrap();
+                let want: Vec<usize> = (0..n).flat_map(|i| [i, i + 1]).collect();
+                assert_eq!(out, want, "{threads} threads, {n} items, blocks of {block}");
+            }
+        }
+        assert!(split_in_place(3, 1, 1, 2, &mut [0u8; 5], |_, _, _| ()).is_err());
+        set_num_threads(0).unwrap();
+    }
+
+    #[test]
+    fn pool_threads_help_with_long_blocks() {
+        // Blocks that sleep leave the caller's core free, so a helper wakes
+        // within the call and takes some of them. (Other tests resize the
+        // shared pool concurrently: a try that ran on one thread is retried.)
+        let caller = std::thread::current().id();
+        let helped = (0..5).any(|_| {
+            set_num_threads(2).unwrap();
+            let mut out = vec![None; 40];
+            split_in_place(40, 1, 1, 1, &mut out, |_, o, _| {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                o[0] = Some(std::thread::current().id());
             })
             .unwrap();
-            let want: Vec<usize> = (0..n).flat_map(|i| [i, i + 1]).collect();
-            assert_eq!(out, want, "{threads} threads, {n} items");
-        }
-        assert!(split_in_place(3, 1, 2, &mut [0u8; 5], |_, _| ()).is_err());
+            assert!(out.iter().all(Option::is_some));
+            out.iter().any(|t| t.is_some_and(|t| t != caller))
+        });
+        assert!(helped, "no block ran on a pool thread");
         set_num_threads(0).unwrap();
     }
 

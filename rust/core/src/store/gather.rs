@@ -65,20 +65,26 @@ pub fn gather_windows(
     let data = csi.f32()?;
     let fused = (!transform.is_identity()).then(|| FusedTransform::new(transform, [a, s, p]));
     let src_window = length * src_frame;
+    let all_starts = starts;
     let source = |start: i64| {
         let first = start as usize * src_frame;
         &data[first..first + src_window]
     };
+    let src_bytes = src_window * 4;
     split_in_place(
         starts.len(),
-        min_items(window * 4),
+        block_items(src_bytes),
+        help_items(src_bytes),
         window,
         out,
-        |range, dst| {
+        |range, dst, after| {
             let starts = &starts[range];
             for (i, (dst, &start)) in dst.chunks_exact_mut(window).zip(starts).enumerate() {
                 // The next window's lines are on their way while this one is done.
-                if let Some(&next) = starts.get(i + 1) {
+                let next = starts
+                    .get(i + 1)
+                    .or_else(|| after.and_then(|a| all_starts.get(a)));
+                if let Some(&next) = next {
                     prefetch(source(next));
                 }
                 let src = source(start);
@@ -99,13 +105,24 @@ pub fn gather_windows(
     )
 }
 
-/// Bytes one thread's part of a gather holds at least: a part's hand-over to
-/// the pool must cost far less than its copy.
-const MIN_PART_BYTES: usize = 256 * 1024;
+/// Source bytes a batch reads at least before pool threads are asked to
+/// help: asking costs the caller a wake-up call (microseconds), which must be
+/// small against the copy it shares.
+const MIN_HELP_BYTES: usize = 128 * 1024;
 
-/// Items of `bytes` each that make a part of at least `MIN_PART_BYTES`.
-fn min_items(bytes: usize) -> usize {
-    MIN_PART_BYTES.div_ceil(bytes.max(1))
+/// Source bytes a thread claims at a time: large enough that the shared
+/// counter is touched rarely, small enough that a late helper still finds
+/// work in a batch of ~1 MB.
+const BLOCK_BYTES: usize = 32 * 1024;
+
+/// Items of `bytes` each that make `MIN_HELP_BYTES`.
+fn help_items(bytes: usize) -> usize {
+    MIN_HELP_BYTES.div_ceil(bytes.max(1))
+}
+
+/// Items of `bytes` each that make a block of `BLOCK_BYTES`.
+fn block_items(bytes: usize) -> usize {
+    BLOCK_BYTES.div_ceil(bytes.max(1))
 }
 
 /// Ask for the first line of every page of `x` ahead of its use: a gathered
@@ -154,15 +171,22 @@ pub fn gather_rows(array: &MappedArray, rows: &[i64], out: &mut [u8]) -> Result<
     let row = |r: i64| &data[r as usize * width..(r as usize + 1) * width];
     // Split by bytes, not rows: small label rows stay together, while a batch
     // of large CSI frames spreads over every thread.
-    split_in_place(rows.len(), min_items(width), width, out, |range, dst| {
-        let rows = &rows[range];
-        for (i, (dst, &r)) in dst.chunks_exact_mut(width).zip(rows).enumerate() {
-            if let Some(&next) = rows.get(i + 1) {
-                prefetch(row(next));
+    split_in_place(
+        rows.len(),
+        block_items(width),
+        help_items(width),
+        width,
+        out,
+        |range, dst, after| {
+            let part = &rows[range];
+            for (i, (dst, &r)) in dst.chunks_exact_mut(width).zip(part).enumerate() {
+                if let Some(&next) = part.get(i + 1).or_else(|| after.and_then(|a| rows.get(a))) {
+                    prefetch(row(next));
+                }
+                dst.copy_from_slice(row(r));
             }
-            dst.copy_from_slice(row(r));
-        }
-    })
+        },
+    )
 }
 
 /// Per (antenna, output subcarrier) mean and population standard deviation
