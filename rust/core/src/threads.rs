@@ -201,11 +201,22 @@ where
             if !claims.closed.load(Ordering::SeqCst) {
                 // SAFETY: registered while not closed: the caller is still
                 // inside `split_in_place`, waiting for us (see above).
-                unsafe { (*task.0)() };
+                let run = std::panic::AssertUnwindSafe(|| unsafe { (*task.0)() });
+                // A panic must not reach rayon (it aborts the process without a
+                // handler): the caller reports it as an error instead.
+                if std::panic::catch_unwind(run).is_err() {
+                    claims.panicked.store(true, Ordering::SeqCst);
+                }
             }
         });
     }
     work();
+    drop(_wait);
+    if claims.panicked.load(Ordering::SeqCst) {
+        return Err(Error::Threads(
+            "a worker thread panicked; the output is incomplete".into(),
+        ));
+    }
     Ok(())
 }
 
@@ -215,6 +226,7 @@ struct Claims {
     next: AtomicUsize,
     active: AtomicUsize,
     closed: AtomicBool,
+    panicked: AtomicBool,
 }
 
 /// A helper's registration, left also if its task unwinds.
@@ -327,6 +339,31 @@ mod tests {
             }
         }
         assert!(split_in_place(3, 1, 1, 2, &mut [0u8; 5], |_, _, _| ()).is_err());
+        set_num_threads(0).unwrap();
+    }
+
+    #[test]
+    fn a_panicking_block_on_a_pool_thread_is_an_error() {
+        // The caller's own panic unwinds to its caller; a pool thread's becomes
+        // an error instead of aborting the process.
+        let caller = std::thread::current().id();
+        let reported = (0..5).any(|_| {
+            set_num_threads(2).unwrap();
+            let mut out = vec![0u8; 40];
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                split_in_place(40, 1, 1, 1, &mut out, |_, _, _| {
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                    if std::thread::current().id() != caller {
+                        panic!("block failed");
+                    }
+                })
+            }));
+            matches!(r, Ok(Err(Error::Threads(_))))
+        });
+        assert!(
+            reported,
+            "a pool thread's panic was not reported as an error"
+        );
         set_num_threads(0).unwrap();
     }
 
