@@ -111,6 +111,37 @@ def test_shadowing_forms_agree_to_the_bit():
     assert (vec < 0.99).any()
 
 
+@pytest.mark.parametrize("pointwise", [False, True])
+def test_shared_points_equal_the_points_written_out(pointwise):
+    # The simulator's layout: 3 people's 17 joints then 16 middles, each segment sampled
+    # at its ends and middle (the vector kernel's three-plane path), against the points
+    # written out one per sample and shadowed one at a time.
+    rng = np.random.default_rng(1)
+    links, paths, n, m = 2, 7, 3, 3
+    pieces = rng.uniform(0, 4, (links, paths, 2, 2, 3))
+    pieces[:, :, 1, 0] = pieces[:, :, 0, 1]
+    first = np.linalg.norm(pieces[:, :, 0, 1] - pieces[:, :, 0, 0], axis=-1)
+    second = np.linalg.norm(pieces[:, :, 1, 1] - pieces[:, :, 1, 0], axis=-1)
+    offset = np.stack([np.zeros_like(first), first], axis=-1)
+    joints = rng.uniform(1, 3, (n, m, 17, 3))
+    distinct = np.concatenate(
+        [joints, 0.5 * (joints[..., channel._SEG_A, :] + joints[..., channel._SEG_B, :])], axis=-2
+    ).reshape(n, m * 33, 3)
+    index = (np.arange(m, dtype=np.uint32)[:, None] * 33 + channel._SAMPLE_POINT).reshape(-1)
+    written = np.ascontiguousarray(channel._segment_points(joints).reshape(n, m * 48, 3))
+    seg = np.repeat(np.arange(m * 16, dtype=np.uint32), 3)
+    radius, block = np.tile(channel.SEG_RADIUS * 1.7, m), np.tile(channel.SEG_BLOCK, m)
+    args = (pieces, offset, first + second)
+    rest = (seg, radius, block, 0.123, 0.15)
+    want = _native.shadowing(*args, written, *rest, True)
+    got = _native.shadowing(*args, distinct, *rest, pointwise, index)
+    assert got.tobytes() == want.tobytes()
+    assert _native.shadowing(*args, written, *rest).tobytes() == want.tobytes()
+    assert (want < 0.99).any()
+    with pytest.raises(ValueError, match="point_index"):
+        _native.shadowing(*args, distinct, *rest, pointwise, index + np.uint32(m * 33))
+
+
 def test_channel_kernel_checks_shapes():
     z2, z3 = np.zeros((1, 1)), np.zeros((1, 1, 1))
     f32 = np.zeros((1, 1), np.float32)

@@ -116,6 +116,11 @@ def static_paths(env: Environment, profile: Profile, rng: np.random.Generator) -
     return StaticPaths(np.array(length), np.array(gain), segs, offset)
 
 
+#: The sample points of one person's segments (end, middle, end, as in
+#: ``_segment_points``) as indices into its 17 joints followed by its 16 middles.
+_SAMPLE_POINT = np.stack([_SEG_A, 17 + np.arange(16), _SEG_B], axis=-1).reshape(-1).astype(np.uint32)
+
+
 def _segment_points(joints: np.ndarray) -> np.ndarray:
     """Both ends and the middle of every body segment: [..., 16, 3, 3]."""
     a, b = joints[..., _SEG_A, :], joints[..., _SEG_B, :]
@@ -132,12 +137,20 @@ def shadowing(static: StaticPaths, joints: np.ndarray, height: float, lam: float
     1 - (1 - SHADOW_FLOOR) o of its amplitude. (Rust kernel.)
     """
     n, m = joints.shape[:2]
-    pts = np.ascontiguousarray(_segment_points(joints).reshape(n, m * 16 * 3, 3), dtype=np.float64)
     segment = np.repeat(np.arange(m * 16, dtype=np.uint32), 3)
+    if PER_PACKET:  # as before: every segment's three points written out
+        pts, index = _segment_points(joints).reshape(n, m * 16 * 3, 3), None
+    else:
+        # Each joint once (it ends up to four segments), then the middles: the
+        # kernel computes a point's distance and Fresnel radius once per path piece.
+        a, b = joints[..., _SEG_A, :], joints[..., _SEG_B, :]
+        pts = np.concatenate([joints, 0.5 * (a + b)], axis=-2).reshape(n, m * 33, 3)
+        index = (np.arange(m, dtype=np.uint32)[:, None] * 33 + _SAMPLE_POINT).reshape(-1)
     return _native.shadowing(
         np.ascontiguousarray(static.segments), np.ascontiguousarray(static.offset),
-        np.ascontiguousarray(static.length), pts, segment,
+        np.ascontiguousarray(static.length), np.ascontiguousarray(pts, dtype=np.float64), segment,
         np.tile(SEG_RADIUS * height, m), np.tile(SEG_BLOCK, m), lam, SHADOW_FLOOR, PER_PACKET,
+        index,
     )  # fmt: skip
 
 
