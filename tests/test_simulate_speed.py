@@ -152,3 +152,17 @@ def test_channel_kernel_checks_shapes():
     with pytest.raises(ValueError, match="finite"):
         _native.synthesize_channel(np.full((1, 1), np.nan), z2, z2, z3, z3, z3, z3, f32, f32, 1,
                                    5e9, 1e5, idx)  # fmt: skip
+
+
+def test_rooms_drawn_per_sequence_ignore_threads(tmp_path, threads):
+    # Several sequences in flight at 2 threads: the drawn rooms keep plan order.
+    run = {}
+    for n in (1, 2):
+        csipose.set_num_threads(n)
+        out = simulate(tmp_path / f"t{n}", profile="mmfi", environments=6, subjects=1,
+                       actions=["wave", "walk"], frames=3, sequences=1, seed=3,
+                       room_draw="per_sequence", progress=False)  # fmt: skip
+        s = Store.open(out)
+        run[n] = (_digest(out), s.manifest["provenance"]["drawn_rooms"])
+    assert len(run[1][1]) >= 2
+    assert run[2] == run[1]

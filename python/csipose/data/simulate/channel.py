@@ -27,8 +27,9 @@ SHADOW_FLOOR = 0.15
 TISSUE_REFLECTIVITY = 0.3
 #: RMS surface roughness of a clothed body (m); specular reflection loses exp(-(4 pi h / lambda)^2).
 ROUGHNESS = 0.005
-#: True: synthesize every packet's row of paths with ``multipath_response`` and
-#: shadow one point at a time, as before the one-pass channel kernel. The output
+#: True: synthesize every packet's row of paths with ``multipath_response``,
+#: shadow one point at a time and simulate one sequence at a time, as before the
+#: one-pass channel kernel. The output
 #: is the same to the bit (tests/test_simulate_speed.py); benches/bench_simulate.py
 #: times both in one process.
 PER_PACKET = False
@@ -118,7 +119,9 @@ def static_paths(env: Environment, profile: Profile, rng: np.random.Generator) -
 
 #: The sample points of one person's segments (end, middle, end, as in
 #: ``_segment_points``) as indices into its 17 joints followed by its 16 middles.
-_SAMPLE_POINT = np.stack([_SEG_A, 17 + np.arange(16), _SEG_B], axis=-1).reshape(-1).astype(np.uint32)
+_SAMPLE_POINT = (
+    np.stack([_SEG_A, 17 + np.arange(16), _SEG_B], axis=-1).reshape(-1).astype(np.uint32)
+)
 
 
 def _segment_points(joints: np.ndarray) -> np.ndarray:
