@@ -166,3 +166,44 @@ def test_rooms_drawn_per_sequence_ignore_threads(tmp_path, threads):
         run[n] = (_digest(out), s.manifest["provenance"]["drawn_rooms"])
     assert len(run[1][1]) >= 2
     assert run[2] == run[1]
+
+
+def _impair_as_before(h, env, profile, rng):
+    """impair() as written before it shared rotations between links and added the
+    noise in place: the oracle for the same bytes."""
+    f, pk, n_links, _ = h.shape
+    n_nic = 2 if profile.n_rx > 3 else 1
+    nic = (np.arange(n_links) % profile.n_rx) // (profile.n_rx // n_nic)
+    s = np.asarray(profile.subcarriers, np.float64)
+    n_fft = 128 if profile.hardware.get("bandwidth_mhz", 20) >= 40 else 64
+    phase0 = rng.uniform(0, 2 * np.pi, (f, pk, n_nic))[:, :, nic]
+    sto = rng.uniform(-0.5, 0.5, (f, pk, n_nic))[:, :, nic]
+    agc = 10 ** (rng.normal(0, 1.0, (f, pk, n_nic))[:, :, nic] / 20)
+    rot = np.exp(1j * (phase0[..., None] - 2 * np.pi * sto[..., None] * s / n_fft))
+    out = (h * rot * agc[..., None]).astype(np.complex64)
+    power = float(np.mean(np.abs(h) ** 2))
+    sigma = np.sqrt(power * 10 ** (-env.snr_db / 10) / 2)
+    out += (rng.normal(0, sigma, h.shape) + 1j * rng.normal(0, sigma, h.shape)).astype(np.complex64)
+    rare = rng.random(out.shape)
+    out[rare < 2e-5] = np.nan
+    out[(rare >= 2e-5) & (rare < 2.5e-5)] = np.inf
+    out[..., np.isin(profile.subcarriers, profile.null_subcarriers)] = 0
+    out[rng.random((f, pk)) < 0.003] = np.nan
+    return out
+
+
+@pytest.mark.parametrize("profile", ["mmfi", "esp32", "wiflow"])
+def test_impairments_are_the_bytes_of_before(profile):
+    from csipose.data.simulate.profiles import PROFILES
+    from csipose.data.simulate.room import make_environment
+
+    p = PROFILES[profile]
+    env = make_environment(p, 0, 1)
+    row = p.packets_per_frame * p.n_tx * p.n_rx * len(p.subcarriers)
+    shape = (200_000 // row, p.packets_per_frame, p.n_tx * p.n_rx, len(p.subcarriers))
+    g = np.random.default_rng(2)
+    h = (g.normal(size=shape) + 1j * g.normal(size=shape)).astype(np.complex64) * 1e-3
+    got = channel.impair(h, env, p, np.random.default_rng(9))
+    want = _impair_as_before(h, env, p, np.random.default_rng(9))
+    assert got.tobytes() == want.tobytes()
+    assert np.isnan(got).any()

@@ -263,17 +263,24 @@ def impair(
     nic = (np.arange(n_links) % profile.n_rx) // (profile.n_rx // n_nic)
     s = np.asarray(profile.subcarriers, np.float64)
     n_fft = 128 if profile.hardware.get("bandwidth_mhz", 20) >= 40 else 64
-    phase0 = rng.uniform(0, 2 * np.pi, (f, pk, n_nic))[:, :, nic]  # [F, pk, L]
-    sto = rng.uniform(-0.5, 0.5, (f, pk, n_nic))[:, :, nic]
+    phase0 = rng.uniform(0, 2 * np.pi, (f, pk, n_nic))  # [F, pk, NIC]
+    sto = rng.uniform(-0.5, 0.5, (f, pk, n_nic))
     agc = 10 ** (rng.normal(0, 1.0, (f, pk, n_nic))[:, :, nic] / 20)
-    rot = np.exp(1j * (phase0[..., None] - 2 * np.pi * sto[..., None] * s / n_fft))
+    # One rotation row per receiver, then per link: the links of a receiver share
+    # it (the same values as computing it per link, at 1 / antennas the exps).
+    rot = np.exp(1j * (phase0[..., None] - 2 * np.pi * sto[..., None] * s / n_fft))[:, :, nic]
     out = (h * rot * agc[..., None]).astype(np.complex64)
     power = float(np.mean(np.abs(h) ** 2))
     sigma = np.sqrt(power * 10 ** (-env.snr_db / 10) / 2)
-    out += (rng.normal(0, sigma, h.shape) + 1j * rng.normal(0, sigma, h.shape)).astype(np.complex64)
+    # Complex Gaussian noise: the real draws, then the imaginary ones, each rounded
+    # to float32 and added in place (what adding them as one complex64 array did).
+    out.real += rng.normal(0, sigma, h.shape).astype(np.float32)
+    out.imag += rng.normal(0, sigma, h.shape).astype(np.float32)
     rare = rng.random(out.shape)
-    out[rare < 2e-5] = np.nan
-    out[(rare >= 2e-5) & (rare < 2.5e-5)] = np.inf
+    hit = np.flatnonzero(rare < 2.5e-5)  # a few in 10^5: set by index, not by full masks
+    flat = out.reshape(-1)
+    flat[hit[rare.reshape(-1)[hit] < 2e-5]] = np.nan
+    flat[hit[rare.reshape(-1)[hit] >= 2e-5]] = np.inf
     # Null subcarriers read as exact zeros; a lost packet is missing entirely.
     out[..., np.isin(profile.subcarriers, profile.null_subcarriers)] = 0
     out[rng.random((f, pk)) < 0.003] = np.nan
