@@ -181,10 +181,10 @@ pub fn shadowing(
                                 .unwrap_or_default()
                                 .iter()
                                 .fold(f64::NEG_INFINITY, |m, &a| if a > m { a } else { m });
-                            if let Some(slot) = sc.best.get_mut(s) {
-                                if most > *slot {
-                                    *slot = most;
-                                }
+                            if let Some(slot) = sc.best.get_mut(s)
+                                && most > *slot
+                            {
+                                *slot = most;
                             }
                         }
                     }
