@@ -7,11 +7,12 @@ cProfile, at the first thread count).
 
 The baseline is the simulator as it was before the one-pass channel kernel,
 run side by side in the same process: ``channel.PER_PACKET = True`` synthesizes
-every packet's row of paths with ``multipath_response`` and shadows one point
-at a time (the same bytes: tests/test_simulate_speed.py). Both sides use the
-same csipose threads. Each round simulates a small dataset into a temporary
-directory with each side in turn; medians over rounds; "vs per-packet" > 1
-means faster.
+every packet's row of paths with ``multipath_response``, shadows one point at a
+time and simulates one sequence at a time (the same bytes:
+tests/test_simulate_speed.py). Both sides use the same csipose threads; at more
+than one thread the current simulator keeps that many sequences in flight.
+Each round simulates a small dataset into a temporary directory with each side
+in turn; medians over rounds; "vs per-packet" > 1 means faster.
 """
 
 from __future__ import annotations

@@ -256,6 +256,12 @@ def test_shadowing_binding_never_panics(data):
     wavelength = data.draw(st.sampled_from([0.056, 0.0, -1.0, float("nan"), float("inf")]))
     floor = data.draw(st.sampled_from([0.05, 0.0, -1.0, 2.0, float("nan")]))
     survives(_native.shadowing, *args, wavelength, floor)
+    # Shared points: sample i is point point_index[i]; segments sampled three points each.
+    if data.draw(st.booleans()) and isinstance(args[5], np.ndarray) and args[5].ndim == 1:
+        args[4] = np.repeat(np.arange(len(args[5]), dtype=np.uint32), 3)
+    index = data.draw(st.none() | hnp.arrays(np.uint32, data.draw(st.integers(0, 12)),
+                                            elements=st.integers(0, 5)))  # fmt: skip
+    survives(_native.shadowing, *args, wavelength, floor, data.draw(st.booleans()), index)
 
 
 @given(data=st.data())

@@ -180,6 +180,7 @@ def shadowing(
     wavelength: float,
     floor: float,
     pointwise: bool = False,
+    point_index: npt.NDArray[np.uint32] | None = None,
 ) -> npt.NDArray[np.float64]: ...
 def synthesize_channel(
     static_tau: npt.NDArray[np.float64],

@@ -49,7 +49,8 @@ fn multipath_response<'py>(
 
 /// Amplitude factor [n, links, paths] of static paths shadowed by body segments (Fresnel-zone model).
 #[pyfunction]
-#[pyo3(signature = (pieces, offset, length, points, point_segment, radius, block, wavelength, floor, pointwise = false))]
+/// With `point_index`, `points` holds each frame's distinct points and sample i is point `point_index[i]`.
+#[pyo3(signature = (pieces, offset, length, points, point_segment, radius, block, wavelength, floor, pointwise = false, point_index = None))]
 #[allow(clippy::too_many_arguments)]
 fn shadowing<'py>(
     py: Python<'py>,
@@ -63,6 +64,7 @@ fn shadowing<'py>(
     wavelength: f64,
     floor: f64,
     pointwise: bool,
+    point_index: Option<PyReadonlyArray1<'py, u32>>,
 ) -> PyResult<Bound<'py, PyArray3<f64>>> {
     let (l, p) = (length.shape()[0], length.shape()[1]);
     let n = points.shape()[0];
@@ -71,9 +73,12 @@ fn shadowing<'py>(
             "pieces must be [links, paths, 2, 2, 3] and offset [links, paths, 2]",
         ));
     }
-    if points.shape()[1] != point_segment.shape()[0] || points.shape()[2] != 3 {
+    let samples = point_index
+        .as_ref()
+        .map_or(points.shape()[1], |i| i.shape()[0]);
+    if samples != point_segment.shape()[0] || points.shape()[2] != 3 {
         return Err(PyValueError::new_err(
-            "points must be [n, len(point_segment), 3]",
+            "points must be [n, len(point_segment), 3] (or [n, distinct points, 3] with point_index of len(point_segment))",
         ));
     }
     let c = |name: &str| PyValueError::new_err(format!("{name} must be C-contiguous"));
@@ -87,6 +92,10 @@ fn shadowing<'py>(
     let body = csipose_core::sim::Bodies {
         points: points.as_slice().map_err(|_| c("points"))?,
         point_segment: point_segment.as_slice().map_err(|_| c("point_segment"))?,
+        point_index: match &point_index {
+            Some(i) => Some(i.as_slice().map_err(|_| c("point_index"))?),
+            None => None,
+        },
         radius: radius.as_slice().map_err(|_| c("radius"))?,
         block: block.as_slice().map_err(|_| c("block"))?,
         n,

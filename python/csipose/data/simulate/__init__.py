@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,7 @@ import numpy as np
 
 from csipose.data import protocol
 from csipose.data.repair import RepairTally
+from csipose.data.simulate import channel
 from csipose.data.simulate.actions import ACTIONS, perform
 from csipose.data.simulate.body import Subject, forward_kinematics
 from csipose.data.simulate.channel import (
@@ -40,6 +44,7 @@ from csipose.data.simulate.profiles import PROFILES, Profile
 from csipose.data.simulate.randomize import draw_environment, gain
 from csipose.data.simulate.room import Environment, make_environment, to_camera, to_image
 from csipose.data.writer import StoreWriter
+from csipose.runtime import get_num_threads
 
 __all__ = ["ACTIONS", "PROFILES", "VERSION", "simulate", "simulate_once"]
 
@@ -276,7 +281,10 @@ def simulate(
     with StoreWriter(out, csi=csi, labels=_labels(p), default_window=p.default_window,
                      provenance=provenance, overwrite=overwrite) as w:  # fmt: skip
         drawn: list[dict[str, Any]] = []
-        for seq in items:
+
+        def start(
+            seq: _Seq,
+        ) -> tuple[_Seq, Environment, float, Callable[[], dict[str, np.ndarray]]]:
             env, static, amp_gain = envs[seq.env], statics[seq.env], 1.0
             if roles and roles[seq.env] == "train":
                 # Domain randomisation: this sequence's own room, keyed by the sequence.
@@ -286,17 +294,14 @@ def simulate(
                 amp_gain = gain(rng)
                 drawn.append(_summary(env, amp_gain))
                 w.provenance["drawn_rooms"] = drawn
-            r = _sequence(
-                seq,
-                env,
-                static,
-                people[seq.env],
-                phases[seq.env],
-                p,
-                frames,
-                seed,
-                (spot_jitter, heading_jitter),
-            )
+            args = (seq, env, static, people[seq.env], phases[seq.env], p, frames, seed,
+                    (spot_jitter, heading_jitter))  # fmt: skip
+            if pool is None:
+                r = _sequence(*args)
+                return seq, env, amp_gain, lambda: r
+            return seq, env, amp_gain, pool.submit(_sequence, *args).result
+
+        def write(seq: _Seq, env: Environment, amp_gain: float, r: dict[str, np.ndarray]) -> None:
             if tree is not None:
                 _write_mmfi(tree, seq, acts, r)
             h = r["complex"]
@@ -322,6 +327,24 @@ def simulate(
                 valid=valid,
                 extra=extra,
             )
+
+        # With n > 1 threads, n sequences are simulated at once (each on its own
+        # random stream) while the one before is written: the Python between the
+        # Rust kernels (impairments, body paths, writes) no longer holds the cores
+        # in turn. Writes keep plan order, so the bytes do not depend on the
+        # threads (tests/test_simulate_speed.py).
+        threads = 1 if channel.PER_PACKET else get_num_threads()  # the old path: one at a time
+        pool = ThreadPoolExecutor(threads) if threads > 1 else None
+        try:
+            jobs = (start(seq) for seq in items)
+            ahead = deque(islice(jobs, max(threads, 1)))
+            while ahead:
+                seq, env, amp_gain, result = ahead.popleft()
+                ahead.extend(islice(jobs, 1))  # submitted before this one is awaited and written
+                write(seq, env, amp_gain, result())
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
         _splits(w, plan, environments, subjects if p.max_people == 1 else sequences,
                 people_val=p.max_people == 1)  # fmt: skip
     return Path(out)

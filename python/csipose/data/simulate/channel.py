@@ -27,8 +27,9 @@ SHADOW_FLOOR = 0.15
 TISSUE_REFLECTIVITY = 0.3
 #: RMS surface roughness of a clothed body (m); specular reflection loses exp(-(4 pi h / lambda)^2).
 ROUGHNESS = 0.005
-#: True: synthesize every packet's row of paths with ``multipath_response`` and
-#: shadow one point at a time, as before the one-pass channel kernel. The output
+#: True: synthesize every packet's row of paths with ``multipath_response``,
+#: shadow one point at a time and simulate one sequence at a time, as before the
+#: one-pass channel kernel. The output
 #: is the same to the bit (tests/test_simulate_speed.py); benches/bench_simulate.py
 #: times both in one process.
 PER_PACKET = False
@@ -116,6 +117,13 @@ def static_paths(env: Environment, profile: Profile, rng: np.random.Generator) -
     return StaticPaths(np.array(length), np.array(gain), segs, offset)
 
 
+#: The sample points of one person's segments (end, middle, end, as in
+#: ``_segment_points``) as indices into its 17 joints followed by its 16 middles.
+_SAMPLE_POINT = (
+    np.stack([_SEG_A, 17 + np.arange(16), _SEG_B], axis=-1).reshape(-1).astype(np.uint32)
+)
+
+
 def _segment_points(joints: np.ndarray) -> np.ndarray:
     """Both ends and the middle of every body segment: [..., 16, 3, 3]."""
     a, b = joints[..., _SEG_A, :], joints[..., _SEG_B, :]
@@ -132,12 +140,20 @@ def shadowing(static: StaticPaths, joints: np.ndarray, height: float, lam: float
     1 - (1 - SHADOW_FLOOR) o of its amplitude. (Rust kernel.)
     """
     n, m = joints.shape[:2]
-    pts = np.ascontiguousarray(_segment_points(joints).reshape(n, m * 16 * 3, 3), dtype=np.float64)
     segment = np.repeat(np.arange(m * 16, dtype=np.uint32), 3)
+    if PER_PACKET:  # as before: every segment's three points written out
+        pts, index = _segment_points(joints).reshape(n, m * 16 * 3, 3), None
+    else:
+        # Each joint once (it ends up to four segments), then the middles: the
+        # kernel computes a point's distance and Fresnel radius once per path piece.
+        a, b = joints[..., _SEG_A, :], joints[..., _SEG_B, :]
+        pts = np.concatenate([joints, 0.5 * (a + b)], axis=-2).reshape(n, m * 33, 3)
+        index = (np.arange(m, dtype=np.uint32)[:, None] * 33 + _SAMPLE_POINT).reshape(-1)
     return _native.shadowing(
         np.ascontiguousarray(static.segments), np.ascontiguousarray(static.offset),
-        np.ascontiguousarray(static.length), pts, segment,
+        np.ascontiguousarray(static.length), np.ascontiguousarray(pts, dtype=np.float64), segment,
         np.tile(SEG_RADIUS * height, m), np.tile(SEG_BLOCK, m), lam, SHADOW_FLOOR, PER_PACKET,
+        index,
     )  # fmt: skip
 
 
@@ -247,17 +263,24 @@ def impair(
     nic = (np.arange(n_links) % profile.n_rx) // (profile.n_rx // n_nic)
     s = np.asarray(profile.subcarriers, np.float64)
     n_fft = 128 if profile.hardware.get("bandwidth_mhz", 20) >= 40 else 64
-    phase0 = rng.uniform(0, 2 * np.pi, (f, pk, n_nic))[:, :, nic]  # [F, pk, L]
-    sto = rng.uniform(-0.5, 0.5, (f, pk, n_nic))[:, :, nic]
+    phase0 = rng.uniform(0, 2 * np.pi, (f, pk, n_nic))  # [F, pk, NIC]
+    sto = rng.uniform(-0.5, 0.5, (f, pk, n_nic))
     agc = 10 ** (rng.normal(0, 1.0, (f, pk, n_nic))[:, :, nic] / 20)
-    rot = np.exp(1j * (phase0[..., None] - 2 * np.pi * sto[..., None] * s / n_fft))
+    # One rotation row per receiver, then per link: the links of a receiver share
+    # it (the same values as computing it per link, at 1 / antennas the exps).
+    rot = np.exp(1j * (phase0[..., None] - 2 * np.pi * sto[..., None] * s / n_fft))[:, :, nic]
     out = (h * rot * agc[..., None]).astype(np.complex64)
     power = float(np.mean(np.abs(h) ** 2))
     sigma = np.sqrt(power * 10 ** (-env.snr_db / 10) / 2)
-    out += (rng.normal(0, sigma, h.shape) + 1j * rng.normal(0, sigma, h.shape)).astype(np.complex64)
+    # Complex Gaussian noise: the real draws, then the imaginary ones, each rounded
+    # to float32 and added in place (what adding them as one complex64 array did).
+    out.real += rng.normal(0, sigma, h.shape).astype(np.float32)
+    out.imag += rng.normal(0, sigma, h.shape).astype(np.float32)
     rare = rng.random(out.shape)
-    out[rare < 2e-5] = np.nan
-    out[(rare >= 2e-5) & (rare < 2.5e-5)] = np.inf
+    hit = np.flatnonzero(rare < 2.5e-5)  # a few in 10^5: set by index, not by full masks
+    flat = out.reshape(-1)
+    flat[hit[rare.reshape(-1)[hit] < 2e-5]] = np.nan
+    flat[hit[rare.reshape(-1)[hit] >= 2e-5]] = np.inf
     # Null subcarriers read as exact zeros; a lost packet is missing entirely.
     out[..., np.isin(profile.subcarriers, profile.null_subcarriers)] = 0
     out[rng.random((f, pk)) < 0.003] = np.nan
