@@ -18,6 +18,7 @@
 use std::cmp::Ordering;
 use std::ops::{Add, Sub};
 
+use super::small;
 use crate::{Error, Result};
 
 /// What to do when `+inf` entries leave no complete matching.
@@ -396,6 +397,29 @@ impl Solver {
         stride: usize,
         mode: Mode,
     ) -> Result<&[(usize, usize)]> {
+        self.solve_with(cost, [n_rows, n_cols, stride], mode, true)
+    }
+
+    /// [`Self::solve_strided`] without the fixed-buffer path for small
+    /// problems: the reference the tests compare that path with.
+    pub fn solve_general(
+        &mut self,
+        cost: &[f64],
+        n_rows: usize,
+        n_cols: usize,
+        stride: usize,
+        mode: Mode,
+    ) -> Result<&[(usize, usize)]> {
+        self.solve_with(cost, [n_rows, n_cols, stride], mode, false)
+    }
+
+    fn solve_with(
+        &mut self,
+        cost: &[f64],
+        [n_rows, n_cols, stride]: [usize; 3],
+        mode: Mode,
+        small_path: bool,
+    ) -> Result<&[(usize, usize)]> {
         self.pairs.clear();
         if n_rows == 0 || n_cols == 0 {
             return Ok(&self.pairs);
@@ -408,6 +432,11 @@ impl Solver {
                 "cost holds {} values, too few for {n_rows} rows of {n_cols} at stride {stride}",
                 cost.len()
             )));
+        }
+        // Small finite problems: fixed buffers, validation fused into the copy.
+        let limit = overflow_limit(n_rows.min(n_cols));
+        if small_path && small::try_solve(cost, [n_rows, n_cols, stride], limit, &mut self.pairs) {
+            return Ok(&self.pairs);
         }
         let row_of = |i: usize| &cost[i * stride..i * stride + n_cols];
         // One branch-free pass; only an invalid matrix is scanned again.
@@ -440,7 +469,6 @@ impl Solver {
         } else {
             (n_rows, n_cols)
         };
-        let limit = overflow_limit(nr);
         let scale = if largest > limit {
             // 2^-e with e the smallest power bringing `largest` under the limit.
             (-(largest / limit).log2().ceil()).exp2()

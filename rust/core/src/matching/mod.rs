@@ -7,6 +7,7 @@
 mod batch;
 mod distance;
 mod lsap;
+mod small;
 
 pub use batch::{BatchAssignment, assign_batch, assign_padded};
 pub use distance::{People, pair_distances};

@@ -1,0 +1,74 @@
+//! Per-problem time of the assignment solver, Rust only (no Python call):
+//! the fixed-buffer path for small problems against the general solver, on
+//! the same uniform [0, 1) problems, interleaved in one process, min over
+//! rounds (steadier than a mean on a loaded machine). One thread.
+//!
+//! `cargo run --release -p csipose-core --example assign_timing [rounds] [case]`
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use csipose_core::matching::{Mode, Solver};
+
+/// splitmix64 in [0, 1).
+fn rng(seed: &mut u64) -> f64 {
+    *seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *seed;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)) as f64 / (u64::MAX as f64 + 1.0)
+}
+
+/// Nanoseconds per problem for one pass over `problems`.
+fn pass(solver: &mut Solver, problems: &[(Vec<f64>, usize, usize)], general: bool) -> f64 {
+    let start = Instant::now();
+    let mut pairs = 0;
+    for (cost, r, c) in problems {
+        let out = if general {
+            solver.solve_general(cost, *r, *c, *c, Mode::Strict)
+        } else {
+            solver.solve_strided(cost, *r, *c, *c, Mode::Strict)
+        };
+        pairs += out.map_or(0, <[_]>::len);
+    }
+    black_box(pairs);
+    start.elapsed().as_nanos() as f64 / problems.len() as f64
+}
+
+fn main() {
+    let rounds: usize = std::env::args()
+        .nth(1)
+        .and_then(|x| x.parse().ok())
+        .unwrap_or(30);
+    let mut seed = 1;
+    let mut make = |n: usize, shape: &dyn Fn(usize) -> (usize, usize)| {
+        (0..n)
+            .map(|b| {
+                let (r, c) = shape(b);
+                ((0..r * c).map(|_| rng(&mut seed)).collect(), r, c)
+            })
+            .collect::<Vec<_>>()
+    };
+    let cases = [
+        ("2x2", make(10_000, &|_| (2, 2))),
+        ("4x4", make(10_000, &|_| (4, 4))),
+        ("8x8", make(10_000, &|_| (8, 8))),
+        ("mixed 2-8", make(10_000, &|b| (2 + b % 7, 2 + (b / 7) % 7))),
+        ("16x16", make(2_000, &|_| (16, 16))),
+    ];
+    // An optional second argument keeps only the cases of that name (for `perf`).
+    let only = std::env::args().nth(2);
+    let mut solver = Solver::new();
+    println!("case        fixed-path ns  general ns  general/fixed  (min of {rounds} interleaved rounds)");
+    for (name, problems) in &cases {
+        if only.as_ref().is_some_and(|o| o != name) {
+            continue;
+        }
+        let (mut fast, mut slow) = (f64::INFINITY, f64::INFINITY);
+        for _ in 0..rounds {
+            fast = fast.min(pass(&mut solver, problems, false));
+            slow = slow.min(pass(&mut solver, problems, true));
+        }
+        println!("{name:<10} {fast:>14.1} {slow:>11.1} {:>14.2}", slow / fast);
+    }
+}
