@@ -55,12 +55,13 @@ impl Cost for f64 {
     }
 }
 
-/// `if c { a } else { b }` as bit arithmetic: which of a row's entries are
-/// the smallest is unpredictable, and a mispredicted branch costs more than
-/// the few entries of a small problem.
-fn select(c: bool, a: usize, b: usize) -> usize {
-    let m = usize::from(c).wrapping_neg();
-    (a & m) | (b & !m)
+/// `if c { a } else { b }`, marked unpredictable: which of a row's entries
+/// are the smallest is data-dependent, and a mispredicted branch costs more
+/// than the few entries of a small problem. Without the mark, LLVM's x86
+/// cmov-to-branch pass turned some of these selects into branches in some
+/// builds and not others (same source; 16x16 solves 1.8x slower).
+fn select<T>(c: bool, a: T, b: T) -> T {
+    std::hint::select_unpredictable(c, a, b)
 }
 
 /// (number of forbidden pairs, cost), ordered lexicographically (derived
@@ -166,11 +167,11 @@ impl<C: Cost> State<C> {
                 let r = min_val + c - ui - v;
                 let closer = !seen & (r < *sp);
                 *p = select(closer, i, *p);
-                *sp = if closer { r } else { *sp };
+                *sp = select(closer, r, *sp);
                 // Among equal distances prefer a free column: it ends the search.
                 let s = *sp;
                 let take = !seen & ((s < lowest) | ((s == lowest) & (owner == NONE)));
-                lowest = if take { s } else { lowest };
+                lowest = select(take, s, lowest);
                 index = select(take, j, index);
             }
             min_val = lowest;
