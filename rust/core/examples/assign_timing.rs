@@ -9,7 +9,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use csipose_core::matching::{Mode, Solver};
+use csipose_core::matching::{Mode, Solver, assign_padded};
 
 /// splitmix64 in [0, 1).
 fn rng(seed: &mut u64) -> f64 {
@@ -30,13 +30,13 @@ unsafe extern "C" {
     fn clock_gettime(clock: i32, out: *mut Timespec) -> i32;
 }
 
-/// This thread's CPU time in nanoseconds (Linux x86-64
-/// `CLOCK_THREAD_CPUTIME_ID`), so that time spent descheduled on a loaded
+/// This process's CPU time in nanoseconds (Linux x86-64
+/// `CLOCK_PROCESS_CPUTIME_ID`, all threads), so that time spent descheduled on a loaded
 /// machine does not count.
 fn cpu_ns() -> Option<u64> {
     let mut t = Timespec { sec: 0, nsec: 0 };
     // SAFETY: `t` is a valid, writable timespec (two i64 on x86-64 Linux).
-    let rc = unsafe { clock_gettime(3, &mut t) };
+    let rc = unsafe { clock_gettime(2, &mut t) };
     (rc == 0).then(|| t.sec as u64 * 1_000_000_000 + t.nsec as u64)
 }
 
@@ -86,7 +86,9 @@ fn main() {
     // An optional second argument keeps only the cases of that name (for `perf`).
     let only = std::env::args().nth(2);
     let mut solver = Solver::new();
-    println!("case        fixed-path ns  general ns  general/fixed  (min of {rounds} interleaved rounds)");
+    println!(
+        "case        fixed-path ns  general ns  general/fixed  (min of {rounds} interleaved rounds)"
+    );
     for (name, problems) in &cases {
         if only.as_ref().is_some_and(|o| o != name) {
             continue;
@@ -97,5 +99,35 @@ fn main() {
             slow = slow.min(pass(&mut solver, problems, true));
         }
         println!("{name:<10} {fast:>14.1} {slow:>11.1} {:>14.2}", slow / fast);
+    }
+    // The batch driver on one thread: a dense [10,000, 8, 8] array, against
+    // a plain loop of the same solves (the difference is the driver's cost).
+    if only.as_ref().is_none_or(|o| o == "batch") {
+        let n = 10_000;
+        let flat: Vec<f64> = (0..n * 64).map(|_| rng(&mut seed)).collect();
+        let _ = csipose_core::threads::set_num_threads(1);
+        let (mut batch, mut plain, mut inline) = (f64::INFINITY, f64::INFINITY, f64::INFINITY);
+        for _ in 0..rounds {
+            let t = cpu_ns();
+            let out = assign_padded(&flat, [n, 8, 8], None, Mode::Strict);
+            black_box(out.map(|o| o.rows.len()).ok());
+            batch = batch.min(cpu_ns().zip(t).map_or(0, |(b, a)| b - a) as f64 / n as f64);
+            let t = cpu_ns();
+            for k in 0..20 {
+                let part = &flat[k * 500 * 64..(k + 1) * 500 * 64];
+                let out = assign_padded(part, [500, 8, 8], None, Mode::Strict);
+                black_box(out.map(|o| o.rows.len()).ok());
+            }
+            inline = inline.min(cpu_ns().zip(t).map_or(0, |(b, a)| b - a) as f64 / n as f64);
+            let t = cpu_ns();
+            for b in 0..n {
+                let out = solver.solve_strided(&flat[b * 64..(b + 1) * 64], 8, 8, 8, Mode::Strict);
+                black_box(out.map(<[_]>::len).ok());
+            }
+            plain = plain.min(cpu_ns().zip(t).map_or(0, |(b, a)| b - a) as f64 / n as f64);
+        }
+        println!(
+            "8x8 assign_padded (1 thread) {batch:.1} ns/problem, in calls of 500 (on the caller) {inline:.1}, plain loop {plain:.1}"
+        );
     }
 }

@@ -558,6 +558,26 @@ pub fn assign(
     with_solver(|s| s.solve(cost, n_rows, n_cols, mode).map(<[_]>::to_vec))
 }
 
+/// [`assign`] by the general solver alone (never the fixed-buffer path for
+/// small problems): the reference the tests compare that path with.
+pub fn assign_general(
+    cost: &[f64],
+    n_rows: usize,
+    n_cols: usize,
+    mode: Mode,
+) -> Result<Vec<(usize, usize)>> {
+    if cost.len() != n_rows.saturating_mul(n_cols) {
+        return Err(Error::Shape(format!(
+            "cost holds {} values, expected {n_rows} x {n_cols}",
+            cost.len()
+        )));
+    }
+    with_solver(|s| {
+        s.solve_general(cost, n_rows, n_cols, n_cols, mode)
+            .map(<[_]>::to_vec)
+    })
+}
+
 /// Run `f` with this thread's reusable [`Solver`]: its buffers outlive the
 /// call, so repeated small calls allocate nothing for the solve.
 pub fn with_solver<R>(f: impl FnOnce(&mut Solver) -> R) -> R {

@@ -11,6 +11,13 @@
 const NONE: usize = usize::MAX;
 const INF: f64 = f64::INFINITY;
 
+/// `if c { a } else { b }` kept branch-free: the conditions here are
+/// data-dependent (see `select` in `lsap.rs`).
+#[inline(always)]
+fn pick<T>(c: bool, a: T, b: T) -> T {
+    std::hint::select_unpredictable(c, a, b)
+}
+
 /// The smallest of `x`, as a pairwise tree (independent compares, no chain).
 /// Costs here are never NaN.
 fn min_lanes<const N: usize>(x: &[f64; N]) -> f64 {
@@ -36,7 +43,7 @@ fn two_smallest<const N: usize>(x: &[f64; N]) -> (f64, f64) {
         width /= 2;
         for j in 0..width {
             let (a1, a2, b1, b2) = (lo[j], hi[j], lo[j + width], hi[j + width]);
-            let (small, large) = if b1 < a1 { (b1, a1) } else { (a1, b1) };
+            let (small, large) = pick(b1 < a1, (b1, a1), (a1, b1));
             let second = if a2 < b2 { a2 } else { b2 };
             lo[j] = small;
             hi[j] = if second < large { second } else { large };
@@ -91,8 +98,8 @@ fn solve<const N: usize>(c: &[[f64; N]; N], nr: usize, nc: usize) -> Option<[usi
             for j in 0..N {
                 let r = min_val + row[j] - ui - v[j];
                 let closer = !seen_col[j] & (r < shortest[j]);
-                path[j] = if closer { i } else { path[j] };
-                shortest[j] = if closer { r } else { shortest[j] };
+                path[j] = pick(closer, i, path[j]);
+                shortest[j] = pick(closer, r, shortest[j]);
             }
             let mut open = [INF; N];
             let mut unseen = [false; N];
@@ -164,8 +171,8 @@ fn column_reduction<const N: usize>(
     for (i, row) in c.iter().enumerate().take(n) {
         for j in 0..N {
             let below = row[j] < v[j];
-            best_row[j] = if below { i } else { best_row[j] };
-            v[j] = if below { row[j] } else { v[j] };
+            best_row[j] = pick(below, i, best_row[j]);
+            v[j] = pick(below, row[j], v[j]);
         }
     }
     // Padding columns keep a zero dual (they are never matched).
@@ -392,7 +399,11 @@ mod tests {
             let cost: Vec<f64> = (0..r * stride)
                 .map(|_| {
                     let x = rng(&mut seed);
-                    if ties { (x * 4.0).floor() - 1.0 } else { x * 100.0 - 50.0 }
+                    if ties {
+                        (x * 4.0).floor() - 1.0
+                    } else {
+                        x * 100.0 - 50.0
+                    }
                 })
                 .collect();
             let a = fast
@@ -410,7 +421,11 @@ mod tests {
             cols.dedup();
             assert_eq!(cols.len(), a.len());
             if ties {
-                assert_eq!(total(&cost, stride, &a), total(&cost, stride, &b), "{cost:?}");
+                assert_eq!(
+                    total(&cost, stride, &a),
+                    total(&cost, stride, &b),
+                    "{cost:?}"
+                );
             } else {
                 assert_eq!(a, b, "{r}x{c} {cost:?}");
             }
@@ -429,7 +444,9 @@ mod tests {
                 cost[at] = bad;
                 for mode in [Mode::Strict, Mode::Partial] {
                     let a = fast.solve_strided(&cost, 2, 3, 3, mode).map(<[_]>::to_vec);
-                    let b = general.solve_general(&cost, 2, 3, 3, mode).map(<[_]>::to_vec);
+                    let b = general
+                        .solve_general(&cost, 2, 3, 3, mode)
+                        .map(<[_]>::to_vec);
                     assert_eq!(format!("{a:?}"), format!("{b:?}"));
                 }
             }
