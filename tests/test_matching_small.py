@@ -28,7 +28,10 @@ def outcome(solve, m: np.ndarray, partial: bool):
 @given(m=cost_matrices(max_side=9), partial=st.booleans())
 def test_small_path_equals_the_general_solver(m, partial):
     # Sides 0-9: 9 and inf/NaN-free huge entries leave the fixed path.
-    small, general = outcome(_native.assign, m, partial), outcome(_native.assign_general, m, partial)
+    small, general = (
+        outcome(_native.assign, m, partial),
+        outcome(_native.assign_general, m, partial),
+    )
     if isinstance(general, str):
         assert small == general
         return

@@ -222,8 +222,8 @@ fn row_reduction<const N: usize>(
 ) {
     let mut free = [0usize; N];
     let mut n_free = 0;
-    for i in 0..nr {
-        if col4row[i] == NONE {
+    for (i, &j) in col4row.iter().enumerate().take(nr) {
+        if j == NONE {
             free[n_free] = i;
             n_free += 1;
         }
@@ -295,6 +295,8 @@ fn copy_and_solve<const N: usize>(
     let transpose = n_cols < n_rows;
     let mut c = [[INF; N]; N];
     let mut ok = true;
+    // Indexed: a transposed copy writes `c` column-wise.
+    #[allow(clippy::needless_range_loop)]
     for i in 0..n_rows {
         let Some(row) = cost.get(i * stride..i * stride + n_cols) else {
             return false;
