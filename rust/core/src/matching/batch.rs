@@ -116,10 +116,11 @@ where
             Ok(part)
         })
     };
-    // One pool thread: the chunks run on the caller, one after another
-    // (handing them to the single worker measured ~25% more CPU time per
-    // 8x8 problem, see examples/assign_timing.rs).
-    let parts = if num_threads()? == 1 {
+    // One pool thread: the chunks run on the caller, one after another.
+    // Handing them to the single worker cost 8x8 batches 4.8x -> 4.15x of a
+    // scipy loop (CPU time from Python, one process), and far more wall time
+    // on a loaded machine. (A one-chunk batch never asks for the pool.)
+    let parts = if n > chunk && num_threads()? == 1 {
         (0..n.div_ceil(chunk))
             .map(|c| solve_range(c * chunk..n.min((c + 1) * chunk)))
             .collect()
