@@ -15,6 +15,7 @@ ANY = arrays()
 @given(cost=ANY, partial=st.booleans(), shapes=arrays(ndim=2))
 def test_assign_bindings_never_panic(cost, partial, shapes):
     survives(_native.assign, cost, partial)
+    survives(_native.assign_general, cost, partial)
     survives(_native.assign_batch, cost, shapes, partial)
     survives(_native.assign_padded, cost, shapes, partial)
     survives(_native.assign_padded, cost, None, partial)

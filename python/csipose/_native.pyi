@@ -21,6 +21,7 @@ __all__ = [
     "apply_subcarrier_map",
     "assign",
     "assign_batch",
+    "assign_general",
     "assign_padded",
     "countnet_tensors",
     "get_num_threads",
@@ -91,6 +92,9 @@ def apply_subcarrier_map(
     out: npt.NDArray[np.float32],
 ) -> None: ...
 def assign(
+    cost: npt.NDArray[np.float64], partial: bool = False
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...
+def assign_general(
     cost: npt.NDArray[np.float64], partial: bool = False
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...
 def pair_distances(

@@ -38,6 +38,29 @@ fn assign<'py>(
     cost: PyReadonlyArray2<'py, f64>,
     partial: bool,
 ) -> PyResult<(Ints<'py>, Ints<'py>)> {
+    solve_one(py, cost, partial, m::assign)
+}
+
+/// [`assign`] by the general solver only (no fixed-buffer path for small
+/// problems): for tests that compare the two.
+#[pyfunction]
+#[pyo3(signature = (cost, partial=false))]
+fn assign_general<'py>(
+    py: Python<'py>,
+    cost: PyReadonlyArray2<'py, f64>,
+    partial: bool,
+) -> PyResult<(Ints<'py>, Ints<'py>)> {
+    solve_one(py, cost, partial, m::assign_general)
+}
+
+type Solve = fn(&[f64], usize, usize, Mode) -> csipose_core::Result<Vec<(usize, usize)>>;
+
+fn solve_one<'py>(
+    py: Python<'py>,
+    cost: PyReadonlyArray2<'py, f64>,
+    partial: bool,
+    solve: Solve,
+) -> PyResult<(Ints<'py>, Ints<'py>)> {
     let [r, c] = [cost.shape()[0], cost.shape()[1]];
     // Any strides: a transposed or sliced matrix is copied here, row-major.
     let copy: Vec<f64>;
@@ -48,9 +71,7 @@ fn assign<'py>(
             &copy
         }
     };
-    let pairs = py
-        .detach(|| m::assign(x, r, c, mode(partial)))
-        .map_err(to_py)?;
+    let pairs = py.detach(|| solve(x, r, c, mode(partial))).map_err(to_py)?;
     let rows: Vec<i64> = pairs.iter().map(|&(i, _)| i as i64).collect();
     let cols: Vec<i64> = pairs.iter().map(|&(_, j)| j as i64).collect();
     Ok((
@@ -190,6 +211,7 @@ fn pair_distances<'py>(
 
 pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(assign, module)?)?;
+    module.add_function(wrap_pyfunction!(assign_general, module)?)?;
     module.add_function(wrap_pyfunction!(assign_batch, module)?)?;
     module.add_function(wrap_pyfunction!(assign_padded, module)?)?;
     module.add_function(wrap_pyfunction!(pair_distances, module)?)?;

@@ -7,7 +7,8 @@
 mod batch;
 mod distance;
 mod lsap;
+mod small;
 
 pub use batch::{BatchAssignment, assign_batch, assign_padded};
 pub use distance::{People, pair_distances};
-pub use lsap::{Mode, Solver, assign};
+pub use lsap::{Mode, Solver, assign, assign_general};
