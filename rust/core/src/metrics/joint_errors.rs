@@ -192,7 +192,9 @@ impl Partial {
                 *c += *r;
             }
         }
-        self.first_pass.clear();
+        // Freed, not cleared: every chunk's partial is kept until the merge,
+        // and a kept capacity would be fresh memory (page faults) per chunk.
+        self.first_pass = Vec::new();
     }
 }
 
