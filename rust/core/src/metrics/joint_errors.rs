@@ -192,7 +192,9 @@ impl Partial {
                 *c += *r;
             }
         }
-        self.first_pass.clear();
+        // Freed, not cleared: every chunk's partial is kept until the merge,
+        // and a kept capacity would be fresh memory (page faults) per chunk.
+        self.first_pass = Vec::new();
     }
 }
 
@@ -400,7 +402,11 @@ fn measure(
         Some(o) => (o, 1),
         None => (&mut [][..], 0),
     };
-    let parts = map_chunks_out(n, samples_per_chunk(k), width, out, |range, out| {
+    // Counts alone (the float32 curve) do not depend on the chunking, and each
+    // chunk's kept partial holds a [threshold, joint] table of fresh memory:
+    // larger chunks, still many per thread at the sizes where speed matters.
+    let chunk = samples_per_chunk(k) * if plan.grid32.is_some() { 8 } else { 1 };
+    let parts = map_chunks_out(n, chunk, width, out, |range, out| {
         if fast {
             fast_chunk_dispatch(&plan, range, out)
         } else {

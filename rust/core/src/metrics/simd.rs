@@ -187,10 +187,17 @@ pub(crate) fn exp_neg<const FMA: bool>(e: f64) -> f64 {
         let n = kd - SHIFT;
         (kd, (x - n * LN2_HI) - n * LN2_LO)
     }; // |r| <= ln(2) / 2
-    let mut p = C[0];
-    for &c in &C[1..] {
-        p = if FMA { p.mul_add(r, c) } else { p * r + c };
-    }
+    // Estrin's scheme: pairs, then powers r^2 and r^4. Its dependency chain
+    // is 5 operations deep against Horner's 11, which kept the loop
+    // latency-bound (the same operations in every build, so builds agree).
+    let fma = |a: f64, b: f64, c: f64| if FMA { a.mul_add(b, c) } else { a * b + c };
+    let r2 = r * r;
+    let r4 = r2 * r2;
+    let pair = |i: usize| fma(C[10 - i], r, C[11 - i]); // a_{i+1} r + a_i
+    let (p01, p23, p45) = (pair(0), pair(2), pair(4));
+    let (p67, p89, p1011) = (pair(6), pair(8), pair(10));
+    let high = fma(fma(p1011, r2, p89), r4, fma(p67, r2, p45));
+    let p = fma(high, r4, fma(p23, r2, p01));
     // 2^n with n in [-1022, 0], from the integer sitting in kd's low bits.
     let n_bits = kd.to_bits().wrapping_sub(SHIFT.to_bits());
     let scale = f64::from_bits(n_bits.wrapping_add(1023) << 52);
