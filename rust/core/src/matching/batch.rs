@@ -1,7 +1,7 @@
 //! Many small assignment problems in one call, spread over the thread pool.
 
 use super::lsap::{Mode, with_solver};
-use crate::threads::{map_chunks, num_threads};
+use crate::threads::split_in_place;
 use crate::{Error, Result};
 
 /// The solutions of a batch: problem `b` owns pairs `offsets[b]..offsets[b + 1]`
@@ -116,17 +116,22 @@ where
             Ok(part)
         })
     };
-    // One pool thread: the chunks run on the caller, one after another.
-    // Handing them to the single worker cost 8x8 batches 4.8x -> 4.15x of a
-    // scipy loop (CPU time from Python, one process), and far more wall time
-    // on a loaded machine. (A one-chunk batch never asks for the pool.)
-    let parts = if n > chunk && num_threads()? == 1 {
-        (0..n.div_ceil(chunk))
-            .map(|c| solve_range(c * chunk..n.min((c + 1) * chunk)))
-            .collect()
-    } else {
-        map_chunks(n, chunk, solve_range)?
-    };
+    // The caller solves chunks itself from the start and pool threads help as
+    // they wake (threads::split_in_place), so one thread never hands its chunks
+    // to a worker (that cost 8x8 batches 4.8x -> 4.15x of a scipy loop) and two
+    // threads never leave the caller idle (2-thread batches measured slower
+    // than 1 thread when every chunk went to the pool).
+    let chunks = n.div_ceil(chunk);
+    let mut slots: Vec<Option<Result<BatchAssignment>>> = (0..chunks).map(|_| None).collect();
+    split_in_place(chunks, 1, 2, 1, &mut slots, |range, out, _| {
+        for (c, slot) in range.zip(out.iter_mut()) {
+            *slot = Some(solve_range(c * chunk..n.min((c + 1) * chunk)));
+        }
+    })?;
+    let parts: Vec<Result<BatchAssignment>> = slots
+        .into_iter()
+        .map(|s| s.unwrap_or_else(|| Err(Error::Threads("a chunk was not solved".into()))))
+        .collect();
     let mut parts = parts.into_iter();
     if parts.len() == 1
         && let Some(part) = parts.next()
