@@ -10,8 +10,6 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
-use rayon::prelude::*;
-
 use crate::{Error, Result};
 
 static POOL: RwLock<Option<Arc<rayon::ThreadPool>>> = RwLock::new(None);
@@ -65,26 +63,26 @@ pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> Result<R> {
     Ok(pool()?.install(f))
 }
 
-fn chunk_ranges(n: usize, chunk: usize) -> impl IndexedParallelIterator<Item = Range<usize>> {
-    let chunk = chunk.max(1);
-    (0..n.div_ceil(chunk))
-        .into_par_iter()
-        .map(move |c| c * chunk..n.min((c + 1) * chunk))
-}
-
 /// Map `f` over `0..n` cut into ranges of `chunk` items, results in range order.
 ///
-/// Problems of one chunk run on the calling thread without touching the pool,
-/// so small calls from several Python threads never queue behind each other.
+/// The calling thread runs ranges itself and pool threads help as they wake
+/// ([`split_in_place`]), so a call of one range never touches the pool (small
+/// calls from several Python threads never queue behind each other) and the
+/// caller is never left idle while the pool works. Which thread runs a range
+/// does not change its result, so results do not depend on the thread count.
 pub fn map_chunks<R, F>(n: usize, chunk: usize, f: F) -> Result<Vec<R>>
 where
     R: Send,
     F: Fn(Range<usize>) -> R + Sync + Send,
 {
-    if n <= chunk {
-        return Ok(vec![f(0..n)]);
-    }
-    install(|| chunk_ranges(n, chunk).map(&f).collect())
+    let chunk = chunk.max(1);
+    let mut slots: Vec<Option<R>> = (0..n.div_ceil(chunk).max(1)).map(|_| None).collect();
+    split_in_place(slots.len(), 1, 2, 1, &mut slots, |cs, out, _| {
+        for (c, slot) in cs.zip(out.iter_mut()) {
+            *slot = Some(f(c * chunk..n.min((c + 1) * chunk)));
+        }
+    })?;
+    collect_slots(slots)
 }
 
 /// Like [`map_chunks`], also handing each range its slice of a per-item output
@@ -115,12 +113,22 @@ where
     if n <= chunk {
         return Ok(vec![f(0..n, out)]);
     }
-    install(|| {
-        out.par_chunks_mut(chunk * width)
-            .zip(chunk_ranges(n, chunk))
-            .map(|(o, r)| f(r, o))
-            .collect()
-    })
+    let mut cells: Vec<(Option<R>, &mut [T])> =
+        out.chunks_mut(chunk * width).map(|o| (None, o)).collect();
+    split_in_place(cells.len(), 1, 2, 1, &mut cells, |cs, part, _| {
+        for (c, (slot, o)) in cs.zip(part.iter_mut()) {
+            *slot = Some(f(c * chunk..n.min((c + 1) * chunk), o));
+        }
+    })?;
+    collect_slots(cells.into_iter().map(|(r, _)| r).collect())
+}
+
+/// The results of [`split_in_place`]'s blocks, each filled exactly once.
+fn collect_slots<R>(slots: Vec<Option<R>>) -> Result<Vec<R>> {
+    slots
+        .into_iter()
+        .map(|r| r.ok_or_else(|| Error::Threads("a block was not run".into())))
+        .collect()
 }
 
 /// Run `f(range, part, next)` over `n` items in blocks of `block` items,
