@@ -143,3 +143,21 @@ def timed_rounds(cases: dict[str, Callable[[], object]], rounds: int) -> dict[st
             fn()
             times[name].append(time.perf_counter() - t0)
     return {name: float(np.median(ts)) * 1e3 for name, ts in times.items()}
+
+
+def load_path_store(directory: str, rng: np.random.Generator, eps: float = 1e-6) -> tuple[Any, Any]:
+    """The store bench_data.py wrote (windows of one frame) and the same store with the
+    load path's transform (min-max, 114 -> 56 linear map, a z-score drawn from ``rng``),
+    every page warmed through csipose's mapping first."""
+    from pathlib import Path
+
+    from csipose import signal
+    from csipose.data import CsiTransform, Store, ZScore
+
+    store = Store.open(Path(directory) / "store", window={"length": 1, "stride": 1})
+    mean, std = rng.uniform(0.3, 0.6, (3, 56)), rng.uniform(0.1, 0.3, (3, 56))
+    t = CsiTransform(minmax=True, subcarriers=signal.linear_map(114, 56),
+                     zscore=ZScore(mean, std, eps=eps, source="bench"))  # fmt: skip
+    for s0 in range(0, len(store), 4096):
+        store.gather(np.arange(s0, min(s0 + 4096, len(store))), fields=["amplitude"])
+    return store, store.with_options(transform={"amplitude": t})

@@ -22,17 +22,14 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # no BLAS threads spinning on CPU time
 
 import numpy as np
 
 import csipose
-from csipose import signal
-from csipose.data import CsiTransform, Store, ZScore
 
-from _bench import print_table
+from _bench import load_path_store, print_table
 
 BATCH, N_BATCHES = 64, 200
 
@@ -44,20 +41,11 @@ def main() -> None:
     ap.add_argument("--dir", default="/tmp/csipose-bench")
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
-    store = Store.open(Path(args.dir) / "store", window={"length": 1, "stride": 1})
-    mm = store.array("amplitude")
     rng = np.random.default_rng(1)
-    lin = signal.linear_map(114, 56)
-    mean, std = rng.uniform(0.3, 0.6, (3, 56)), rng.uniform(0.1, 0.3, (3, 56))
-    t = CsiTransform(
-        minmax=True, subcarriers=lin, zscore=ZScore(mean, std, eps=0.0, source="bench")
-    )
-    full = store.with_options(transform={"amplitude": t})
+    store, full = load_path_store(args.dir, rng, eps=0.0)
+    mm = store.array("amplitude")
     csipose.set_num_threads(1)
-    # Warm the page cache and both mappings (see bench_data.py).
-    float(np.add.reduce(mm.reshape(-1), dtype=np.float64))
-    for s0 in range(0, len(store), 4096):
-        store.gather(np.arange(s0, min(s0 + 4096, len(store))), fields=["amplitude"])
+    float(np.add.reduce(mm.reshape(-1), dtype=np.float64))  # the page cache, through numpy too
     batches = [np.sort(rng.integers(0, len(store), BATCH)) for _ in range(N_BATCHES)]
     frames = [store.windows[b] for b in batches]
     hot = [np.arange(BATCH)] * N_BATCHES

@@ -23,17 +23,14 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # no BLAS threads spinning on CPU time
 
 import numpy as np
 
 import csipose
-from csipose import signal
-from csipose.data import CsiTransform, Store, ZScore
 
-from _bench import print_table
+from _bench import load_path_store, print_table
 
 BATCH, N_BATCHES = 64, 200
 
@@ -46,23 +43,14 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=9)
     args = ap.parse_args()
 
-    store = Store.open(Path(args.dir) / "store", window={"length": 1, "stride": 1})
     rng = np.random.default_rng(1)
+    store, full = load_path_store(args.dir, rng)
     batches = [np.sort(rng.integers(0, len(store), BATCH)) for _ in range(N_BATCHES)]
-    t = CsiTransform(
-        minmax=True,
-        subcarriers=signal.linear_map(114, 56),
-        zscore=ZScore(rng.uniform(0.3, 0.6, (3, 56)), rng.uniform(0.1, 0.3, (3, 56)), source="b"),
-    )
-    full = store.with_options(transform={"amplitude": t})
     out, fout = store.allocate(BATCH, ["amplitude"]), full.allocate(BATCH, ["amplitude"])
     cases = {
         "plain gather": lambda b: store.gather(b, fields=["amplitude"], out=out),
         "load path": lambda b: full.gather(b, fields=["amplitude"], out=fout),
     }
-    for s0 in range(0, len(store), 4096):  # every page through csipose's mapping
-        part = np.arange(s0, min(s0 + 4096, len(store)))
-        store.gather(part, fields=["amplitude"])
 
     wall: dict[tuple[str, int], list[float]] = {}
     cpu: dict[tuple[str, int], list[float]] = {}
