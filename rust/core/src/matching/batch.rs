@@ -1,7 +1,7 @@
 //! Many small assignment problems in one call, spread over the thread pool.
 
 use super::lsap::{Mode, with_solver};
-use crate::threads::split_in_place;
+use crate::threads::map_chunks;
 use crate::{Error, Result};
 
 /// The solutions of a batch: problem `b` owns pairs `offsets[b]..offsets[b + 1]`
@@ -116,22 +116,10 @@ where
             Ok(part)
         })
     };
-    // The caller solves chunks itself from the start and pool threads help as
-    // they wake (threads::split_in_place), so one thread never hands its chunks
-    // to a worker (that cost 8x8 batches 4.8x -> 4.15x of a scipy loop) and two
-    // threads never leave the caller idle (2-thread batches measured slower
-    // than 1 thread when every chunk went to the pool).
-    let chunks = n.div_ceil(chunk);
-    let mut slots: Vec<Option<Result<BatchAssignment>>> = (0..chunks).map(|_| None).collect();
-    split_in_place(chunks, 1, 2, 1, &mut slots, |range, out, _| {
-        for (c, slot) in range.zip(out.iter_mut()) {
-            *slot = Some(solve_range(c * chunk..n.min((c + 1) * chunk)));
-        }
-    })?;
-    let parts: Vec<Result<BatchAssignment>> = slots
-        .into_iter()
-        .map(|s| s.unwrap_or_else(|| Err(Error::Threads("a chunk was not solved".into()))))
-        .collect();
+    // map_chunks: the caller solves chunks itself and pool threads help as
+    // they wake (2-thread batches were slower than 1 thread when every chunk
+    // went to the pool).
+    let parts = map_chunks(n, chunk, solve_range)?;
     let mut parts = parts.into_iter();
     if parts.len() == 1
         && let Some(part) = parts.next()
