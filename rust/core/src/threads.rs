@@ -143,7 +143,7 @@ fn collect_slots<R>(slots: Vec<Option<R>>) -> Result<Vec<R>> {
 /// wake up or to be scheduled: a worker that comes late finds nothing left,
 /// and the caller waits only for blocks a worker already holds. (A static
 /// split made the caller wait for a sleeping worker on every call, which made
-/// 2-thread batches of ~1 MB slower than 1 thread; see notes/issue-17d.md.)
+/// 2-thread batches of ~1 MB slower than 1 thread; docs/data.md.)
 pub fn split_in_place<T, F>(
     n: usize,
     block: usize,

@@ -130,8 +130,8 @@ fn block_items(bytes: usize) -> usize {
 /// nothing to follow, and each of its pages needs a TLB walk and a DRAM row
 /// of its own. Started one row ahead, both overlap the copy of the row
 /// before; the prefetchers stream the rest of each page once it is touched.
-/// (Measured: every line of the next row was slower than none; one line per
-/// page gave the most, see notes/issue-17d.md.)
+/// (Measured with benches/bench_data_cpu.py: every line of the next row was
+/// slower than none; one line per page gave the most.)
 #[inline(always)]
 fn prefetch<T>(x: &[T]) {
     #[cfg(target_arch = "x86_64")]
