@@ -31,6 +31,7 @@ POSE_VARIANTS: list[tuple[str, str, list[str]]] = [
     ("temporal_diff", "fixed", ["temporal_diff"]),
     ("conj_product", "fixed", ["conj_product"]),
     ("augment", "fixed", ["augment"]),
+    ("capture_norm", "fixed", ["capture_norm"]),
     ("domain-randomised rooms", "per_sequence", []),
     ("domain-randomised + static_removal + augment", "per_sequence", ["static_removal", "augment"]),
 ]

@@ -91,6 +91,49 @@ def test_model_input_channels_match_the_declared_count(features):
         np.testing.assert_array_equal(x.numpy(), model_input(batch, torch.device("cpu")).numpy())
 
 
+class _Store:
+    """The two things room_stats asks of a store: its length and gather."""
+
+    path = "memory"
+
+    def __init__(self, x: np.ndarray, env: np.ndarray):
+        self.x, self.env = x, env
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def gather(self, idx, fields):
+        return {"amplitude": self.x[idx], "environment": self.env[idx]}
+
+
+@settings(deadline=None, max_examples=40)
+@given(windows(), st.data())
+def test_pose_capture_norm_matches_numpy_per_room(x, data):
+    n = len(x)
+    env = np.array(data.draw(st.lists(st.sampled_from([0, 3, 7]), min_size=n, max_size=n)), np.int32)
+    chunk = data.draw(st.integers(1, 4))  # statistics accumulated over several gathers
+    stats = sf.room_stats(_Store(x, env), chunk=chunk)
+    assert stats.codes.tolist() == sorted(set(env.tolist()))
+    got = stats.normalise(torch.from_numpy(x), torch.from_numpy(env)).numpy()
+    for r in stats.codes:
+        w = x[env == r].astype(np.float64)
+        mean, sd = w.mean(axis=(0, 1, 4)), w.std(axis=(0, 1, 4))
+        sd = sd + 1e-6 * max(sd.max(), 1e-30)
+        np.testing.assert_allclose(stats.mean[stats.codes == r][0], mean, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(stats.std[stats.codes == r][0], sd, rtol=1e-7, atol=1e-9)
+        want = (w - mean[None, None, :, :, None]) / sd[None, None, :, :, None]
+        np.testing.assert_allclose(got[env == r], want, rtol=1e-4, atol=1e-3 * max(1.0, np.abs(want).max()))
+
+
+def test_pose_capture_norm_needs_the_rooms_statistics():
+    x = np.random.default_rng(0).normal(size=(4, 1, 2, 3, 5)).astype(np.float32)
+    stats = sf.room_stats(_Store(x, np.array([1, 1, 2, 2], np.int32)))
+    with pytest.raises(ValueError, match="room code 5 has no capture statistics"):
+        stats.normalise(torch.from_numpy(x), np.array([1, 5, 2, 2]))
+    with pytest.raises(ValueError, match="capture_norm"):
+        sf.pose_input({"amplitude": torch.from_numpy(x)}, ["capture_norm"], stats)  # no rooms
+
+
 def test_count_features_match_numpy():
     rng = np.random.default_rng(0)
     x = rng.normal(3, 2, (6, 56, 20)).astype(np.float32)

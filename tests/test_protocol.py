@@ -153,6 +153,29 @@ def test_capture_norm_normalises_each_room_by_its_own_windows(stores):
     assert "features" in data.zscore_source and data.metadata()["features"] == cfg.data.features
 
 
+def test_pose_capture_norm_normalises_each_room_by_its_own_windows(stores):
+    """The pose input of every window of a room (here the validation room and the unseen
+    rooms, whose windows are all in one part) is z-scored by that room's own amplitude."""
+    import torch
+
+    from csipose.train.loop import input_fields, model_input
+
+    cfg = pose_config.load(None, ["data.split=rooms", 'data.test_parts=["test","unseen"]',
+                                  'data.features=["capture_norm"]'])  # fmt: skip
+    data = prepare(cfg, stores[0])
+    assert data.rooms is not None and len(data.rooms.codes) == 7
+    for part in ("val", "unseen"):
+        b = data.store.gather(data.parts[part], fields=input_fields(data))
+        with torch.no_grad():
+            x = model_input({k: torch.from_numpy(v) for k, v in b.items()}, torch.device("cpu"),
+                            data.features, data.rooms).numpy()  # fmt: skip
+        amp = int(np.prod(b["amplitude"].shape[2:4]))  # the amplitude channels come first
+        for r in np.unique(b["environment"]):
+            xs = x[b["environment"] == r, :amp].transpose(1, 0, 2).reshape(amp, -1)
+            np.testing.assert_allclose(xs.mean(1), 0, atol=1e-4)
+            np.testing.assert_allclose(xs.std(1), 1, atol=1e-3)
+
+
 def test_shipped_unseen_room_configs_load():
     from pathlib import Path
 

@@ -51,16 +51,17 @@ def run(store, tmp_path_factory) -> Path:
 
 def test_windows_carry_the_runs_input_features(store, tmp_path):
     """A run trained with data.features is calibrated and evaluated on the same features
-    (temporal_diff adds channels; augment is never applied to these windows)."""
+    (temporal_diff adds channels; capture_norm needs each window's room; augment is never
+    applied to these windows)."""
     from csipose.train.loop import input_fields, model_input
 
-    r = tiny_run(store, tmp_path / "run", 'data.features=["temporal_diff", "augment"]')
+    r = tiny_run(store, tmp_path / "run", 'data.features=["temporal_diff", "augment", "capture_norm"]')
     src = open_run(r)
     x = src.windows("val", 8)
     b = src.data.store.gather(src.indices("val", 8), fields=input_fields(src.data))
     with torch.no_grad():
         want = model_input({k: torch.from_numpy(v) for k, v in b.items()}, torch.device("cpu"),
-                           ["temporal_diff"])  # fmt: skip
+                           ["temporal_diff", "capture_norm"], src.data.rooms)  # fmt: skip
         assert torch.equal(x, want)
         assert src.model(x).shape[0] == 8
 

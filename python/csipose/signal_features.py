@@ -14,6 +14,11 @@ after the store's transforms; time = frames x packets):
 * ``conj_product``: append the real and imaginary parts of
   A_a A_0 e^{j(phi_a - phi_0)} for antennas a >= 1: the conjugate product with
   antenna 0, free of the receiver's common phase (CFO, timing offset).
+* ``capture_norm``: per-capture (per-room) normalisation of the amplitude: each
+  window z-scored per antenna and subcarrier with the statistics of all windows
+  of its own room (:class:`RoomStats`, amplitude only, never labels), before
+  the other features. In a new room those windows are a short unlabelled
+  calibration capture recorded after installing.
 * ``augment``: while training only (gradients on; never under
   ``torch.no_grad``, so never in validation or evaluation), scale the amplitude
   input per antenna (log-normal, 10 %) and per subcarrier (log-normal, 10 %),
@@ -33,11 +38,12 @@ Counting (numpy, on windows ``[n, 56 subcarriers, 20 frames]`` of amplitude):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-POSE_FEATURES = ("static_removal", "temporal_diff", "conj_product", "augment")
+POSE_FEATURES = ("static_removal", "temporal_diff", "conj_product", "augment", "capture_norm")
 COUNT_FEATURES = ("static_removal", "capture_norm")
 #: Augmentation strengths (standard deviations).
 GAIN_SD, SUBCARRIER_SD, PHASE_SD = 0.1, 0.1, 0.5
@@ -111,16 +117,79 @@ def augment(amplitude: Any, phase: Any | None) -> tuple[Any, Any | None]:
     return amplitude, phase
 
 
-def pose_input(batch: dict[str, Any], features: Sequence[str]) -> Any:
-    """The model's input [B, L, C, S, P] with ``features``: the amplitude (static removed
-    when asked), the antennas' relative phase when the batch has phase (as
-    ``csipose.models.antenna_phase_features``), then the temporal difference and the
-    conjugate products."""
+@dataclass(frozen=True)
+class RoomStats:
+    """Per-room amplitude statistics of a pose store (``capture_norm``): for each room
+    code, the mean and the divisor (std + eps x the room's largest std, as
+    :func:`capture_stats`) per antenna and subcarrier over all of the room's windows
+    (frames and packets), float64."""
+
+    codes: np.ndarray  # [R] int64, sorted
+    mean: np.ndarray  # [R, A, S]
+    std: np.ndarray  # [R, A, S]
+
+    def normalise(self, amplitude: Any, rooms: Any) -> Any:
+        """``amplitude`` [B, L, A, S, P] (torch) z-scored with the statistics of each
+        window's room ``rooms`` ([B] or [B, L] room codes, torch or numpy)."""
+        import torch
+
+        r = np.asarray(rooms).reshape(len(amplitude), -1)[:, 0].astype(np.int64)
+        at = np.minimum(np.searchsorted(self.codes, r), len(self.codes) - 1)
+        missing = r[self.codes[at] != r]
+        if len(missing):
+            raise ValueError(f"data.features 'capture_norm': room code {int(missing[0])} has no "
+                             f"capture statistics (rooms with statistics: {self.codes.tolist()})")  # fmt: skip
+        mean = torch.from_numpy(self.mean[at]).to(amplitude.dtype)[:, None, :, :, None]
+        std = torch.from_numpy(self.std[at]).to(amplitude.dtype)[:, None, :, :, None]
+        return (amplitude - mean) / std
+
+
+def room_stats(store: Any, chunk: int = 4096, eps: float = 1e-6) -> RoomStats:
+    """:class:`RoomStats` of every room of ``store`` (its ``environment`` codes) over the
+    amplitude of all of its windows, after the store's load-time transforms."""
+    # Per room: a shift (its first chunk's mean, so that the sums do not cancel), the sums
+    # of the shifted values and of their squares [A, S], and the number of values (float64).
+    acc: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, int]] = {}
+    for start in range(0, len(store), chunk):
+        idx = np.arange(start, min(len(store), start + chunk), dtype=np.int64)
+        b = store.gather(idx, fields=["amplitude", "environment"])
+        x = b["amplitude"].astype(np.float64)
+        env = b["environment"].reshape(len(idx), -1)[:, 0].astype(np.int64)
+        for r in np.unique(env).tolist():
+            w = x[env == r]
+            axes = (0, 1, 4)
+            shift, s1, s2, count = acc.get(r) or (w.mean(axis=axes), 0.0, 0.0, 0)
+            d = w - shift[None, None, :, :, None]
+            acc[r] = (shift, s1 + d.sum(axis=axes), s2 + (d * d).sum(axis=axes),
+                      count + w.shape[0] * w.shape[1] * w.shape[4])  # fmt: skip
+    if not acc:
+        raise ValueError(f"{store.path}: no windows to compute capture statistics from")
+    rooms = np.array(sorted(acc), np.int64)
+    mean, std = [], []
+    for r in rooms.tolist():
+        shift, s1, s2, count = acc[r]
+        m = s1 / count
+        sd = np.sqrt(np.maximum(s2 / count - m * m, 0.0))
+        mean.append(shift + m)
+        std.append(sd + eps * max(float(sd.max(initial=0.0)), 1e-30))
+    return RoomStats(codes=rooms, mean=np.stack(mean), std=np.stack(std))
+
+
+def pose_input(batch: dict[str, Any], features: Sequence[str], rooms: RoomStats | None = None) -> Any:
+    """The model's input [B, L, C, S, P] with ``features``: the amplitude (normalised by
+    its room's statistics ``rooms`` and static removed when asked), the antennas'
+    relative phase when the batch has phase (as ``csipose.models.antenna_phase_features``),
+    then the temporal difference and the conjugate products."""
     import torch
 
     from csipose.models import antenna_phase_features
 
     amp, phase = batch["amplitude"], batch.get("phase")
+    if "capture_norm" in features:
+        if rooms is None or "environment" not in batch:
+            raise ValueError("data.features 'capture_norm' needs the room statistics and each "
+                             "window's room (batch field 'environment')")  # fmt: skip
+        amp = rooms.normalise(amp, batch["environment"])
     if "augment" in features and torch.is_grad_enabled():
         amp, phase = augment(amp, phase)
     base = static_removal(amp) if "static_removal" in features else amp
@@ -159,6 +228,6 @@ def capture_norm(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray
     return ((x - mean[None, :, None]) / std[None, :, None]).astype(x.dtype)
 
 
-__all__ = ["COUNT_FEATURES", "POSE_FEATURES", "augment", "capture_norm", "capture_stats", "check",
-           "conj_product", "extra_channels", "pose_input", "static_removal", "static_removal_np",
-           "temporal_diff"]  # fmt: skip
+__all__ = ["COUNT_FEATURES", "POSE_FEATURES", "RoomStats", "augment", "capture_norm", "capture_stats",
+           "check", "conj_product", "extra_channels", "pose_input", "room_stats", "static_removal",
+           "static_removal_np", "temporal_diff"]  # fmt: skip

@@ -40,7 +40,7 @@ class Source:
         b = self.data.store.gather(idx, fields=input_fields(self.data))
         with torch.no_grad():  # the run's data.features as trained; no_grad: never augmented
             return model_input({k: torch.from_numpy(v) for k, v in b.items()},
-                               torch.device("cpu"), self.data.features)  # fmt: skip
+                               torch.device("cpu"), self.data.features, self.data.rooms)  # fmt: skip
 
     def indices(self, part: str, n: int | None = None, *, seed: int = 0) -> np.ndarray:
         if part not in self.data.parts:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import numpy as np
 from csipose import signal, skeleton
 from csipose.data import CsiTransform, Store, ZScore, protocol
 from csipose.data import simulate as sim
-from csipose.signal_features import extra_channels
+from csipose.signal_features import RoomStats, extra_channels, room_stats
 from csipose.train.config import Config, ConfigError
 
 
@@ -38,6 +39,12 @@ class PoseData:
     target_scale: float
     #: Environment-robust input features (DataConfig.features, csipose.signal_features).
     features: list[str] = field(default_factory=list)
+
+    @cached_property
+    def rooms(self) -> RoomStats | None:
+        """``capture_norm``: each room's amplitude statistics over all of its windows in
+        this store (its unlabelled CSI; computed once, on first use); else None."""
+        return room_stats(self.store) if "capture_norm" in self.features else None
 
     @property
     def keypoints(self) -> int:

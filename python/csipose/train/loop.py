@@ -61,19 +61,21 @@ def build_model(data: PoseData, cfg: Config) -> torch.nn.Module:
 
 
 def input_fields(data: PoseData) -> list[str]:
-    return ["amplitude", "phase"] if data.inputs == "amplitude+phase" else ["amplitude"]
+    fields = ["amplitude", "phase"] if data.inputs == "amplitude+phase" else ["amplitude"]
+    return [*fields, "environment"] if "capture_norm" in data.features else fields
 
 
 def model_input(
-    batch: dict[str, torch.Tensor], device: torch.device, features: Any = ()
+    batch: dict[str, torch.Tensor], device: torch.device, features: Any = (), rooms: Any = None
 ) -> torch.Tensor:
     """CSI windows [B, L, A, S, P] (amplitude, and the antennas' relative phase when
-    the data asks for it) as the model's [B, C, L*P]."""
+    the data asks for it) as the model's [B, C, L*P]; ``rooms``: the data's
+    :class:`~csipose.signal_features.RoomStats` for ``capture_norm``."""
     from csipose.models import antenna_phase_features, to_channels_time
     from csipose.signal_features import pose_input
 
     if features:  # environment-robust inputs (data.features); [] leaves today's input
-        return to_channels_time(pose_input(batch, features)).to(device, non_blocking=True)
+        return to_channels_time(pose_input(batch, features, rooms)).to(device, non_blocking=True)
 
     x = batch["amplitude"]
     if "phase" in batch:
@@ -95,7 +97,8 @@ def predict(model: torch.nn.Module, data: PoseData, indices: np.ndarray, batch_s
     with torch.no_grad():
         for start in range(0, len(indices), batch_size):
             b = data.store.gather(indices[start : start + batch_size], fields=input_fields(data))
-            x = model_input({k: torch.from_numpy(v) for k, v in b.items()}, device, data.features)
+            x = model_input({k: torch.from_numpy(v) for k, v in b.items()}, device, data.features,
+                            data.rooms)  # fmt: skip
             out.append(model(x).float().cpu().numpy())
     p = np.concatenate(out) if out else np.zeros((0, data.keypoints, data.dims), np.float32)
     return (p * data.target_scale + data.mean_pose).astype(np.float32)
@@ -198,7 +201,7 @@ class PoseTask(Task):
         from csipose.models import pose_loss
 
         device, data = self.device, self.data
-        x = model_input(batch, device, data.features)
+        x = model_input(batch, device, data.features, data.rooms)
         y = (batch["keypoints"].to(device, non_blocking=True) - self.offset) / data.target_scale
         vis = batch["visibility"].to(device, non_blocking=True)
         return {"loss": pose_loss(self.net(x), y, data.skeleton, visible=vis)}

@@ -76,11 +76,11 @@ def describe(cfg: Config) -> str:
 
 
 def sequence_input(
-    batch: dict[str, torch.Tensor], device: torch.device, features: Any
+    batch: dict[str, torch.Tensor], device: torch.device, features: Any, rooms: Any = None
 ) -> torch.Tensor:
     """Batches of sequences ``[B, T, L, A, S, P]`` as the temporal model's ``[B, T, C, W]``."""
     b, t = batch["amplitude"].shape[:2]
-    x = model_input({k: v.flatten(0, 1) for k, v in batch.items()}, device, features)
+    x = model_input({k: v.flatten(0, 1) for k, v in batch.items()}, device, features, rooms)
     return x.reshape(b, t, *x.shape[1:])
 
 
@@ -108,7 +108,7 @@ def predict(model: torch.nn.Module, data: PoseData, indices: np.ndarray, batch_s
                     k: torch.from_numpy(v.reshape(len(chunk), n, *v.shape[1:]))
                     for k, v in g.items()
                 }
-                out = model(sequence_input(b, device, data.features)).float().cpu().numpy()
+                out = model(sequence_input(b, device, data.features, data.rooms)).float().cpu().numpy()
                 for j, i in enumerate(chunk):
                     pred[order[at[i] : at[i + 1]]] = out[j]
     return (pred * data.target_scale + data.mean_pose).astype(np.float32)
@@ -141,7 +141,8 @@ class TemporalPoseTask(PoseTask):
         from csipose.models import pose_loss
 
         device, data = self.device, self.data
-        x = sequence_input({k: v for k, v in batch.items() if k != "real"}, device, data.features)
+        x = sequence_input({k: v for k, v in batch.items() if k != "real"}, device, data.features,
+                           data.rooms)  # fmt: skip
         y = (batch["keypoints"].to(device, non_blocking=True) - self.offset) / data.target_scale
         # Padding windows (the end of a short run) weigh nothing.
         v = batch["visibility"]
