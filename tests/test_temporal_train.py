@@ -192,11 +192,12 @@ def test_csipose_train_sparse_runs_end_to_end_and_evaluates_every_window(store, 
         assert "sparse temporal" in (run / "eval" / part / "report.md").read_text()
 
 
-def test_evaluation_predicts_what_the_stream_predicts(store, tmp_path):
-    """Each run of the part, causally from its first window, equals streaming it."""
-    run = train(
-        config.load(None, overrides(store, tmp_path / "run", "train.epochs=1")), progress=False
-    )
+@pytest.mark.parametrize("features", ["[]", '["capture_norm"]'])
+def test_evaluation_predicts_what_the_stream_predicts(store, tmp_path, features):
+    """Each run of the part, causally from its first window, equals streaming it (also
+    with the per-room normalisation, which sequences must carry to every window)."""
+    extra = ("train.epochs=1", f"data.features={features}")
+    run = train(config.load(None, overrides(store, tmp_path / "run", *extra)), progress=False)
     model, data, _, _ = load_run(run)
     idx = data.parts["test"]
     pred = predict(model, data, idx[::-1].copy(), 7, torch.device("cpu"))[::-1]  # any order
@@ -207,7 +208,8 @@ def test_evaluation_predicts_what_the_stream_predicts(store, tmp_path):
         s = model.stream()
         for w in r:
             b = data.store.gather([w], fields=input_fields(data))
-            x = model_input({k: torch.from_numpy(v) for k, v in b.items()}, torch.device("cpu"))
+            x = model_input({k: torch.from_numpy(v) for k, v in b.items()}, torch.device("cpu"),
+                            data.features, data.rooms)  # fmt: skip
             got = s.step(x)[0].numpy() * data.target_scale + data.mean_pose
             np.testing.assert_allclose(pred[pos], got, rtol=1e-4, atol=1e-4)
             pos += 1
