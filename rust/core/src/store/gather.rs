@@ -42,67 +42,113 @@ pub fn gather_windows(
     transform: &CsiTransform<'_>,
     out: &mut [f32],
 ) -> Result<()> {
-    let [f, a, s, p] = csi_shape(csi)?;
-    transform.check(a, s)?;
-    if length == 0 || length > f {
-        return Err(Error::Value(format!(
-            "window length {length} does not fit {f} frames"
-        )));
+    WindowGather::new(csi, length, transform)?.gather(csi, starts, out)
+}
+
+/// The window gather of one CSI array, prepared once: its checks against the
+/// array's shape done and the transform's float32 kernel built, so that a
+/// caller gathering many batches (a store) pays neither per call.
+#[derive(Debug, Clone)]
+pub struct WindowGather {
+    /// `[frames, antennas, subcarriers, packets]` of the array it was prepared for.
+    shape: [usize; 4],
+    length: usize,
+    /// Values per output window.
+    window: usize,
+    /// `None` for the identity: windows are copied.
+    fused: Option<FusedTransform>,
+}
+
+impl WindowGather {
+    /// Prepare windows of `length` frames of `csi` under `transform`.
+    pub fn new(csi: &MappedArray, length: usize, transform: &CsiTransform<'_>) -> Result<Self> {
+        let [f, a, s, p] = csi_shape(csi)?;
+        transform.check(a, s)?;
+        if length == 0 || length > f {
+            return Err(Error::Value(format!(
+                "window length {length} does not fit {f} frames"
+            )));
+        }
+        Ok(Self {
+            shape: [f, a, s, p],
+            length,
+            window: length * a * transform.out_subcarriers(s) * p,
+            fused: (!transform.is_identity()).then(|| FusedTransform::new(transform, [a, s, p])),
+        })
     }
-    check_rows(starts, f - length, "window start")?;
-    let (src_frame, dst_frame) = (a * s * p, a * transform.out_subcarriers(s) * p);
-    let window = length * dst_frame;
-    if out.len() != starts.len() * window {
-        return Err(Error::Shape(format!(
-            "out holds {} values, expected {} windows x {window}",
-            out.len(),
-            starts.len()
-        )));
+
+    /// Values per output window (`length x antennas x t x packets`).
+    pub fn window_len(&self) -> usize {
+        self.window
     }
-    if window == 0 {
-        return Ok(());
-    }
-    let data = csi.f32()?;
-    let fused = (!transform.is_identity()).then(|| FusedTransform::new(transform, [a, s, p]));
-    let src_window = length * src_frame;
-    let all_starts = starts;
-    let source = |start: i64| {
-        let first = start as usize * src_frame;
-        &data[first..first + src_window]
-    };
-    let src_bytes = src_window * 4;
-    split_in_place(
-        starts.len(),
-        block_items(src_bytes),
-        help_items(src_bytes),
-        window,
-        out,
-        |range, dst, after| {
-            let starts = &starts[range];
-            for (i, (dst, &start)) in dst.chunks_exact_mut(window).zip(starts).enumerate() {
-                // The next window's lines are on their way while this one is done.
-                let next = starts
-                    .get(i + 1)
-                    .or_else(|| after.and_then(|a| all_starts.get(a)));
-                if let Some(&next) = next {
-                    prefetch(source(next));
-                }
-                let src = source(start);
-                match &fused {
-                    // Consecutive frames are contiguous in the file: one copy per window.
-                    None => dst.copy_from_slice(src),
-                    Some(f) => {
-                        for (x, y) in src
-                            .chunks_exact(src_frame)
-                            .zip(dst.chunks_exact_mut(dst_frame))
-                        {
-                            f.frame(x, y);
+
+    /// Gather the windows starting at `starts` of `csi` (the array this was
+    /// prepared for) into `out` `[batch, length, antennas, t, packets]`.
+    pub fn gather(&self, csi: &MappedArray, starts: &[i64], out: &mut [f32]) -> Result<()> {
+        let [f, a, s, p] = self.shape;
+        if csi.shape() != self.shape {
+            return Err(Error::Shape(format!(
+                "{}: shape {:?}, the gather was prepared for {:?}",
+                csi.path().display(),
+                csi.shape(),
+                self.shape
+            )));
+        }
+        let (length, window) = (self.length, self.window);
+        check_rows(starts, f - length, "window start")?;
+        if out.len() != starts.len() * window {
+            return Err(Error::Shape(format!(
+                "out holds {} values, expected {} windows x {window}",
+                out.len(),
+                starts.len()
+            )));
+        }
+        if window == 0 {
+            return Ok(());
+        }
+        let data = csi.f32()?;
+        let (src_frame, dst_frame) = (a * s * p, window / length);
+        let fused = &self.fused;
+        let src_window = length * src_frame;
+        let all_starts = starts;
+        let source = |start: i64| {
+            let first = start as usize * src_frame;
+            &data[first..first + src_window]
+        };
+        let src_bytes = src_window * 4;
+        split_in_place(
+            starts.len(),
+            block_items(src_bytes),
+            help_items(src_bytes),
+            window,
+            out,
+            |range, dst, after| {
+                let starts = &starts[range];
+                for (i, (dst, &start)) in dst.chunks_exact_mut(window).zip(starts).enumerate() {
+                    // The next window's lines are on their way while this one is done.
+                    let next = starts
+                        .get(i + 1)
+                        .or_else(|| after.and_then(|a| all_starts.get(a)));
+                    if let Some(&next) = next {
+                        prefetch(source(next));
+                    }
+                    let src = source(start);
+                    match fused {
+                        // Consecutive frames are contiguous in the file: one copy per window.
+                        None => dst.copy_from_slice(src),
+                        Some(f) => {
+                            for (x, y) in src
+                                .chunks_exact(src_frame)
+                                .zip(dst.chunks_exact_mut(dst_frame))
+                            {
+                                f.frame(x, y);
+                            }
                         }
                     }
                 }
-            }
-        },
-    )
+            },
+        )
+    }
 }
 
 /// Source bytes a batch reads at least before pool threads are asked to
