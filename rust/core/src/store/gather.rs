@@ -302,3 +302,65 @@ pub fn csi_moments(
         .collect();
     Ok((mean, std, count))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signal::SubcarrierMap;
+
+    fn array(dir: &std::path::Path, name: &str, shape: [usize; 4]) -> MappedArray {
+        let data: Vec<u8> = (0..shape.iter().product::<usize>())
+            .flat_map(|i| ((i * 37 % 101) as f32 * 0.25 - 3.0).to_le_bytes())
+            .collect();
+        let path = dir.join(name);
+        let shape = format!("({}, {}, {}, {})", shape[0], shape[1], shape[2], shape[3]);
+        super::super::mapped::tests::write_npy(&path, "<f4", &shape, &data);
+        MappedArray::open(&path).unwrap()
+    }
+
+    #[test]
+    fn a_prepared_gather_is_the_one_shot_gather_and_keeps_to_its_array() {
+        let dir = std::env::temp_dir().join(format!("csipose-gather-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let a = array(&dir, "a.npy", [5, 2, 3, 8]);
+        let b = array(&dir, "b.npy", [5, 2, 4, 8]);
+        let (start, index, weight) = ([0u32, 2, 3], [0u32, 2, 1], [0.5, 0.5, 1.0]);
+        let map = SubcarrierMap::new(&start, &index, &weight, 3).unwrap();
+        let (mean, std) = ([0.1, 0.2, 0.3, 0.4], [1.0, 0.5, 0.25, 2.0]);
+        for t in [
+            CsiTransform::default(),
+            CsiTransform {
+                minmax: true,
+                map: Some(map),
+                zscore: Some((&mean, &std)),
+            },
+        ] {
+            let g = WindowGather::new(&a, 2, &t).unwrap();
+            let starts = [0, 3, 1, 3];
+            let mut want = vec![0.0f32; 4 * g.window_len()];
+            gather_windows(&a, &starts, 2, &t, &mut want).unwrap();
+            for _ in 0..2 {
+                let mut got = vec![f32::NAN; want.len()];
+                g.gather(&a, &starts, &mut got).unwrap();
+                assert_eq!(
+                    got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    want.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                );
+            }
+            assert!(matches!(
+                g.gather(&b, &starts, &mut want),
+                Err(Error::Shape(_))
+            ));
+            assert!(matches!(
+                g.gather(&a, &[4], &mut want[..g.window_len()]),
+                Err(Error::Value(_))
+            ));
+            assert!(matches!(
+                g.gather(&a, &[0], &mut want),
+                Err(Error::Shape(_))
+            ));
+        }
+        assert!(WindowGather::new(&a, 6, &CsiTransform::default()).is_err());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
