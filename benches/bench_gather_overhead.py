@@ -19,7 +19,13 @@ Cases: 1 and 64 windows; the CSI array alone (plain, and with the load-path
 transform: min-max, 114 -> 56 map, z-score), and every field (CSI plus the
 label arrays). The store is small (in cache), so the copy is compute.
 
-    python benches/bench_gather_overhead.py [--calls 2000] [--rounds 7]
+With ``--store DIR`` (the store bench_data.py writes, e.g. /tmp/csipose-bench)
+it also times bench_data.py's 200 random batches of 64 windows from that store,
+former against current Store.gather, plain and load path, beside a memcpy of
+256 MiB (CPU time, one thread, interleaved): what the Python per call costs a
+benchmark round.
+
+    python benches/bench_gather_overhead.py [--calls 2000] [--rounds 7] [--store DIR]
 """
 
 from __future__ import annotations
@@ -127,6 +133,7 @@ def main() -> None:
     )
     ap.add_argument("--calls", type=int, default=2000)
     ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--store", help="also time 200 batches of 64 from bench_data.py's store")
     args = ap.parse_args()
     csipose.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
@@ -207,6 +214,49 @@ def main() -> None:
         markdown=True,
         align="rlrrrrrrr",
     )
+
+    if args.store:
+        big_store(args.store, args.rounds)
+
+
+def big_store(directory: str, rounds: int) -> None:
+    """Former vs current Store.gather on bench_data.py's batches, against memcpy."""
+    from _bench import load_path_store
+
+    rng = np.random.default_rng(1)
+    store, full = load_path_store(directory, rng, eps=0.0)
+    batches = [np.sort(rng.integers(0, len(store), 64)) for _ in range(200)]
+    out, fout = store.allocate(64, ["amplitude"]), full.allocate(64, ["amplitude"])
+    src = np.ones(2**26, np.float32)
+    dst = np.empty_like(src)
+    nbytes = 200 * 64 * store.array("amplitude")[0].nbytes
+    f = ["amplitude"]
+    cases = {
+        "memcpy 256 MiB (np.copyto)": lambda: np.copyto(dst, src),
+        "plain gather, former Store.gather": lambda: [
+            former_gather(store, b, f, out) for b in batches
+        ],
+        "plain gather, Store.gather": lambda: [store.gather(b, fields=f, out=out) for b in batches],
+        "load path, former Store.gather": lambda: [
+            former_gather(full, b, f, fout) for b in batches
+        ],
+        "load path, Store.gather": lambda: [full.gather(b, fields=f, out=fout) for b in batches],
+    }
+    for fn in cases.values():
+        fn()
+    best = dict.fromkeys(cases, np.inf)
+    for _ in range(rounds):
+        for name, fn in cases.items():
+            t0 = time.process_time()
+            fn()
+            best[name] = min(best[name], time.process_time() - t0)
+    floor = src.nbytes / best["memcpy 256 MiB (np.copyto)"]
+    rows = [
+        (name, f"{t * 1e3:.2f}", "" if name.startswith("memcpy") else f"{nbytes / t / floor:.0%}")
+        for name, t in best.items()
+    ]
+    print(f"\n1 thread, CPU time (min of {rounds}), 200 batches of 64 windows from {directory}")
+    print_table(("case", "CPU ms", "of memcpy"), rows, markdown=True, align="lrr")
 
 
 if __name__ == "__main__":
