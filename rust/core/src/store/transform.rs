@@ -175,13 +175,15 @@ impl CsiTransform<'_> {
     }
 }
 
+/// `(start, index, weight, n_src)` of a checked map.
+type OwnedMap = (Vec<u32>, Vec<u32>, Vec<f64>, usize);
+
 /// A [`CsiTransform`] owning its map and statistics, for a transform
 /// prepared once and kept across calls (a store's gathers).
 #[derive(Debug, Clone, Default)]
 pub(super) struct OwnedTransform {
     pub(super) minmax: bool,
-    /// `(start, index, weight, n_src)` of a checked map.
-    map: Option<(Vec<u32>, Vec<u32>, Vec<f64>, usize)>,
+    map: Option<OwnedMap>,
     zscore: Option<(Vec<f64>, Vec<f64>)>,
 }
 
