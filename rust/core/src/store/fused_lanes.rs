@@ -165,10 +165,8 @@ mod scalar {
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::{
-        __m256, _mm_loadu_ps, _mm256_add_ps, _mm256_castps_si256, _mm256_castps128_ps256,
-        _mm256_castsi256_ps, _mm256_extract_epi64, _mm256_loadu_ps, _mm256_max_ps, _mm256_min_ps,
-        _mm256_mul_ps, _mm256_permutevar8x32_ps, _mm256_set1_ps, _mm256_setr_epi32,
-        _mm256_setr_epi64x, _mm256_setzero_ps, _mm256_storeu_ps, _mm256_sub_ps,
+        __m256, _mm256_add_ps, _mm256_loadu_ps, _mm256_max_ps, _mm256_min_ps, _mm256_mul_ps,
+        _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps, _mm256_sub_ps,
     };
 
     use super::{LANES, Rows, fold};
@@ -262,28 +260,11 @@ mod avx2 {
         // writes `y[i p..(i + 1) p]` with `p >= 8`; every access below is a
         // vector of eight at `j <= p - 8` inside those ranges.
         unsafe {
-            let t = rows.offset.len();
-            // Rows of 8 m + 2 values (10 packets): their last two values are
-            // taken four rows at a time in one vector (`packed_tails`) instead
-            // of one overlapping vector per row, where four rows in a row have
-            // the same one or two taps.
-            let pack = p % 8 == 2;
-            let mut packed_until = 0;
             for (i, &o) in rows.offset.iter().enumerate() {
                 let (k0, k1) = (
                     *rows.start.get_unchecked(i),
                     *rows.start.get_unchecked(i + 1),
                 );
-                if pack && i >= packed_until && i + 4 <= t {
-                    let n = k1 - k0;
-                    let same = (1..=4).all(|d| *rows.start.get_unchecked(i + d) == k0 + d * n);
-                    if (n == 1 || n == 2) && same {
-                        packed_tails(rows, i, n, yp, lov, rv);
-                        packed_until = i + 4;
-                    }
-                }
-                // This row's last two values were written with its group's.
-                let end = if i < packed_until { p - 2 } else { p };
                 let yr = yp.add(i * p);
                 let ov = _mm256_set1_ps(o);
                 let src = |k: usize| xp.add(*rows.off.get_unchecked(k));
@@ -291,17 +272,10 @@ mod avx2 {
                 let term = |c: __m256, x: *const f32, j: usize| {
                     _mm256_mul_ps(c, _mm256_sub_ps(_mm256_loadu_ps(x.add(j)), lov))
                 };
-                // Vectors at 0, 8, ... and end - 8; straight-line for rows of 8 to 16.
+                // Vectors at 0, 8, ... and p - 8; straight-line for rows of 8 to 16.
                 macro_rules! each_vector {
                     ($jj:ident => $body:block) => {
-                        if end < p {
-                            let mut j = 0;
-                            while j + 8 <= end {
-                                let $jj = j;
-                                $body
-                                j += 8;
-                            }
-                        } else if p <= 16 {
+                        if p <= 16 {
                             let $jj = 0;
                             $body
                             if p > 8 {
@@ -347,70 +321,6 @@ mod avx2 {
                     }),
                 }
             }
-        }
-    }
-
-    /// The last two values of rows `i..i + 4` (each of `n` taps, 1 or 2, at
-    /// `start[i] + n d` for row `i + d`) in one vector: lanes `2 d, 2 d + 1`
-    /// are row `i + d`'s, each the same operations as in `rows`.
-    ///
-    /// # Safety
-    /// The CPU has AVX2, `rows` is in bounds for `y` (as for `rows`), `p % 8
-    /// == 2` with `p >= 10`, `i + 4 <= t` and the rows' taps are as said.
-    #[target_feature(enable = "avx2")]
-    unsafe fn packed_tails(
-        rows: &Rows<'_>,
-        i: usize,
-        n: usize,
-        y: *mut f32,
-        lov: __m256,
-        rv: __m256,
-    ) {
-        let (p, xp) = (rows.p, rows.x.as_ptr());
-        let tail = p - 2;
-        // SAFETY: (the caller's contract) taps `k0..k0 + 4 n` are rows i..i + 4's,
-        // inside `off` and `coef`; each reads `x[off[k]..off[k] + p]`, of which
-        // this reads the last two; `offset[i..i + 4]` exists; row `i + d`
-        // writes `y[(i + d) p + tail..(i + d + 1) p]`.
-        unsafe {
-            let k0 = *rows.start.get_unchecked(i);
-            // Two values of tap k's source, as one 64-bit word.
-            let two = |k: usize| {
-                xp.add(*rows.off.get_unchecked(k) + tail)
-                    .cast::<i64>()
-                    .read_unaligned()
-            };
-            // Tap `j` of rows i..i + 4 (taps k0 + j, k0 + n + j, ...), lanes as above.
-            let x = |j: usize| -> __m256 {
-                _mm256_castsi256_ps(_mm256_setr_epi64x(
-                    two(k0 + j),
-                    two(k0 + n + j),
-                    two(k0 + 2 * n + j),
-                    two(k0 + 3 * n + j),
-                ))
-            };
-            // Four values (one per row) spread to the lanes of their rows.
-            let spread = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
-            let four = |v: *const f32| _mm256_castps128_ps256(_mm_loadu_ps(v));
-            let cp = rows.coef.as_ptr().add(k0);
-            let term = |c: __m256, xv: __m256| _mm256_mul_ps(c, _mm256_sub_ps(xv, lov));
-            let s = if n == 1 {
-                term(_mm256_permutevar8x32_ps(four(cp), spread), x(0))
-            } else {
-                // Taps of two-tap rows alternate: [r0 t0, r0 t1, r1 t0, ...].
-                let cs = _mm256_loadu_ps(cp);
-                let c0 = _mm256_permutevar8x32_ps(cs, _mm256_setr_epi32(0, 0, 2, 2, 4, 4, 6, 6));
-                let c1 = _mm256_permutevar8x32_ps(cs, _mm256_setr_epi32(1, 1, 3, 3, 5, 5, 7, 7));
-                _mm256_add_ps(term(c0, x(0)), term(c1, x(1)))
-            };
-            let ov = _mm256_permutevar8x32_ps(four(rows.offset.as_ptr().add(i)), spread);
-            let v = _mm256_add_ps(_mm256_mul_ps(s, rv), ov);
-            let v = _mm256_castps_si256(v);
-            let at = |d: usize| y.add((i + d) * p + tail).cast::<i64>();
-            at(0).write_unaligned(_mm256_extract_epi64::<0>(v));
-            at(1).write_unaligned(_mm256_extract_epi64::<1>(v));
-            at(2).write_unaligned(_mm256_extract_epi64::<2>(v));
-            at(3).write_unaligned(_mm256_extract_epi64::<3>(v));
         }
     }
 }
@@ -468,24 +378,16 @@ mod tests {
                 .map(|f| if f.is_nan() { u32::MAX } else { f.to_bits() })
                 .collect::<Vec<_>>()
         };
-        // Output rows of 0..=4 taps; the second and third layouts have runs of
-        // four rows of one or two taps, whose last values the AVX2 kernel packs.
-        let layouts: [&[usize]; 3] = [
-            &[2, 1, 0, 3, 4, 2, 1],
-            &[2, 2, 2, 2, 2, 1, 1, 1, 1, 2, 2, 2, 2],
-            &[1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 0],
-        ];
-        for (p, layout) in (1..40).flat_map(|p| layouts.map(|l| (p, l))) {
-            // Six source rows, read by the output rows in any order.
+        for p in 1..40 {
+            // Six source rows; output rows of 0..=4 taps reading them in any order.
             let x = values(p * 6, p as u64 * 31);
             let (mut start, mut off) = (vec![0], vec![]);
-            for (i, &taps) in layout.iter().enumerate() {
+            for (i, taps) in [2, 1, 0, 3, 4, 2, 1].into_iter().enumerate() {
                 off.extend((0..taps).map(|k| ((i * 5 + k * 3) % 6) * p));
                 start.push(off.len());
             }
-            let t = layout.len();
             let coef: Vec<f32> = values(off.len(), 99).iter().map(|c| c / 7.0).collect();
-            let offset = values(t, p as u64);
+            let offset = values(7, p as u64);
             let rows = Rows {
                 x: &x,
                 p,
@@ -494,11 +396,11 @@ mod tests {
                 coef: &coef,
                 offset: &offset,
             };
-            assert_eq!(rows.in_bounds(6 * p, t * p), p >= 8);
-            assert!(!rows.in_bounds(6 * p - 1, t * p) && !rows.in_bounds(6 * p, t * p + 1));
-            let checked = rows.in_bounds(6 * p, t * p).then_some((6 * p, t * p));
+            assert_eq!(rows.in_bounds(6 * p, 7 * p), p >= 8);
+            assert!(!rows.in_bounds(6 * p - 1, 7 * p) && !rows.in_bounds(6 * p, 7 * p + 1));
+            let checked = rows.in_bounds(6 * p, 7 * p).then_some((6 * p, 7 * p));
             for (lo, r) in [(0.0, 1.0), (-2.5, 0.031), (1e-3, 7.0), (-0.0, 1.0)] {
-                let (mut got, mut want) = (vec![1.0f32; t * p], vec![2.0f32; t * p]);
+                let (mut got, mut want) = (vec![1.0f32; 7 * p], vec![2.0f32; 7 * p]);
                 run_rows(&rows, checked, &mut got, lo, r);
                 run_rows(&rows, None, &mut want, lo, r);
                 assert_eq!(bits(&got), bits(&want), "p {p}");
