@@ -164,3 +164,17 @@ def test_the_prepared_gather_is_per_window_spec_and_transform(store_path):
             broken.gather([0], fields=["amplitude"], out=broken.allocate(1, ["amplitude"]))
     kp = broken.gather([0], fields=["keypoints"], out=broken.allocate(1, ["keypoints"]))
     np.testing.assert_array_equal(kp["keypoints"], store.gather([0])["keypoints"])
+
+
+def test_the_prepared_gather_releases_the_gil(store_path):
+    from gil import calls_during
+
+    store = Store.open(store_path[0], window={"length": 1, "stride": 1})
+    t = CsiTransform(minmax=True, subcarriers=signal.linear_map(8, 5))
+    store = store.with_options(transform={"amplitude": t})
+    idx = np.arange(100_000, dtype=np.int64) % len(store)
+    out = store.allocate(len(idx), ["amplitude"])
+    _, during, _ = calls_during(
+        lambda: store.gather(idx, fields=["amplitude"], out=out), lambda: 1 + 1
+    )
+    assert during > 0
