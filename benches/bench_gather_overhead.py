@@ -13,7 +13,8 @@ the minimum over rounds, every case interleaved round by round in one process:
   field that rebuilt the float32 kernel), kept here as the "before";
 - "native alone": the prepared native call with its arguments ready, i.e.
   Store.gather less its Python; and "copy alone": the former per-field binding
-  calls with every argument prepared outside the loop.
+  calls with every argument prepared outside the loop. (In the "no out=" rows
+  both include no allocation, so the "Python" columns there include it.)
 
 Cases: 1 and 64 windows; the CSI array alone (plain, and with the load-path
 transform: min-max, 114 -> 56 map, z-score), and every field (CSI plus the
@@ -76,8 +77,8 @@ def write_store(path: Path) -> None:
         )
 
 
-def former_gather(store: Store, indices, fields, out) -> dict[str, np.ndarray]:
-    """Store.gather's body before it was prepared (with ``out``), for the "before" rows."""
+def former_gather(store: Store, indices, fields, out=None) -> dict[str, np.ndarray]:
+    """Store.gather's body before it was prepared, for the "before" rows."""
     idx = np.asarray(indices, dtype=np.int64).reshape(-1)
     if len(idx) and idx.view(np.uint64).max() >= len(store):
         raise IndexError("out of range")
@@ -85,6 +86,8 @@ def former_gather(store: Store, indices, fields, out) -> dict[str, np.ndarray]:
     for f in names:
         if f not in store.manifest["arrays"]:
             raise KeyError(f)
+    if out is None:
+        out = store.allocate(len(idx), names)
     starts = store.windows[idx]
     rows = None
     for f in names:
@@ -146,18 +149,21 @@ def main() -> None:
         cases = {}
         for n in (1, 64):
             idx = np.sort(rng.integers(0, len(plain), n))
-            for label, store, fields in (
-                ("CSI, plain", plain, ["amplitude"]),
-                ("CSI, load path", full, ["amplitude"]),
-                ("every field, load path", full, full.fields),
+            for label, store, fields, given in (
+                ("CSI, plain", plain, ["amplitude"], True),
+                ("CSI, load path", full, ["amplitude"], True),
+                ("every field, load path", full, full.fields, True),
+                # What the training loop does: no out=, a fresh batch per call.
+                ("CSI, load path, no out=", full, ["amplitude"], False),
             ):
                 out = store.allocate(n, fields)
                 outs = [out[f] for f in fields]
                 prepared = store._prepared_gather()
-                cases[(n, label, "Store.gather")] = lambda s=store, i=idx, f=fields, o=out: (
-                    s.gather(i, fields=f, out=o)
+                o = out if given else None
+                cases[(n, label, "Store.gather")] = lambda s=store, i=idx, f=fields, o=o: s.gather(
+                    i, fields=f, out=o
                 )
-                cases[(n, label, "former")] = lambda s=store, i=idx, f=fields, o=out: former_gather(
+                cases[(n, label, "former")] = lambda s=store, i=idx, f=fields, o=o: former_gather(
                     s, i, f, o
                 )
                 cases[(n, label, "native alone")] = lambda p=prepared, i=idx, f=fields, o=outs: (

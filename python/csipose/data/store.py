@@ -54,6 +54,7 @@ class Store:
         self._label_offsets = window.label_offsets()
         self._fields: tuple[str, ...] = tuple(manifest["arrays"])
         self._prepared: Any = None  # the native gather, prepared on first use
+        self._rows: dict[str, tuple[tuple[int, ...], np.dtype]] | None = None
         self.transform = {
             f: transform.get(f, CsiTransform()) for f in CSI_FIELDS if f in manifest["arrays"]
         }
@@ -191,23 +192,31 @@ class Store:
         ``fields`` picks arrays (default: all); ``out`` supplies preallocated
         C-contiguous arrays (see :meth:`allocate`) that are filled in place.
         """
-        names: Sequence[str]
+        idx = indices
+        if not (type(idx) is np.ndarray and idx.dtype is _INT64 and idx.ndim == 1):
+            idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        names: Sequence[str] = self._fields if fields is None else list(fields)
         if out is None:
-            idx = self._indices(indices)
-            names = self.fields if fields is None else list(fields)
-            for f in names:
-                if f not in self.manifest["arrays"]:
-                    raise KeyError(f"the store has no array {f!r}; it has {', '.join(self.fields)}")
-            out = self.allocate(len(idx), names)
-        else:
-            idx = indices
-            if not (type(idx) is np.ndarray and idx.dtype is _INT64 and idx.ndim == 1):
-                idx = np.asarray(indices, dtype=np.int64).reshape(-1)
-            names = self._fields if fields is None else list(fields)
+            rows = self._out_rows()
+            # An unknown name gets no array: the native call raises for it, after
+            # a bad window index (the order of the checks it always had).
+            out = {f: np.empty((len(idx), *rows[f][0]), rows[f][1]) for f in names if f in rows}
         # One native call checks the windows, the names and the outs (as the
         # Python did, same messages) and fills every field.
         self._prepared_gather().gather(idx, names, [out.get(f) for f in names])
         return {f: out[f] for f in names}
+
+    def _out_rows(self) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+        """Each array's batch row shape and dtype (``out_shape`` without the batch axis)."""
+        if self._rows is None:
+            rows = {}
+            for f, spec in self.manifest["arrays"].items():
+                try:
+                    rows[f] = (self.out_shape(f, 0)[1:], np.dtype(spec["dtype"]))
+                except ValueError:
+                    pass  # a CSI array of another shape: gathering it raises, naming it
+            self._rows = rows
+        return self._rows
 
     def _prepared_gather(self) -> Any:
         """The native gather with this store's windows and transforms, made once:
