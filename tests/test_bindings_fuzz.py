@@ -411,3 +411,44 @@ def test_mapped_store_open_never_panics(tmp_path_factory, files):
     np.save(d / "npy.npy", np.zeros((2, 3), np.float32))
     survives(_native.MappedStore, [(n, d / f"{kind}.npy") for n, kind in files])
     survives(_native.MappedStore, files)
+
+
+@given(data=st.data())
+def test_window_gather_never_panics(mapped, data):
+    store, _ = mapped
+    # A name the store does not hold is a KeyError by design (a mapping lookup).
+    clear = (*CLEAR, KeyError, IndexError)
+    # Mostly a valid table (21 frames), sometimes anything.
+    valid = st.sampled_from([0, 1, 2, 15])
+    starts = data.draw(index_arrays() | hnp.arrays(np.int64, st.integers(0, 6), elements=valid))
+    length = data.draw(st.sampled_from([0, 1, 2, 5, 10**9, -1]))
+    offsets = data.draw(index_arrays() | st.sampled_from([np.array([0]), np.array([0, 1])]))
+    fields = ["amplitude", "keypoints", "valid"]
+    if data.draw(st.integers(0, 3)) == 0:
+        fields = data.draw(st.lists(st.sampled_from(["amplitude", "keypoints", "valid", "nope"])))
+    amap = data.draw(st.none() | subcarrier_maps(8))
+    z_arr = hnp.arrays(np.float64, data.draw(st.sampled_from([24, 9, 0])),
+                       elements=st.sampled_from(VALUES))  # fmt: skip
+    zs = data.draw(st.none() | st.tuples(z_arr, z_arr))
+    names = data.draw(st.lists(st.sampled_from(["amplitude", "phase", "valid", "nope"]), max_size=2)
+                      | st.just(["amplitude"]))  # fmt: skip
+    transforms = [(n, data.draw(st.booleans()), amap, zs) for n in names]
+    try:
+        g = _native.WindowGather(
+            store, starts, length, offsets, data.draw(st.booleans()), fields, transforms
+        )
+    except clear:
+        return
+    except BaseException as e:  # a PanicException derives from BaseException
+        pytest.fail(f"WindowGather raised {type(e).__name__}: {e}")
+    idx = data.draw(index_arrays() | hnp.arrays(np.int64, st.integers(0, 4), elements=valid))
+    gather = data.draw(st.lists(st.sampled_from(["amplitude", "keypoints", "valid", "nope"]),
+                                max_size=3))  # fmt: skip
+    outs = [data.draw(st.none() | arrays()) for _ in gather]
+    if data.draw(st.booleans()) and isinstance(idx, np.ndarray) and idx.ndim == 1:
+        n = len(idx)
+        shapes = {"amplitude": (n, max(min(length, 3), 0), 3, 8, 5), "keypoints": (n, 17, 2),
+                  "valid": (n,)}  # fmt: skip
+        dtypes = {"amplitude": np.float32, "keypoints": np.float32, "valid": np.bool_}
+        outs = [np.zeros(shapes.get(f, (n,)), dtypes.get(f, np.float32)) for f in gather]
+    survives(g.gather, idx, gather, outs, clear=clear)

@@ -1,6 +1,7 @@
 # Type stubs of the compiled extension csipose._native (rust/py/src).
 # Checked against the built module by `python -m mypy.stubtest csipose._native` (make lint).
 import os
+from collections.abc import Sequence
 from typing import Any, final
 
 import numpy as np
@@ -16,6 +17,7 @@ __all__ = [
     "SparseAttentionStream",
     "TemporalHead",
     "TemporalHeadStream",
+    "WindowGather",
     "__version__",
     "aligned_errors",
     "apply_subcarrier_map",
@@ -164,6 +166,34 @@ class MappedStore:
         map: tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32], npt.NDArray[np.float64]]
         | None = None,
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], int]: ...
+
+@final
+class WindowGather:
+    def __new__(
+        cls,
+        store: MappedStore,
+        starts: npt.NDArray[np.int64],
+        length: int,
+        label_offsets: npt.NDArray[np.int64],
+        label_all: bool,
+        fields: list[str],
+        transforms: list[
+            tuple[
+                str,
+                bool,
+                tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32], npt.NDArray[np.float64]]
+                | None,
+                tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None,
+            ]
+        ],
+    ) -> WindowGather: ...
+    def __len__(self) -> int: ...
+    def gather(
+        self,
+        indices: npt.NDArray[np.int64],
+        names: Sequence[str],
+        outs: Sequence[npt.NDArray[Any] | None],
+    ) -> None: ...
 
 def multipath_response(
     tau: npt.NDArray[np.float64],

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,8 @@ from csipose.errors import DataFormatError
 
 #: Arrays holding CSI frames [frames, antennas, subcarriers, packets].
 CSI_FIELDS = ("amplitude", "phase")
+
+_INT64 = np.dtype(np.int64)
 
 
 class Store:
@@ -50,6 +52,9 @@ class Store:
         self._native = native
         self.window = window
         self._label_offsets = window.label_offsets()
+        self._fields: tuple[str, ...] = tuple(manifest["arrays"])
+        self._prepared: Any = None  # the native gather, prepared on first use
+        self._rows: dict[str, tuple[tuple[int, ...], np.dtype]] | None = None
         self.transform = {
             f: transform.get(f, CsiTransform()) for f in CSI_FIELDS if f in manifest["arrays"]
         }
@@ -187,36 +192,47 @@ class Store:
         ``fields`` picks arrays (default: all); ``out`` supplies preallocated
         C-contiguous arrays (see :meth:`allocate`) that are filled in place.
         """
-        idx = self._indices(indices)
-        names = self.fields if fields is None else list(fields)
-        for f in names:
-            if f not in self.manifest["arrays"]:
-                raise KeyError(f"the store has no array {f!r}; it has {', '.join(self.fields)}")
+        idx = indices
+        if not (type(idx) is np.ndarray and idx.dtype is _INT64 and idx.ndim == 1):
+            idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        names: Sequence[str] = self._fields if fields is None else list(fields)
         if out is None:
-            out = self.allocate(len(idx), names)
-        starts = self.windows[idx]
-        rows = None
-        for f in names:
-            buf = out.get(f)
-            want_shape, want_dtype = (
-                self.out_shape(f, len(idx)),
-                self.manifest["arrays"][f]["dtype"],
-            )
-            if buf is None or buf.shape != want_shape or buf.dtype != np.dtype(want_dtype):
-                raise ValueError(
-                    f"out[{f!r}] must be a {want_dtype} array of shape {list(want_shape)}"
-                )
-            if not (buf.flags.c_contiguous and buf.flags.writeable):
-                raise ValueError(f"out[{f!r}] must be C-contiguous and writeable")
-            if f in self.transform:
-                args = self.transform[f].native_args()
-                self._native.gather_windows(f, starts, self.window.length, buf, **args)
-            else:
-                if rows is None:
-                    rows = np.ascontiguousarray(self._label_rows(starts).reshape(-1))
-                if len(rows):  # reshape(0, -1) cannot infer a row size
-                    self._native.gather_rows(f, rows, buf.reshape(len(rows), -1).view(np.uint8))
+            rows = self._out_rows()
+            # An unknown name gets no array: the native call raises for it, after
+            # a bad window index (the order of the checks it always had).
+            out = {f: np.empty((len(idx), *rows[f][0]), rows[f][1]) for f in names if f in rows}
+        # One native call checks the windows, the names and the outs (as the
+        # Python did, same messages) and fills every field.
+        self._prepared_gather().gather(idx, names, [out.get(f) for f in names])
         return {f: out[f] for f in names}
+
+    def _out_rows(self) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+        """Each array's batch row shape and dtype (``out_shape`` without the batch axis)."""
+        if self._rows is None:
+            rows = {}
+            for f, spec in self.manifest["arrays"].items():
+                try:
+                    rows[f] = (self.out_shape(f, 0)[1:], np.dtype(spec["dtype"]))
+                except ValueError:
+                    pass  # a CSI array of another shape: gathering it raises, naming it
+            self._rows = rows
+        return self._rows
+
+    def _prepared_gather(self) -> Any:
+        """The native gather with this store's windows and transforms, made once:
+        per call it would cost more than a small batch's copy."""
+        if self._prepared is None:
+            args = {f: t.native_args() for f, t in self.transform.items()}
+            self._prepared = _native.WindowGather(
+                self._native,
+                np.ascontiguousarray(self.windows, dtype=np.int64),
+                self.window.length,
+                np.ascontiguousarray(self._label_offsets, dtype=np.int64),
+                self.window.label == "all",
+                list(self._fields),
+                [(f, a["minmax"], a["map"], a["zscore"]) for f, a in args.items()],
+            )
+        return self._prepared
 
     def split(self, name: str) -> dict[str, np.ndarray]:
         """Window indices of each part of split ``name`` (by the window's sequence)."""

@@ -13,19 +13,22 @@ use csipose_core::store::{CsiTransform, MappedArray, csi_moments, gather_rows, g
 
 use crate::errors::to_py;
 
-type MapArgs<'py> = (
+pub(crate) type MapArgs<'py> = (
     PyReadonlyArray1<'py, u32>,
     PyReadonlyArray1<'py, u32>,
     PyReadonlyArray1<'py, f64>,
 );
-type ZArgs<'py> = (PyReadonlyArray1<'py, f64>, PyReadonlyArray1<'py, f64>);
+pub(crate) type ZArgs<'py> = (PyReadonlyArray1<'py, f64>, PyReadonlyArray1<'py, f64>);
 
-fn slice<'a, T: numpy::Element>(a: &'a PyReadonlyArray1<'_, T>, name: &str) -> PyResult<&'a [T]> {
+pub(crate) fn slice<'a, T: numpy::Element>(
+    a: &'a PyReadonlyArray1<'_, T>,
+    name: &str,
+) -> PyResult<&'a [T]> {
     a.as_slice()
         .map_err(|_| PyValueError::new_err(format!("{name} must be C-contiguous")))
 }
 
-fn subcarrier_map<'a>(
+pub(crate) fn subcarrier_map<'a>(
     map: Option<&'a MapArgs<'_>>,
     n_src: usize,
 ) -> PyResult<Option<SubcarrierMap<'a>>> {
@@ -49,7 +52,7 @@ pub struct MappedStore {
 }
 
 impl MappedStore {
-    fn get(&self, name: &str) -> PyResult<&MappedArray> {
+    pub(crate) fn get(&self, name: &str) -> PyResult<&MappedArray> {
         self.arrays
             .get(name)
             .ok_or_else(|| PyKeyError::new_err(format!("the store has no array {name:?}")))

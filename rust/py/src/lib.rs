@@ -22,6 +22,7 @@ mod signal;
 mod sim;
 #[cfg(feature = "posenet")]
 mod temporal;
+mod window_gather;
 
 use errors::to_py;
 
@@ -62,6 +63,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     coco_eval::register(m)?;
     signal::register(m)?;
     data::register(m)?;
+    window_gather::register(m)?;
     sim::register(m)?;
     #[cfg(feature = "countnet")]
     countnet::register(m)?;

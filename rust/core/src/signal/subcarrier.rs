@@ -61,6 +61,22 @@ impl<'a> SubcarrierMap<'a> {
         })
     }
 
+    /// The map of parts taken from a map [`new`](Self::new) checked (an
+    /// owned copy's view): no check again.
+    pub(crate) fn from_checked(
+        start: &'a [u32],
+        index: &'a [u32],
+        weight: &'a [f64],
+        n_src: usize,
+    ) -> Self {
+        Self {
+            start,
+            index,
+            weight,
+            n_src,
+        }
+    }
+
     /// Subcarriers in.
     pub fn n_src(&self) -> usize {
         self.n_src

@@ -18,7 +18,7 @@
 //! ([`FusedTransform::frame`] says which), so the bound always holds.
 
 use super::fused_lanes::{Rows, min_max, run_rows};
-use super::transform::CsiTransform;
+use super::transform::{CsiTransform, OwnedTransform};
 
 /// Largest magnitude (2^60) of an input value, a coefficient or a scale
 /// factor the float32 path takes: products of two stay far below float32's
@@ -38,8 +38,9 @@ pub const fn error_bound_ulps(taps: usize) -> usize {
 /// A [`CsiTransform`] prepared for frames `[a, s, p]`: float32 tap
 /// coefficients with the z-score folded in.
 #[derive(Debug, Clone)]
-pub struct FusedTransform<'a> {
-    exact: CsiTransform<'a>,
+pub struct FusedTransform {
+    /// The float64 path's transform (owned, so that a prepared gather can keep it).
+    exact: OwnedTransform,
     shape: [usize; 3],
     /// Output subcarriers.
     t: usize,
@@ -60,10 +61,10 @@ pub struct FusedTransform<'a> {
     exact_only: bool,
 }
 
-impl<'a> FusedTransform<'a> {
+impl FusedTransform {
     /// Prepare `transform` for frames `[a, s, p]` (checked by the caller with
     /// [`CsiTransform::check`]).
-    pub fn new(transform: &CsiTransform<'a>, [a, s, p]: [usize; 3]) -> Self {
+    pub fn new(transform: &CsiTransform<'_>, [a, s, p]: [usize; 3]) -> Self {
         let t = transform.out_subcarriers(s);
         let (start, index, weight): (Vec<usize>, Vec<usize>, Vec<f64>) = match transform.map {
             Some(m) => {
@@ -115,7 +116,7 @@ impl<'a> FusedTransform<'a> {
             .in_bounds(s * p, t * p)
         });
         Self {
-            exact: *transform,
+            exact: OwnedTransform::new(transform),
             shape: [a, s, p],
             t,
             start,
@@ -155,7 +156,7 @@ impl<'a> FusedTransform<'a> {
             }
             let r = 1.0 / range;
             if self.exact_only || !(within_limit(range) && within_limit(r)) {
-                self.exact.apply_exact(src, self.shape, dst);
+                self.exact.view().apply_exact(src, self.shape, dst);
                 return false;
             }
             (lo, r as f32)
@@ -163,7 +164,7 @@ impl<'a> FusedTransform<'a> {
             let big = f64::from(lo.abs().max(hi.abs()));
             // NaN min/max (all-NaN frame) pass: NaN inputs give NaN outputs either way.
             if self.exact_only || big > LIMIT {
-                self.exact.apply_exact(src, self.shape, dst);
+                self.exact.view().apply_exact(src, self.shape, dst);
                 return false;
             }
             (0.0, 1.0)

@@ -42,67 +42,113 @@ pub fn gather_windows(
     transform: &CsiTransform<'_>,
     out: &mut [f32],
 ) -> Result<()> {
-    let [f, a, s, p] = csi_shape(csi)?;
-    transform.check(a, s)?;
-    if length == 0 || length > f {
-        return Err(Error::Value(format!(
-            "window length {length} does not fit {f} frames"
-        )));
+    WindowGather::new(csi, length, transform)?.gather(csi, starts, out)
+}
+
+/// The window gather of one CSI array, prepared once: its checks against the
+/// array's shape done and the transform's float32 kernel built, so that a
+/// caller gathering many batches (a store) pays neither per call.
+#[derive(Debug, Clone)]
+pub struct WindowGather {
+    /// `[frames, antennas, subcarriers, packets]` of the array it was prepared for.
+    shape: [usize; 4],
+    length: usize,
+    /// Values per output window.
+    window: usize,
+    /// `None` for the identity: windows are copied.
+    fused: Option<FusedTransform>,
+}
+
+impl WindowGather {
+    /// Prepare windows of `length` frames of `csi` under `transform`.
+    pub fn new(csi: &MappedArray, length: usize, transform: &CsiTransform<'_>) -> Result<Self> {
+        let [f, a, s, p] = csi_shape(csi)?;
+        transform.check(a, s)?;
+        if length == 0 || length > f {
+            return Err(Error::Value(format!(
+                "window length {length} does not fit {f} frames"
+            )));
+        }
+        Ok(Self {
+            shape: [f, a, s, p],
+            length,
+            window: length * a * transform.out_subcarriers(s) * p,
+            fused: (!transform.is_identity()).then(|| FusedTransform::new(transform, [a, s, p])),
+        })
     }
-    check_rows(starts, f - length, "window start")?;
-    let (src_frame, dst_frame) = (a * s * p, a * transform.out_subcarriers(s) * p);
-    let window = length * dst_frame;
-    if out.len() != starts.len() * window {
-        return Err(Error::Shape(format!(
-            "out holds {} values, expected {} windows x {window}",
-            out.len(),
-            starts.len()
-        )));
+
+    /// Values per output window (`length x antennas x t x packets`).
+    pub fn window_len(&self) -> usize {
+        self.window
     }
-    if window == 0 {
-        return Ok(());
-    }
-    let data = csi.f32()?;
-    let fused = (!transform.is_identity()).then(|| FusedTransform::new(transform, [a, s, p]));
-    let src_window = length * src_frame;
-    let all_starts = starts;
-    let source = |start: i64| {
-        let first = start as usize * src_frame;
-        &data[first..first + src_window]
-    };
-    let src_bytes = src_window * 4;
-    split_in_place(
-        starts.len(),
-        block_items(src_bytes),
-        help_items(src_bytes),
-        window,
-        out,
-        |range, dst, after| {
-            let starts = &starts[range];
-            for (i, (dst, &start)) in dst.chunks_exact_mut(window).zip(starts).enumerate() {
-                // The next window's lines are on their way while this one is done.
-                let next = starts
-                    .get(i + 1)
-                    .or_else(|| after.and_then(|a| all_starts.get(a)));
-                if let Some(&next) = next {
-                    prefetch(source(next));
-                }
-                let src = source(start);
-                match &fused {
-                    // Consecutive frames are contiguous in the file: one copy per window.
-                    None => dst.copy_from_slice(src),
-                    Some(f) => {
-                        for (x, y) in src
-                            .chunks_exact(src_frame)
-                            .zip(dst.chunks_exact_mut(dst_frame))
-                        {
-                            f.frame(x, y);
+
+    /// Gather the windows starting at `starts` of `csi` (the array this was
+    /// prepared for) into `out` `[batch, length, antennas, t, packets]`.
+    pub fn gather(&self, csi: &MappedArray, starts: &[i64], out: &mut [f32]) -> Result<()> {
+        let [f, a, s, p] = self.shape;
+        if csi.shape() != self.shape {
+            return Err(Error::Shape(format!(
+                "{}: shape {:?}, the gather was prepared for {:?}",
+                csi.path().display(),
+                csi.shape(),
+                self.shape
+            )));
+        }
+        let (length, window) = (self.length, self.window);
+        check_rows(starts, f - length, "window start")?;
+        if out.len() != starts.len() * window {
+            return Err(Error::Shape(format!(
+                "out holds {} values, expected {} windows x {window}",
+                out.len(),
+                starts.len()
+            )));
+        }
+        if window == 0 {
+            return Ok(());
+        }
+        let data = csi.f32()?;
+        let (src_frame, dst_frame) = (a * s * p, window / length);
+        let fused = &self.fused;
+        let src_window = length * src_frame;
+        let all_starts = starts;
+        let source = |start: i64| {
+            let first = start as usize * src_frame;
+            &data[first..first + src_window]
+        };
+        let src_bytes = src_window * 4;
+        split_in_place(
+            starts.len(),
+            block_items(src_bytes),
+            help_items(src_bytes),
+            window,
+            out,
+            |range, dst, after| {
+                let starts = &starts[range];
+                for (i, (dst, &start)) in dst.chunks_exact_mut(window).zip(starts).enumerate() {
+                    // The next window's lines are on their way while this one is done.
+                    let next = starts
+                        .get(i + 1)
+                        .or_else(|| after.and_then(|a| all_starts.get(a)));
+                    if let Some(&next) = next {
+                        prefetch(source(next));
+                    }
+                    let src = source(start);
+                    match fused {
+                        // Consecutive frames are contiguous in the file: one copy per window.
+                        None => dst.copy_from_slice(src),
+                        Some(f) => {
+                            for (x, y) in src
+                                .chunks_exact(src_frame)
+                                .zip(dst.chunks_exact_mut(dst_frame))
+                            {
+                                f.frame(x, y);
+                            }
                         }
                     }
                 }
-            }
-        },
-    )
+            },
+        )
+    }
 }
 
 /// Source bytes a batch reads at least before pool threads are asked to
@@ -255,4 +301,66 @@ pub fn csi_moments(
         })
         .collect();
     Ok((mean, std, count))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signal::SubcarrierMap;
+
+    fn array(dir: &std::path::Path, name: &str, shape: [usize; 4]) -> MappedArray {
+        let data: Vec<u8> = (0..shape.iter().product::<usize>())
+            .flat_map(|i| ((i * 37 % 101) as f32 * 0.25 - 3.0).to_le_bytes())
+            .collect();
+        let path = dir.join(name);
+        let shape = format!("({}, {}, {}, {})", shape[0], shape[1], shape[2], shape[3]);
+        super::super::mapped::tests::write_npy(&path, "<f4", &shape, &data);
+        MappedArray::open(&path).unwrap()
+    }
+
+    #[test]
+    fn a_prepared_gather_is_the_one_shot_gather_and_keeps_to_its_array() {
+        let dir = std::env::temp_dir().join(format!("csipose-gather-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let a = array(&dir, "a.npy", [5, 2, 3, 8]);
+        let b = array(&dir, "b.npy", [5, 2, 4, 8]);
+        let (start, index, weight) = ([0u32, 2, 3], [0u32, 2, 1], [0.5, 0.5, 1.0]);
+        let map = SubcarrierMap::new(&start, &index, &weight, 3).unwrap();
+        let (mean, std) = ([0.1, 0.2, 0.3, 0.4], [1.0, 0.5, 0.25, 2.0]);
+        for t in [
+            CsiTransform::default(),
+            CsiTransform {
+                minmax: true,
+                map: Some(map),
+                zscore: Some((&mean, &std)),
+            },
+        ] {
+            let g = WindowGather::new(&a, 2, &t).unwrap();
+            let starts = [0, 3, 1, 3];
+            let mut want = vec![0.0f32; 4 * g.window_len()];
+            gather_windows(&a, &starts, 2, &t, &mut want).unwrap();
+            for _ in 0..2 {
+                let mut got = vec![f32::NAN; want.len()];
+                g.gather(&a, &starts, &mut got).unwrap();
+                assert_eq!(
+                    got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    want.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                );
+            }
+            assert!(matches!(
+                g.gather(&b, &starts, &mut want),
+                Err(Error::Shape(_))
+            ));
+            assert!(matches!(
+                g.gather(&a, &[4], &mut want[..g.window_len()]),
+                Err(Error::Value(_))
+            ));
+            assert!(matches!(
+                g.gather(&a, &[0], &mut want),
+                Err(Error::Shape(_))
+            ));
+        }
+        assert!(WindowGather::new(&a, 6, &CsiTransform::default()).is_err());
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

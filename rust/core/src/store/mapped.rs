@@ -117,11 +117,11 @@ impl MappedArray {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use std::io::Write;
 
-    fn write_npy(path: &Path, descr: &str, shape: &str, data: &[u8]) {
+    pub(in crate::store) fn write_npy(path: &Path, descr: &str, shape: &str, data: &[u8]) {
         let mut text =
             format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
         while !(10 + text.len() + 1).is_multiple_of(64) {

@@ -9,7 +9,7 @@ mod npy;
 mod transform;
 
 pub use fused::{FusedTransform, error_bound_ulps};
-pub use gather::{csi_moments, gather_rows, gather_windows};
+pub use gather::{WindowGather, csi_moments, gather_rows, gather_windows};
 pub use mapped::MappedArray;
 pub use npy::{Dtype, NpyHeader, parse_header};
 pub use transform::CsiTransform;

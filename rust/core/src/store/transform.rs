@@ -175,6 +175,43 @@ impl CsiTransform<'_> {
     }
 }
 
+/// `(start, index, weight, n_src)` of a checked map.
+type OwnedMap = (Vec<u32>, Vec<u32>, Vec<f64>, usize);
+
+/// A [`CsiTransform`] owning its map and statistics, for a transform
+/// prepared once and kept across calls (a store's gathers).
+#[derive(Debug, Clone, Default)]
+pub(super) struct OwnedTransform {
+    pub(super) minmax: bool,
+    map: Option<OwnedMap>,
+    zscore: Option<(Vec<f64>, Vec<f64>)>,
+}
+
+impl OwnedTransform {
+    pub(super) fn new(t: &CsiTransform<'_>) -> Self {
+        Self {
+            minmax: t.minmax,
+            map: t.map.map(|m| {
+                let (st, ix, w) = m.parts();
+                (st.to_vec(), ix.to_vec(), w.to_vec(), m.n_src())
+            }),
+            zscore: t.zscore.map(|(m, s)| (m.to_vec(), s.to_vec())),
+        }
+    }
+
+    /// The transform as borrowed parts.
+    pub(super) fn view(&self) -> CsiTransform<'_> {
+        CsiTransform {
+            minmax: self.minmax,
+            map: self
+                .map
+                .as_ref()
+                .map(|(st, ix, w, n)| SubcarrierMap::from_checked(st, ix, w, *n)),
+            zscore: self.zscore.as_ref().map(|(m, s)| (&m[..], &s[..])),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
