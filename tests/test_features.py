@@ -110,7 +110,9 @@ class _Store:
 @given(windows(), st.data())
 def test_pose_capture_norm_matches_numpy_per_room(x, data):
     n = len(x)
-    env = np.array(data.draw(st.lists(st.sampled_from([0, 3, 7]), min_size=n, max_size=n)), np.int32)
+    env = np.array(
+        data.draw(st.lists(st.sampled_from([0, 3, 7]), min_size=n, max_size=n)), np.int32
+    )
     chunk = data.draw(st.integers(1, 4))  # statistics accumulated over several gathers
     stats = sf.room_stats(_Store(x, env), chunk=chunk)
     assert stats.codes.tolist() == sorted(set(env.tolist()))
@@ -122,7 +124,9 @@ def test_pose_capture_norm_matches_numpy_per_room(x, data):
         np.testing.assert_allclose(stats.mean[stats.codes == r][0], mean, rtol=1e-9, atol=1e-9)
         np.testing.assert_allclose(stats.std[stats.codes == r][0], sd, rtol=1e-7, atol=1e-9)
         want = (w - mean[None, None, :, :, None]) / sd[None, None, :, :, None]
-        np.testing.assert_allclose(got[env == r], want, rtol=1e-4, atol=1e-3 * max(1.0, np.abs(want).max()))
+        np.testing.assert_allclose(
+            got[env == r], want, rtol=1e-4, atol=1e-3 * max(1.0, np.abs(want).max())
+        )
 
 
 def test_pose_capture_norm_needs_the_rooms_statistics():

@@ -55,7 +55,9 @@ def test_windows_carry_the_runs_input_features(store, tmp_path):
     applied to these windows)."""
     from csipose.train.loop import input_fields, model_input
 
-    r = tiny_run(store, tmp_path / "run", 'data.features=["temporal_diff", "augment", "capture_norm"]')
+    r = tiny_run(
+        store, tmp_path / "run", 'data.features=["temporal_diff", "augment", "capture_norm"]'
+    )
     src = open_run(r)
     x = src.windows("val", 8)
     b = src.data.store.gather(src.indices("val", 8), fields=input_fields(src.data))

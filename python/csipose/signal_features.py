@@ -175,7 +175,9 @@ def room_stats(store: Any, chunk: int = 4096, eps: float = 1e-6) -> RoomStats:
     return RoomStats(codes=rooms, mean=np.stack(mean), std=np.stack(std))
 
 
-def pose_input(batch: dict[str, Any], features: Sequence[str], rooms: RoomStats | None = None) -> Any:
+def pose_input(
+    batch: dict[str, Any], features: Sequence[str], rooms: RoomStats | None = None
+) -> Any:
     """The model's input [B, L, C, S, P] with ``features``: the amplitude (normalised by
     its room's statistics ``rooms`` and static removed when asked), the antennas'
     relative phase when the batch has phase (as ``csipose.models.antenna_phase_features``),

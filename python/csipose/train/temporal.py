@@ -108,7 +108,12 @@ def predict(model: torch.nn.Module, data: PoseData, indices: np.ndarray, batch_s
                     k: torch.from_numpy(v.reshape(len(chunk), n, *v.shape[1:]))
                     for k, v in g.items()
                 }
-                out = model(sequence_input(b, device, data.features, data.rooms)).float().cpu().numpy()
+                out = (
+                    model(sequence_input(b, device, data.features, data.rooms))
+                    .float()
+                    .cpu()
+                    .numpy()
+                )
                 for j, i in enumerate(chunk):
                     pred[order[at[i] : at[i + 1]]] = out[j]
     return (pred * data.target_scale + data.mean_pose).astype(np.float32)
