@@ -20,15 +20,12 @@ pub(crate) type MapArgs<'py> = (
 );
 pub(crate) type ZArgs<'py> = (PyReadonlyArray1<'py, f64>, PyReadonlyArray1<'py, f64>);
 
-pub(crate) fn slice<'a, T: numpy::Element>(
-    a: &'a PyReadonlyArray1<'_, T>,
-    name: &str,
-) -> PyResult<&'a [T]> {
+fn slice<'a, T: numpy::Element>(a: &'a PyReadonlyArray1<'_, T>, name: &str) -> PyResult<&'a [T]> {
     a.as_slice()
         .map_err(|_| PyValueError::new_err(format!("{name} must be C-contiguous")))
 }
 
-pub(crate) fn subcarrier_map<'a>(
+fn subcarrier_map<'a>(
     map: Option<&'a MapArgs<'_>>,
     n_src: usize,
 ) -> PyResult<Option<SubcarrierMap<'a>>> {
@@ -42,6 +39,26 @@ pub(crate) fn subcarrier_map<'a>(
         .map_err(to_py)
     })
     .transpose()
+}
+
+/// The transform of a CSI array of `n_src` subcarriers from the binding's
+/// arguments (the map checked first, then the z-score's contiguity).
+pub(crate) fn csi_transform<'a>(
+    minmax: bool,
+    map: Option<&'a MapArgs<'_>>,
+    zscore: Option<&'a ZArgs<'_>>,
+    n_src: usize,
+) -> PyResult<CsiTransform<'a>> {
+    let map = subcarrier_map(map, n_src)?;
+    let zscore = match zscore {
+        Some((m, sd)) => Some((slice(m, "mean")?, slice(sd, "std")?)),
+        None => None,
+    };
+    Ok(CsiTransform {
+        minmax,
+        map,
+        zscore,
+    })
 }
 
 /// The arrays of one store, memory-mapped (read-only). Safe to share between threads.
@@ -107,16 +124,7 @@ impl MappedStore {
     ) -> PyResult<()> {
         let csi = self.get(name)?;
         let s = csi.shape().get(2).copied().unwrap_or(0);
-        let map = subcarrier_map(map.as_ref(), s)?;
-        let zscore = match &zscore {
-            Some((m, sd)) => Some((slice(m, "mean")?, slice(sd, "std")?)),
-            None => None,
-        };
-        let transform = CsiTransform {
-            minmax,
-            map,
-            zscore,
-        };
+        let transform = csi_transform(minmax, map.as_ref(), zscore.as_ref(), s)?;
         let starts = slice(&starts, "starts")?;
         let out = out
             .as_slice_mut()
@@ -155,12 +163,7 @@ impl MappedStore {
     ) -> PyResult<(Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>, u64)> {
         let csi = self.get(name)?;
         let s = csi.shape().get(2).copied().unwrap_or(0);
-        let map = subcarrier_map(map.as_ref(), s)?;
-        let transform = CsiTransform {
-            minmax,
-            map,
-            zscore: None,
-        };
+        let transform = csi_transform(minmax, map.as_ref(), None, s)?;
         let frames = slice(&frames, "frames")?;
         let (mean, std, count) = py
             .detach(|| csi_moments(csi, frames, &transform))

@@ -15,9 +15,9 @@ use pyo3::prelude::*;
 use pyo3::types::PyString;
 
 use csipose_core::Error;
-use csipose_core::store::{CsiTransform, WindowGather as Prepared, gather_rows};
+use csipose_core::store::{WindowGather as Prepared, gather_rows};
 
-use crate::data::{MapArgs, MappedStore, ZArgs, slice, subcarrier_map};
+use crate::data::{MapArgs, MappedStore, ZArgs, csi_transform};
 use crate::errors::to_py;
 
 /// A CSI array's prepared gather and its output frame `[antennas, t, packets]`.
@@ -48,18 +48,23 @@ fn repr(py: Python<'_>, name: &str) -> PyResult<String> {
 }
 
 impl WindowGather {
-    fn bad_out(py: Python<'_>, name: &str, dtype: &str, shape: &[usize]) -> PyResult<PyErr> {
-        Ok(PyValueError::new_err(format!(
-            "out[{}] must be a {dtype} array of shape {shape:?}",
-            repr(py, name)?
-        )))
+    /// The error of a wrong `out` array (or the repr's own error, should it fail).
+    fn bad_out(py: Python<'_>, name: &str, dtype: &str, shape: &[usize]) -> PyErr {
+        repr(py, name).map_or_else(
+            |e| e,
+            |r| {
+                PyValueError::new_err(format!(
+                    "out[{r}] must be a {dtype} array of shape {shape:?}"
+                ))
+            },
+        )
     }
 
-    fn not_writeable(py: Python<'_>, name: &str) -> PyResult<PyErr> {
-        Ok(PyValueError::new_err(format!(
-            "out[{}] must be C-contiguous and writeable",
-            repr(py, name)?
-        )))
+    fn not_writeable(py: Python<'_>, name: &str) -> PyErr {
+        repr(py, name).map_or_else(
+            |e| e,
+            |r| PyValueError::new_err(format!("out[{r}] must be C-contiguous and writeable")),
+        )
     }
 }
 
@@ -92,16 +97,7 @@ impl WindowGather {
             let array = arrays.get(name)?;
             let shape = array.shape();
             let s = shape.get(2).copied().unwrap_or(0);
-            let map = subcarrier_map(map.as_ref(), s)?;
-            let zscore = match zscore {
-                Some((m, sd)) => Some((slice(m, "mean")?, slice(sd, "std")?)),
-                None => None,
-            };
-            let t = CsiTransform {
-                minmax: *minmax,
-                map,
-                zscore,
-            };
+            let t = csi_transform(*minmax, map.as_ref(), zscore.as_ref(), s)?;
             let frame = [
                 shape.get(1).copied().unwrap_or(0),
                 t.out_subcarriers(s),
@@ -187,15 +183,13 @@ impl WindowGather {
                     .as_ref()
                     .and_then(|o| o.cast::<PyArrayDyn<f32>>().ok())
                     .filter(|b| b.shape() == shape)
-                    .ok_or_else(|| {
-                        Self::bad_out(py, name, "float32", &shape).unwrap_or_else(|e| e)
-                    })?;
+                    .ok_or_else(|| Self::bad_out(py, name, "float32", &shape))?;
                 let mut buf = buf
                     .try_readwrite()
-                    .map_err(|_| Self::not_writeable(py, name).unwrap_or_else(|e| e))?;
+                    .map_err(|_| Self::not_writeable(py, name))?;
                 let dst = buf
                     .as_slice_mut()
-                    .map_err(|_| Self::not_writeable(py, name).unwrap_or_else(|e| e))?;
+                    .map_err(|_| Self::not_writeable(py, name))?;
                 py.detach(|| prepared.gather(array, &starts, dst))
                     .map_err(to_py)?;
             } else {
@@ -213,21 +207,19 @@ impl WindowGather {
                     .as_ref()
                     .and_then(|o| o.cast::<PyUntypedArray>().ok())
                     .filter(|b| b.shape() == shape && b.dtype().is_equiv_to(dtype))
-                    .ok_or_else(|| {
-                        Self::bad_out(py, name, array.dtype().name(), &shape).unwrap_or_else(|e| e)
-                    })?;
+                    .ok_or_else(|| Self::bad_out(py, name, array.dtype().name(), &shape))?;
                 if !buf.is_c_contiguous() {
-                    return Err(Self::not_writeable(py, name)?);
+                    return Err(Self::not_writeable(py, name));
                 }
                 // Rows are copied as bytes: a uint8 view of the same memory.
                 let view = buf.call_method1("view", (numpy::dtype::<u8>(py),))?;
                 let view = view.cast::<PyArrayDyn<u8>>()?;
                 let mut view = view
                     .try_readwrite()
-                    .map_err(|_| Self::not_writeable(py, name).unwrap_or_else(|e| e))?;
+                    .map_err(|_| Self::not_writeable(py, name))?;
                 let dst = view
                     .as_slice_mut()
-                    .map_err(|_| Self::not_writeable(py, name).unwrap_or_else(|e| e))?;
+                    .map_err(|_| Self::not_writeable(py, name))?;
                 let rows = rows.get_or_insert_with(|| {
                     starts
                         .iter()
