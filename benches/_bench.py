@@ -145,6 +145,45 @@ def timed_rounds(cases: dict[str, Callable[[], object]], rounds: int) -> dict[st
     return {name: float(np.median(ts)) * 1e3 for name, ts in times.items()}
 
 
+#: MM-Fi-shaped CSI frames [antennas, subcarriers, packets], the data benchmarks' unit.
+FRAME = (3, 114, 10)
+
+
+def write_frames_store(path: Any, n: int, converter: str) -> None:
+    """A store of ``n`` random amplitude frames of ``FRAME`` (uniform 0-40, seed 0) in one
+    sequence, written 10,000 frames at a time (overwriting ``path``)."""
+    from csipose import signal
+    from csipose.data import StoreWriter
+
+    rng = np.random.default_rng(0)
+    csi = {
+        "layout": ["frame", "antenna", "subcarrier", "packet"],
+        "antennas": {"n_tx": 1, "n_rx": 3, "order": "tx-major"},
+        "subcarrier_indices": signal.SUBCARRIERS["atheros-ht40"],
+        "packets_per_frame": 10,
+        "units": {"amplitude": "arbitrary"},
+        "hardware_profile": {"name": "benchmark"},
+    }
+    with StoreWriter(
+        path,
+        csi=csi,
+        default_window={"length": 1, "stride": 1, "label": "first"},
+        provenance={"converter": converter},
+        overwrite=True,
+    ) as w:
+        seq = w.code("sequence", "all")
+        for start in range(0, n, 10_000):
+            k = min(10_000, n - start)
+            w.add_frames(
+                amplitude=rng.uniform(0, 40, (k, *FRAME)).astype(np.float32),
+                sequence=seq,
+                frame_index=np.arange(start, start + k),
+                environment=w.code("environment", "E"),
+                subject=w.code("subject", "S"),
+                action=w.code("action", "A"),
+            )
+
+
 def load_path_store(directory: str, rng: np.random.Generator, eps: float = 1e-6) -> tuple[Any, Any]:
     """The store bench_data.py wrote (windows of one frame) and the same store with the
     load path's transform (min-max, 114 -> 56 linear map, a z-score drawn from ``rng``),

@@ -35,11 +35,20 @@ import numpy as np
 
 import csipose
 from csipose import signal
-from csipose.data import CsiTransform, Store, StoreWriter, ZScore
+from csipose.data import CsiTransform, Store, ZScore
 
-from _bench import blas_info, cpu_name, limit_blas, memcpy, print_table, split_map, timed_rounds
+from _bench import (
+    FRAME,
+    blas_info,
+    cpu_name,
+    limit_blas,
+    memcpy,
+    print_table,
+    split_map,
+    timed_rounds,
+    write_frames_store,
+)
 
-FRAME = (3, 114, 10)
 BATCH = 64
 N_RESAMPLE = 20_000
 
@@ -52,33 +61,7 @@ def build_store(path: Path, gb: float) -> Path:
         if store.n_frames >= n:
             return path
     print(f"writing a {n * frame_bytes / 1e9:.2f} GB store ({n} frames) to {path} ...", flush=True)
-    rng = np.random.default_rng(0)
-    csi = {
-        "layout": ["frame", "antenna", "subcarrier", "packet"],
-        "antennas": {"n_tx": 1, "n_rx": 3, "order": "tx-major"},
-        "subcarrier_indices": signal.SUBCARRIERS["atheros-ht40"],
-        "packets_per_frame": 10,
-        "units": {"amplitude": "arbitrary"},
-        "hardware_profile": {"name": "benchmark"},
-    }
-    with StoreWriter(
-        path,
-        csi=csi,
-        default_window={"length": 1, "stride": 1, "label": "first"},
-        provenance={"converter": "benches/bench_data.py"},
-        overwrite=True,
-    ) as w:
-        seq = w.code("sequence", "all")
-        for start in range(0, n, 10_000):
-            k = min(10_000, n - start)
-            w.add_frames(
-                amplitude=rng.uniform(0, 40, (k, *FRAME)).astype(np.float32),
-                sequence=seq,
-                frame_index=np.arange(start, start + k),
-                environment=w.code("environment", "E"),
-                subject=w.code("subject", "S"),
-                action=w.code("action", "A"),
-            )
+    write_frames_store(path, n, "benches/bench_data.py")
     return path
 
 

@@ -43,38 +43,11 @@ import numpy as np
 
 import csipose
 from csipose import signal
-from csipose.data import CsiTransform, Store, StoreWriter, ZScore
+from csipose.data import CsiTransform, Store, ZScore
 
-from _bench import print_table
+from _bench import FRAME, print_table, write_frames_store
 
-FRAME = (3, 114, 10)
 N_FRAMES = 4000
-
-
-def write_store(path: Path) -> None:
-    rng = np.random.default_rng(0)
-    csi = {
-        "layout": ["frame", "antenna", "subcarrier", "packet"],
-        "antennas": {"n_tx": 1, "n_rx": 3, "order": "tx-major"},
-        "subcarrier_indices": signal.SUBCARRIERS["atheros-ht40"],
-        "packets_per_frame": 10,
-        "units": {"amplitude": "arbitrary"},
-        "hardware_profile": {"name": "benchmark"},
-    }
-    with StoreWriter(
-        path,
-        csi=csi,
-        default_window={"length": 1, "stride": 1, "label": "first"},
-        provenance={"converter": "benches/bench_gather_overhead.py"},
-    ) as w:
-        w.add_frames(
-            amplitude=rng.uniform(0, 40, (N_FRAMES, *FRAME)).astype(np.float32),
-            sequence=w.code("sequence", "all"),
-            frame_index=np.arange(N_FRAMES),
-            environment=w.code("environment", "E"),
-            subject=w.code("subject", "S"),
-            action=w.code("action", "A"),
-        )
 
 
 def former_gather(store: Store, indices, fields, out=None) -> dict[str, np.ndarray]:
@@ -140,7 +113,7 @@ def main() -> None:
     args = ap.parse_args()
     csipose.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
-        write_store(Path(tmp) / "s")
+        write_frames_store(Path(tmp) / "s", N_FRAMES, "benches/bench_gather_overhead.py")
         plain = Store.open(Path(tmp) / "s")
         rng = np.random.default_rng(1)
         z = ZScore(rng.uniform(0.3, 0.6, (3, 56)), rng.uniform(0.1, 0.3, (3, 56)), source="bench")
