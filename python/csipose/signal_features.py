@@ -171,7 +171,7 @@ def room_stats(store: Any, chunk: int = 4096, eps: float = 1e-6) -> RoomStats:
         m = s1 / count
         sd = np.sqrt(np.maximum(s2 / count - m * m, 0.0))
         mean.append(shift + m)
-        std.append(sd + eps * max(float(sd.max(initial=0.0)), 1e-30))
+        std.append(_divisor(sd, eps))
     return RoomStats(codes=rooms, mean=np.stack(mean), std=np.stack(std))
 
 
@@ -221,8 +221,12 @@ def capture_stats(x: np.ndarray, eps: float = 1e-6) -> tuple[np.ndarray, np.ndar
     """(mean [S], std + eps x the largest std [S]) over the windows [n, S, T] of one
     capture (float64); eps is relative because amplitudes have no fixed scale."""
     x = np.asarray(x, np.float64)
-    std = x.std(axis=(0, 2))
-    return x.mean(axis=(0, 2)), std + eps * max(float(std.max(initial=0.0)), 1e-30)
+    return x.mean(axis=(0, 2)), _divisor(x.std(axis=(0, 2)), eps)
+
+
+def _divisor(std: np.ndarray, eps: float) -> np.ndarray:
+    """``std`` + eps x its largest value: the z-score's divisor, never 0 (pose and counting)."""
+    return std + eps * max(float(std.max(initial=0.0)), 1e-30)
 
 
 def capture_norm(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
