@@ -1,5 +1,6 @@
-"""match_frames_flat: many frames in flat arrays, the same matching as
-match_frames frame by frame, and optimal against scipy."""
+"""match_frames_flat: many frames in flat arrays, the same matching as each
+frame matched alone, and optimal against scipy; match_frames (the list form,
+built on it) returns the same frames."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def _flat(preds, gts):
 @settings(max_examples=60, deadline=None)
 @given(data=frames(), cost=st.sampled_from(["oks", "distance"]),
        threshold=st.sampled_from([None, 0.3, 0.6]))  # fmt: skip
-def test_flat_equals_match_frames(data, cost, threshold):
+def test_flat_equals_each_frame_alone(data, cost, threshold):
     preds, gts = data
     if not preds:
         return
@@ -42,13 +43,16 @@ def test_flat_equals_match_frames(data, cost, threshold):
     flat = matching.match_frames_flat(
         *_flat(preds, gts), cost=cost, threshold=threshold, sigmas=sigmas
     )
-    per = matching.match_frames(preds, gts, cost=cost, threshold=threshold, sigmas=sigmas)
-    assert len(flat) == len(per)
-    for f, m in enumerate(per):
-        got = flat.frame(f)
-        for field in ("pred", "gt", "values", "false_positives", "missed", "matrix"):
-            np.testing.assert_array_equal(getattr(got, field), getattr(m, field), err_msg=field)
-        assert got.definition == m.definition
+    listed = matching.match_frames(preds, gts, cost=cost, threshold=threshold, sigmas=sigmas)
+    assert len(flat) == len(listed) == len(preds)
+    for f, (p, g) in enumerate(zip(preds, gts, strict=True)):
+        alone = matching.match_people(p, g, cost=cost, threshold=threshold, sigmas=sigmas)
+        for got in (flat.frame(f), listed[f]):
+            for field in ("pred", "gt", "values", "false_positives", "missed", "matrix"):
+                np.testing.assert_array_equal(
+                    getattr(got, field), getattr(alone, field), err_msg=field
+                )
+            assert got.definition == alone.definition
     assert flat.n_matched.sum() == len(flat.pred)
 
 

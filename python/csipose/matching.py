@@ -258,21 +258,37 @@ def _frame_list(frames: Any, name: str) -> list[Any]:
     raise TypeError(f"{name} must be a sequence of [P, K, D] arrays, one per frame")
 
 
-def _people(preds: list[Any], gts: list[Any]) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Every frame as ``[N, K, D]`` float64, one K and D throughout (an empty frame may be ``[]``)."""
-    named = [(f"pred_frames[{f}]", _arrays.as_numpy(x)) for f, x in enumerate(preds)]
-    named += [(f"gt_frames[{f}]", _arrays.as_numpy(x)) for f, x in enumerate(gts)]
+def _people(
+    preds: list[Any], gts: list[Any]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The people of every frame one after another, predicted ``[sum(n_pred), K, D]``
+    and true ``[sum(n_gt), K, D]`` (float32), and ``n_pred``, ``n_gt``; one K and D
+    throughout (an empty frame may be ``[]``)."""
+    arrays = [_arrays.as_numpy(x) for x in (*preds, *gts)]
+
+    def name(i: int) -> str:
+        return f"pred_frames[{i}]" if i < len(preds) else f"gt_frames[{i - len(preds)}]"
+
     # The joint count and dimension: from the first frame with people, else
     # from an empty [0, K, D] frame, else nobody anywhere and any will do.
-    shaped = [(n, a) for n, a in named if a.size] or [(n, a) for n, a in named if a.ndim == 3]
-    kd = _arrays.poses(shaped[0][1], shaped[0][0]).shape[1:] if shaped else (1, 2)
-    out = []
-    for name, a in named:
-        a = np.empty((0, *kd)) if a.size == 0 else _arrays.poses(a, name)
-        if a.shape[1:] != kd:
-            raise ValueError(f"{name} has shape {a.shape}, expected [n, {kd[0]}, {kd[1]}]")
-        out.append(a.astype(np.float64))
-    return out[: len(preds)], out[len(preds) :]
+    first = next((i for i, a in enumerate(arrays) if a.size), None)
+    if first is None:
+        first = next((i for i, a in enumerate(arrays) if a.ndim == 3), None)
+    kd = (1, 2) if first is None else _arrays.poses(arrays[first], name(first)).shape[1:]
+    for i, a in enumerate(arrays):
+        if a.size and (a.ndim != 3 or a.shape[1:] != kd or a.dtype.kind not in "fiu"):
+            a = _arrays.poses(a, name(i))  # a wrong dtype, rank or dimension: its own error
+            raise ValueError(f"{name(i)} has shape {a.shape}, expected [n, {kd[0]}, {kd[1]}]")
+    counts = np.array([len(a) if a.size else 0 for a in arrays], np.int64)
+
+    def cat(part: list[np.ndarray]) -> np.ndarray:
+        people = [a for a in part if a.size]
+        if not people:
+            return np.empty((0, *kd), np.float32)
+        return np.concatenate(people, dtype=np.float32, casting="unsafe")
+
+    n = len(preds)
+    return cat(arrays[:n]), cat(arrays[n:]), counts[:n], counts[n:]
 
 
 def match_frames(
@@ -288,10 +304,6 @@ def match_frames(
     """:func:`match_people` for every frame, with one Rust call for the costs
     and one for the assignments. Frames may hold any number of people (also
     none); the joint count and dimension are the same in every frame."""
-    if cost not in MEASURES:
-        raise ValueError(f"unknown cost {cost!r}; expected one of {', '.join(MEASURES)}")
-    if threshold is not None and not np.isfinite(threshold):
-        raise ValueError(f"threshold must be a finite number or None, got {threshold!r}")
     preds, gts = _frame_list(pred_frames, "pred_frames"), _frame_list(gt_frames, "gt_frames")
     if len(preds) != len(gts):
         raise ValueError(f"{len(preds)} predicted frames but {len(gts)} ground-truth frames")
@@ -301,35 +313,25 @@ def match_frames(
         if lst is not None and len(lst) != len(gts):
             raise ValueError(f"{name} has {len(lst)} frames, expected {len(gts)}")
 
-    P, G = _people(preds, gts)
-    V = []
-    for f, g in enumerate(G):
-        v = np.ones(g.shape[:2], bool)
-        if vis_list is not None:
-            v = _arrays.mask(vis_list[f], g.shape[:2], f"gt_visible[{f}]")
-        empty = np.flatnonzero(~v.any(axis=1))
-        if len(empty):
-            raise ValueError(
-                f"frame {f}: ground-truth person {empty[0]} has no visible joint, so no "
-                "prediction can be compared with it; drop it or mark its joints visible"
-            )
-        if not np.isfinite(g[v]).all():
-            raise ValueError(f"frame {f}: ground truth must be finite where visible")
-        V.append(v)
-    n_pred = np.array([len(p) for p in P], dtype=np.int64)
-    n_gt = np.array([len(g) for g in G], dtype=np.int64)
-    k, d = P[0].shape[1:] if P else (1, 2)
-    area = None
+    pred, gt, n_pred, n_gt = _people(preds, gts)
+    k = pred.shape[1]
+    # Flat as match_frames_flat takes them, which checks visibility and
+    # finiteness for every frame at once, naming the frame.
+    vis = area = None
+    if vis_list is not None:
+        masks = [np.empty((0, k), bool)]
+        for f, (v, n) in enumerate(zip(vis_list, n_gt.tolist(), strict=True)):
+            m = _arrays.mask(v, (n, k), f"gt_visible[{f}]")
+            masks.append(np.ones((n, k), bool) if m is None else m)  # None: all visible
+        vis = np.concatenate(masks)
     if area_list is not None:
-        per_frame = zip(area_list, n_gt, strict=True)
+        per_frame = enumerate(zip(area_list, n_gt.tolist(), strict=True))
         area = np.concatenate(
-            [_arrays.float64(a, f"areas[{f}]", (n,)) for f, (a, n) in enumerate(per_frame)]
-        ) if len(area_list) else np.empty(0)  # fmt: skip
-    flat = _match(
-        np.concatenate(P) if P else np.empty((0, k, d)),
-        np.concatenate(G) if G else np.empty((0, k, d)),
-        np.concatenate(V) if V else np.empty((0, k), bool),
-        n_pred, n_gt, cost, threshold, area, sigmas,
+            [np.empty(0), *(_arrays.float64(a, f"areas[{f}]", (n,)) for f, (a, n) in per_frame)]
+        )
+    flat = match_frames_flat(
+        pred, gt, n_pred, n_gt, cost=cost, threshold=threshold, gt_visible=vis, areas=area,
+        sigmas=sigmas,
     )  # fmt: skip
     return flat.frames()
 
@@ -374,19 +376,32 @@ class FrameMatches:
 
     def frame(self, f: int) -> PersonMatch:
         f = range(len(self))[f]
-        lo, hi = self.offsets[f], self.offsets[f + 1]
-        fp = self.false_positives[self.fp_offsets[f] : self.fp_offsets[f + 1]]
-        missed = self.missed[self.missed_offsets[f] : self.missed_offsets[f + 1]]
-        m = self.matrices[self.matrix_offsets[f] : self.matrix_offsets[f + 1]]
-        return PersonMatch(
-            pred=self.pred[lo:hi], gt=self.gt[lo:hi], values=self.values[lo:hi],
-            false_positives=fp, missed=missed, matrix=m.reshape(self.n_pred[f], self.n_gt[f]),
-            measure=self.measure, threshold=self.threshold, definition=self.definition,
-        )  # fmt: skip
+        return self._frame(0, self._bounds(f, f + 1))
 
     def frames(self) -> list[PersonMatch]:
         """Every frame as a :class:`PersonMatch` (one Python object per frame)."""
-        return [self.frame(f) for f in range(len(self))]
+        bounds = self._bounds(0, len(self))
+        return [self._frame(f, bounds) for f in range(len(self))]
+
+    def _bounds(self, lo: int, hi: int) -> tuple[list[int], ...]:
+        """Frames ``lo:hi``'s offsets and counts as Python ints (slicing with
+        numpy integers costs twice as much per frame)."""
+        offsets = (self.offsets, self.fp_offsets, self.missed_offsets, self.matrix_offsets)
+        counts = (self.n_pred, self.n_gt)
+        return tuple(a[lo : hi + 1].tolist() for a in offsets) + tuple(
+            a[lo:hi].tolist() for a in counts
+        )
+
+    def _frame(self, f: int, bounds: tuple[list[int], ...]) -> PersonMatch:
+        off, fp, missed, mat, n_pred, n_gt = bounds
+        lo, hi = off[f], off[f + 1]
+        return PersonMatch(
+            pred=self.pred[lo:hi], gt=self.gt[lo:hi], values=self.values[lo:hi],
+            false_positives=self.false_positives[fp[f] : fp[f + 1]],
+            missed=self.missed[missed[f] : missed[f + 1]],
+            matrix=self.matrices[mat[f] : mat[f + 1]].reshape(n_pred[f], n_gt[f]),
+            measure=self.measure, threshold=self.threshold, definition=self.definition,
+        )  # fmt: skip
 
 
 def match_frames_flat(
