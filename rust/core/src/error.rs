@@ -11,6 +11,9 @@ pub enum Error {
     /// An argument holds a value outside its domain (Python: `ValueError`).
     #[error("{0}")]
     Value(String),
+    /// An index is outside its sequence (Python: `IndexError`).
+    #[error("{0}")]
+    Index(String),
     /// A file does not follow the format it claims (Python: `DataFormatError`).
     /// The message names the file and the problem.
     #[error("{0}")]

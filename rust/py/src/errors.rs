@@ -1,7 +1,7 @@
 //! The exception hierarchy (docs/architecture.md, "Error model") and the
 //! mapping from core errors.
 
-use pyo3::exceptions::{PyException, PyValueError};
+use pyo3::exceptions::{PyException, PyIndexError, PyValueError};
 use pyo3::prelude::*;
 
 pyo3::create_exception!(
@@ -28,6 +28,7 @@ pub(crate) fn to_py(e: csipose_core::Error) -> PyErr {
     use csipose_core::Error as E;
     match e {
         E::Shape(m) | E::Value(m) => PyValueError::new_err(m),
+        E::Index(m) => PyIndexError::new_err(m),
         E::DataFormat(m) => DataFormatError::new_err(m),
         E::Checkpoint(m) => CheckpointError::new_err(m),
         E::Threads(_) => CsiposeError::new_err(e.to_string()),

@@ -10,12 +10,12 @@ use numpy::{
     PyArrayDescr, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyReadonlyArray1,
     PyUntypedArray, PyUntypedArrayMethods,
 };
-use pyo3::exceptions::{PyIndexError, PyKeyError, PyValueError};
+use pyo3::exceptions::{PyKeyError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
 use csipose_core::Error;
-use csipose_core::store::{WindowGather as Prepared, gather_rows};
+use csipose_core::store::{WindowGather as Prepared, Windows, gather_rows};
 
 use crate::data::{MapArgs, MappedStore, ZArgs, csi_transform};
 use crate::errors::to_py;
@@ -28,11 +28,8 @@ type Csi = std::result::Result<(Prepared, [usize; 3]), Error>;
 #[derive(Debug)]
 pub struct WindowGather {
     store: Py<MappedStore>,
-    /// First frame of each window.
-    starts: Vec<i64>,
+    windows: Windows,
     length: usize,
-    /// Labelling frames of a window, relative to its first frame.
-    offsets: Vec<i64>,
     /// Label arrays come out `[batch, length, ...]` (label "all"), else `[batch, ...]`.
     label_all: bool,
     /// Every array, in the manifest's order (for messages).
@@ -106,15 +103,15 @@ impl WindowGather {
             let prepared = py.detach(|| Prepared::new(array, length, &t));
             csi.insert(name.clone(), prepared.map(|p| (p, frame)));
         }
-        let offsets = label_offsets.as_array().to_vec();
-        if offsets.is_empty() {
-            return Err(PyValueError::new_err("a window needs a labelling frame"));
-        }
+        let windows = Windows::new(
+            starts.as_array().to_vec(),
+            label_offsets.as_array().to_vec(),
+        )
+        .map_err(to_py)?;
         Ok(Self {
             store,
-            starts: starts.as_array().to_vec(),
+            windows,
             length,
-            offsets,
             label_all,
             fields,
             dtypes,
@@ -124,7 +121,7 @@ impl WindowGather {
 
     /// Number of windows.
     fn __len__(&self) -> usize {
-        self.starts.len()
+        self.windows.len()
     }
 
     /// Fill `outs[k]` (C-contiguous, writeable, shaped as `Store.allocate`
@@ -140,20 +137,7 @@ impl WindowGather {
             Ok(s) => Cow::Borrowed(s),
             Err(_) => Cow::Owned(indices.as_array().to_vec()),
         };
-        let n_windows = self.starts.len();
-        let starts = idx
-            .iter()
-            .map(|&i| {
-                usize::try_from(i)
-                    .ok()
-                    .and_then(|i| self.starts.get(i).copied())
-                    .ok_or_else(|| {
-                        PyIndexError::new_err(format!(
-                            "window {i} is out of range for {n_windows} windows"
-                        ))
-                    })
-            })
-            .collect::<PyResult<Vec<i64>>>()?;
+        let starts = self.windows.starts(&idx).map_err(to_py)?;
         if names.len() != outs.len() {
             return Err(PyValueError::new_err(format!(
                 "{} names but {} outs",
@@ -220,12 +204,7 @@ impl WindowGather {
                 let dst = view
                     .as_slice_mut()
                     .map_err(|_| Self::not_writeable(py, name))?;
-                let rows = rows.get_or_insert_with(|| {
-                    starts
-                        .iter()
-                        .flat_map(|&s| self.offsets.iter().map(move |&o| s.saturating_add(o)))
-                        .collect()
-                });
+                let rows = rows.get_or_insert_with(|| self.windows.label_rows(&starts));
                 let rows = &rows[..];
                 py.detach(|| gather_rows(array, rows, dst)).map_err(to_py)?;
             }
