@@ -112,6 +112,7 @@ impl FusedTransform {
                 off: &off,
                 coef: coef.get(ant * taps..(ant + 1) * taps).unwrap_or(&[]),
                 offset: offset.get(ant * t..(ant + 1) * t).unwrap_or(&[]),
+                ahead: &[],
             }
             .in_bounds(s * p, t * p)
         });
@@ -134,11 +135,12 @@ impl FusedTransform {
         self.shape[0] * self.t * self.shape[2]
     }
 
-    /// Transform one frame `src` `[a, s, p]` into `dst` `[a, t, p]`.
-    /// Returns false when the frame took the float64 path (its values, or the
+    /// Transform one frame `src` `[a, s, p]` into `dst` `[a, t, p]`, pulling
+    /// `ahead` (the frame to be transformed next, or nothing) into the cache
+    /// meanwhile. Returns false when the frame took the float64 path (its values, or the
     /// transform's coefficients, are beyond what float32 holds with the bound).
     #[inline]
-    pub fn frame(&self, src: &[f32], dst: &mut [f32]) -> bool {
+    pub fn frame(&self, src: &[f32], dst: &mut [f32], ahead: &[f32]) -> bool {
         let [a, s, p] = self.shape;
         if dst.is_empty() {
             // No antennas, output subcarriers or packets: chunks of p = 0 would panic.
@@ -183,6 +185,11 @@ impl FusedTransform {
                 off: &self.off,
                 coef: &self.coef[ant * taps..(ant + 1) * taps],
                 offset: &self.offset[ant * t..(ant + 1) * t],
+                // Each antenna's rows prefetch their share of the next frame.
+                ahead: ahead
+                    .chunks(ahead.len().div_ceil(a).max(1))
+                    .nth(ant)
+                    .unwrap_or(&[]),
             };
             run_rows(&rows, self.checked, y, lo, r);
         }
@@ -268,7 +275,7 @@ mod tests {
                 };
                 let fused = FusedTransform::new(&t, shape);
                 let mut y = vec![0.0f32; fused.out_len()];
-                assert!(fused.frame(&x, &mut y));
+                assert!(fused.frame(&x, &mut y, &[]));
                 let want = oracle(&x, shape, minmax, &rows, &mean, &std);
                 let xs: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
                 let (lo, hi) = xs
@@ -317,17 +324,17 @@ mod tests {
         };
         let fused = FusedTransform::new(&t, [1, 2, 2]);
         let mut y = [9.0f32; 4];
-        assert!(fused.frame(&[f32::NAN, 3.0, 3.0, 3.0], &mut y));
+        assert!(fused.frame(&[f32::NAN, 3.0, 3.0, 3.0], &mut y, &[]));
         assert_eq!(y, [-2.0, -2.0, 0.5, 0.5]);
         // A range beyond 2^60 takes the float64 path, which agrees with the oracle.
-        assert!(!fused.frame(&[-1e30, 0.0, 1e30, 0.0], &mut y));
+        assert!(!fused.frame(&[-1e30, 0.0, 1e30, 0.0], &mut y, &[]));
         assert_eq!(y, [-2.0, 0.0, 1.0, 0.75]);
         let plain = CsiTransform {
             zscore: Some((&mean, &std)),
             ..Default::default()
         };
         let fused = FusedTransform::new(&plain, [1, 2, 2]);
-        assert!(!fused.frame(&[1e30, 0.0, 0.0, 0.0], &mut y));
+        assert!(!fused.frame(&[1e30, 0.0, 0.0, 0.0], &mut y, &[]));
         assert_eq!(y[0], ((1e30f64 - 0.5) / 0.25) as f32);
     }
 }

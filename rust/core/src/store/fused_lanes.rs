@@ -35,6 +35,9 @@ pub(super) struct Rows<'a> {
     pub off: &'a [usize],
     pub coef: &'a [f32],
     pub offset: &'a [f32],
+    /// Values to pull into the cache while the rows run (the part of the next
+    /// frame this antenna's rows stand for), or empty.
+    pub ahead: &'a [f32],
 }
 
 impl Rows<'_> {
@@ -165,8 +168,9 @@ mod scalar {
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::{
-        __m256, _mm256_add_ps, _mm256_loadu_ps, _mm256_max_ps, _mm256_min_ps, _mm256_mul_ps,
-        _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps, _mm256_sub_ps,
+        __m256, _MM_HINT_T0, _mm_prefetch, _mm256_add_ps, _mm256_loadu_ps, _mm256_max_ps,
+        _mm256_min_ps, _mm256_mul_ps, _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps,
+        _mm256_sub_ps,
     };
 
     use super::{LANES, Rows, fold};
@@ -260,7 +264,18 @@ mod avx2 {
         // writes `y[i p..(i + 1) p]` with `p >= 8`; every access below is a
         // vector of eight at `j <= p - 8` inside those ranges.
         unsafe {
+            let ahead = rows.ahead.as_ptr().cast::<i8>();
+            let ahead_bytes = std::mem::size_of_val(rows.ahead);
             for (i, &o) in rows.offset.iter().enumerate() {
+                // Two lines of the next frame per row: its misses overlap this
+                // frame's arithmetic instead of stalling the next min-max pass
+                // (asked for all at once they queue behind each other and
+                // were slower than none; benches/bench_data_cpu.py).
+                for line in [2 * i, 2 * i + 1] {
+                    if line * 64 < ahead_bytes {
+                        _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line * 64));
+                    }
+                }
                 let (k0, k1) = (
                     *rows.start.get_unchecked(i),
                     *rows.start.get_unchecked(i + 1),
@@ -395,6 +410,7 @@ mod tests {
                 off: &off,
                 coef: &coef,
                 offset: &offset,
+                ahead: &x,
             };
             assert_eq!(rows.in_bounds(6 * p, 7 * p), p >= 8);
             assert!(!rows.in_bounds(6 * p - 1, 7 * p) && !rows.in_bounds(6 * p, 7 * p + 1));

@@ -137,11 +137,14 @@ impl WindowGather {
                         // Consecutive frames are contiguous in the file: one copy per window.
                         None => dst.copy_from_slice(src),
                         Some(f) => {
-                            for (x, y) in src
-                                .chunks_exact(src_frame)
-                                .zip(dst.chunks_exact_mut(dst_frame))
-                            {
-                                f.frame(x, y);
+                            // Each frame prefetches the one after it: the window's
+                            // next frame, or the next window's first.
+                            let after = next.map(|&n| &source(n)[..src_frame]);
+                            let mut frames = src.chunks_exact(src_frame).peekable();
+                            for y in dst.chunks_exact_mut(dst_frame) {
+                                let Some(x) = frames.next() else { break };
+                                let ahead = frames.peek().copied().or(after).unwrap_or(&[]);
+                                f.frame(x, y, ahead);
                             }
                         }
                     }

@@ -86,7 +86,7 @@ impl CsiTransform<'_> {
         _scratch: &mut Vec<f64>,
         dst: &mut [f32],
     ) {
-        super::FusedTransform::new(self, shape).frame(src, dst);
+        super::FusedTransform::new(self, shape).frame(src, dst, &[]);
     }
 
     /// Transform one frame in float64 arithmetic, rounding only the output.
