@@ -170,14 +170,22 @@ impl Grid32 {
     }
 
     /// As [`Grid::row_indices`], from float32 squared distances `q` and each
-    /// entry's factor `a`; entries outside the float32 bound are `UNSURE`.
+    /// entry's factor `a`, but writing each entry's histogram cell
+    /// `index * k + joint[e]` (`joint[e]`: the entry's joint), so the count is
+    /// one increment per entry; entries outside the float32 bound are
+    /// `UNSURE`. The caller keeps `(count + 1) * k` below `UNSURE`.
     #[inline(always)]
-    pub(super) fn indices(&self, q: &[f32], a: &[f32], idx: &mut [u32]) -> bool {
+    pub(super) fn cells(
+        &self,
+        (q, a, joint): (&[f32], &[f32], &[u32]),
+        k: u32,
+        idx: &mut [u32],
+    ) -> bool {
         // Adding 2^23 to an integer in [0, 2^23) leaves it in the low mantissa bits.
         const SHIFT: f32 = 8_388_608.0;
         let (off, t, m) = (self.offset, self.count, self.margin);
         let mut unsure = false;
-        for ((o, &qe), &ae) in idx.iter_mut().zip(q).zip(a) {
+        for (((o, &qe), &ae), &j) in idx.iter_mut().zip(q).zip(a).zip(joint) {
             let f = qe.sqrt() * ae - off;
             let c = f.ceil();
             let inside = (Q32_MIN..=Q32_MAX).contains(&qe);
@@ -190,7 +198,7 @@ impl Grid32 {
                 t
             };
             let i = (clamped + SHIFT).to_bits().wrapping_sub(SHIFT.to_bits());
-            *o = if sure { i } else { UNSURE };
+            *o = if sure { i.wrapping_mul(k).wrapping_add(j) } else { UNSURE };
             unsure |= !sure;
         }
         unsure

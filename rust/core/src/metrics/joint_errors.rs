@@ -394,7 +394,10 @@ fn measure(
         strict,
         root,
         grid,
-        grid32: grid.filter(|_| !distances).and_then(|g| g.single()),
+        // Histogram cells (t + 1) * k must stay below the SKIPPED marker.
+        grid32: grid
+            .filter(|_| !distances && (t + 1).saturating_mul(k) < SKIPPED as usize)
+            .and_then(|g| g.single()),
     };
     let fast = root.is_none() && !strict;
 
@@ -506,6 +509,8 @@ fn fast_chunk<const K: usize>(plan: &Plan<'_>, range: Range<usize>, out: &mut [f
         let mut q32 = vec![0.0f32; block * k];
         let mut factor = vec![0.0f32; block * k];
         let mut idx32 = vec![0u32; block * k];
+        // Each entry's joint, for its histogram cell.
+        let joint: Vec<u32> = (0..block * k).map(|e| (e % k) as u32).collect();
         for start in range.clone().step_by(block) {
             let rows = start..range.end.min(start + block);
             let bufs = (
@@ -514,7 +519,7 @@ fn fast_chunk<const K: usize>(plan: &Plan<'_>, range: Range<usize>, out: &mut [f
                 &mut factor[..],
                 &mut idx32[..],
             );
-            curve_block32::<K>(plan, &grid, rows, bufs, &mut acc);
+            curve_block32::<K>(plan, &grid, rows, bufs, &joint, &mut acc);
         }
         acc.settle_curve(k);
         return acc;
@@ -687,6 +692,7 @@ fn curve_block32<const K: usize>(
     grid: &Grid32,
     range: Range<usize>,
     (scale, q32, factor, idx): Buffers32<'_>,
+    joint: &[u32],
     acc: &mut Partial,
 ) {
     // K > 0: the caller checked that there are K joints (the loops unroll).
@@ -695,39 +701,41 @@ fn curve_block32<const K: usize>(
     let (p, g, vis) = plan.batch.rows(range.clone());
     let vis = drop_full_mask(vis);
     let m = range.len() * k;
-    let scale = &mut scale[..range.len()];
-    block_scales(norm, range.clone(), g, vis, (k, d), scale, acc);
     let (q32, factor, idx) = (&mut q32[..m], &mut factor[..m], &mut idx[..m]);
+    // The squares first: their contiguous loads bring the block in from
+    // memory with many misses in flight, where the scales' strided loads
+    // would wait on each line in turn.
     let finite = if d == 2 {
         Grid32::squares::<2>(p, g, q32)
     } else {
         Grid32::squares::<3>(p, g, q32)
     };
+    let scale = &mut scale[..range.len()];
+    block_scales(norm, range.clone(), g, vis, (k, d), scale, acc);
     for (f, &s) in factor.chunks_exact_mut(k).zip(scale.iter()) {
         f.fill(grid.row_factor(s));
     }
-    let unsure = grid.indices(q32, factor, idx);
-    let w = k * d;
-    for (row, &s) in scale.iter().enumerate() {
-        if s.is_nan() {
-            continue;
-        }
-        let idx = &mut idx[row * k..(row + 1) * k];
-        if unsure {
-            // The exact float64 test for what the float32 index left open.
-            for (j, i) in idx.iter_mut().enumerate() {
-                if *i == UNSURE {
+    // k < UNSURE / (count + 1): checked where grid32 is chosen.
+    let k32 = k as u32;
+    if grid.cells((q32, factor, &joint[..m]), k32, idx) {
+        // The exact float64 test for what the float32 index left open; a
+        // skipped row (NaN scale, so a NaN factor) has every entry open.
+        for (e, c) in idx.iter_mut().enumerate() {
+            if *c == UNSURE {
+                let (row, j) = (e / k, e % k);
+                let s = scale[row];
+                *c = if s.is_nan() {
+                    SKIPPED
+                } else {
                     let mut q = [0.0];
-                    let r = row * w + j * d..row * w + (j + 1) * d;
-                    squared_distances(&p[r.clone()], &g[r], d, &mut q);
+                    squared_distances(&p[e * d..(e + 1) * d], &g[e * d..(e + 1) * d], d, &mut q);
                     let exact = exact_index(q[0].sqrt() / s, plan.sorted);
-                    *i = u32::try_from(exact).unwrap_or(UNSURE);
-                }
+                    u32::try_from(exact * k + j).unwrap_or(SKIPPED)
+                };
             }
         }
-        let vis = vis.map(|v| &v[row * k..(row + 1) * k]);
-        histogram_row(&mut acc.first_pass, idx, vis);
     }
+    histogram_cells(&mut acc.first_pass, idx, vis);
     // A non-finite float32 square (a NaN or infinite coordinate, or an
     // overflow) sends the block to the exact scan of the ground truth.
     if !finite && acc.first_bad_gt.is_none() {
@@ -736,8 +744,34 @@ fn curve_block32<const K: usize>(
 }
 
 /// Scratch of one float32 curve block: scales (rows), squared distances,
-/// factors and indices (entries).
+/// factors and histogram cells (entries).
 type Buffers32<'a> = (&'a mut [f64], &'a mut [f32], &'a mut [f32], &'a mut [u32]);
+
+/// A histogram cell no table holds: the entry is not counted.
+const SKIPPED: u32 = UNSURE - 1;
+
+/// Count a block's entries into the flat `[threshold, joint]` histogram by
+/// their cells (`idx[e]`; out of range: not counted), only the visible ones
+/// when `vis` is given: one increment per entry, no index arithmetic.
+#[inline(always)]
+fn histogram_cells(hist: &mut [u64], idx: &[u32], vis: Option<&[bool]>) {
+    match vis {
+        None => {
+            for &c in idx {
+                if let Some(h) = hist.get_mut(c as usize) {
+                    *h += 1;
+                }
+            }
+        }
+        Some(v) => {
+            for (&c, &seen) in idx.iter().zip(v) {
+                if let Some(h) = hist.get_mut(c as usize) {
+                    *h += u64::from(seen);
+                }
+            }
+        }
+    }
+}
 
 /// Each row's scale in `scale` (NaN: skipped), with the scored counts.
 #[inline(always)]
