@@ -183,21 +183,22 @@ impl Grid32 {
     ) -> bool {
         // Adding 2^23 to an integer in [0, 2^23) leaves it in the low mantissa bits.
         const SHIFT: f32 = 8_388_608.0;
-        let (off, t, m) = (self.offset, self.count, self.margin);
+        let (off, m) = (self.offset, self.margin);
+        // f is clamped to [-1/2, t - 1/2] (NaN kept): the index, and whether it
+        // is sure, do not change below -1/2 (every threshold passes: within the
+        // error bound G(x) < 0 - MAX_DEV) or above t - 1/2 (none passes: G(x) >
+        // t - 1 + MAX_DEV), and both ends lie half a step from any integer.
+        let (lo, hi) = (-0.5f32, self.count - 0.5);
         let mut unsure = false;
         for (((o, &qe), &ae), &j) in idx.iter_mut().zip(q).zip(a).zip(joint) {
             let f = qe.sqrt() * ae - off;
+            let f = if f < lo { lo } else { f };
+            let f = if f > hi { hi } else { f };
             let c = f.ceil();
             let inside = (Q32_MIN..=Q32_MAX).contains(&qe);
-            let sure = inside & (((c - f > m) & (f - (c - 1.0) > m)) | (f > t + 1.0) | (f < -1.0));
-            let clamped = if c <= 0.0 {
-                0.0
-            } else if c < t {
-                c
-            } else {
-                t
-            };
-            let i = (clamped + SHIFT).to_bits().wrapping_sub(SHIFT.to_bits());
+            let sure = inside & (c - f > m) & (f - (c - 1.0) > m);
+            // c is an integer in [-0, t] (t < 2^23).
+            let i = (c + SHIFT).to_bits().wrapping_sub(SHIFT.to_bits());
             *o = if sure { i.wrapping_mul(k).wrapping_add(j) } else { UNSURE };
             unsure |= !sure;
         }
@@ -254,6 +255,51 @@ mod tests {
                 }
             }
             assert!(sure > 3900, "{sure} sure of {}", dist.len());
+        }
+    }
+
+    #[test]
+    fn float32_cells_are_the_partition_point() {
+        // Entries of 3 joints (cell = index * 3 + joint) whose float32
+        // distances lie exactly on each threshold times s, a few float32 ulp
+        // either side, in a sweep beyond both ends, and at the edge cases.
+        let cases = [
+            (0.0, 0.5, 101, 0.37f64),
+            (-0.3, 1.7, 41, 1.0),
+            (0.05, 0.95, 19, 0.011),
+        ];
+        for (a, b, n, s) in cases {
+            let sorted = linspace(a, b, n);
+            let g = Grid::new(&sorted).and_then(|g| g.single()).unwrap();
+            let mut dx: Vec<f32> = Vec::new();
+            for &v in &sorted {
+                let d = (v * s).abs() as f32;
+                for u in -3i32..=3 {
+                    dx.push(f32::from_bits(d.to_bits().wrapping_add_signed(u)));
+                }
+            }
+            dx.extend((0..4000).map(|i| ((b + 0.6) * s * f64::from(i) / 4000.0) as f32));
+            dx.extend([f32::NAN, f32::INFINITY, 0.0, 1e-20, 1e15, f32::MAX]);
+            let q: Vec<f32> = dx.iter().map(|x| x * x).collect();
+            let factor = vec![g.row_factor(s); q.len()];
+            let joint: Vec<u32> = (0..q.len()).map(|e| (e % 3) as u32).collect();
+            let mut idx = vec![0u32; q.len()];
+            assert!(g.cells((&q, &factor, &joint), 3, &mut idx));
+            let mut sure = 0;
+            for (e, (&x, &c)) in dx.iter().zip(&idx).enumerate() {
+                // The float64 contract: sqrt(dx^2) / s against each threshold.
+                let r = (f64::from(x) * f64::from(x)).sqrt() / s;
+                let want = if r.is_nan() {
+                    sorted.len()
+                } else {
+                    sorted.partition_point(|&v| v < r)
+                };
+                if c != UNSURE {
+                    sure += 1;
+                    assert_eq!(c as usize, want * 3 + e % 3, "x = {x}, thresholds {a}..{b}");
+                }
+            }
+            assert!(sure > 3900, "{sure} sure of {}", dx.len());
         }
     }
 

@@ -720,8 +720,16 @@ fn curve_block32<const K: usize>(
     if grid.cells((q32, factor, &joint[..m]), k32, idx) {
         // The exact float64 test for what the float32 index left open; a
         // skipped row (NaN scale, so a NaN factor) has every entry open.
-        for (e, c) in idx.iter_mut().enumerate() {
-            if *c == UNSURE {
+        // Flat runs of 16 cells tested at once: open entries are rare.
+        const RUN: usize = 16;
+        for (r, run) in idx.chunks_mut(RUN).enumerate() {
+            if !run.iter().fold(false, |any, &c| any | (c == UNSURE)) {
+                continue;
+            }
+            for (e, c) in (r * RUN..).zip(run.iter_mut()) {
+                if *c != UNSURE {
+                    continue;
+                }
                 let (row, j) = (e / k, e % k);
                 let s = scale[row];
                 *c = if s.is_nan() {
