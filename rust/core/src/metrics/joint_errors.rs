@@ -12,7 +12,7 @@ use std::ops::Range;
 use super::batch::{PoseBatch, first_nonfinite_gt, first_nonfinite_gt_rows};
 use super::curve_grid::{Grid, Grid32, UNSURE};
 use super::samples_per_chunk;
-use super::simd::{drop_full_mask, masked_sum, multiversion, squared_distances};
+use super::simd::{distances, drop_full_mask, masked_sum, multiversion, squared_distances};
 use crate::threads::map_chunks_out;
 use crate::{Error, Result};
 
@@ -567,10 +567,7 @@ fn fast_block<const K: usize>(
     let (q, dist) = (&mut q[..m], &mut dist[..m]);
     let (p, g, vis) = plan.batch.rows(range.clone());
     let vis = drop_full_mask(vis);
-    squared_distances(p, g, d, q);
-    dist.iter_mut()
-        .zip(q.iter())
-        .for_each(|(x, qe)| *x = qe.sqrt());
+    distances(p, g, d, q, dist);
     let row_vis = |row: usize| vis.map(|v| &v[row * k..(row + 1) * k]);
 
     let before = acc.dist_sum;
