@@ -109,6 +109,40 @@ impl Grid {
     }
 }
 
+impl Grid {
+    /// As [`Grid::row_indices`] over a whole block, with each entry's factor
+    /// `a` (NaN: the entry is left open), writing histogram cells like
+    /// [`Grid32::cells`]. f is clamped to [-1/2, t - 1/2] (NaN kept): below,
+    /// every threshold passes (`G(x) < -1/2 + 2^-29`); above, none does
+    /// (`G(x) > t - 1/2 - 2^-29`, or the ends' argument beyond `t + 1`); both
+    /// ends lie half a step from any integer. The caller keeps
+    /// `(count + 1) * k` below `UNSURE`.
+    #[inline(always)]
+    pub(super) fn cells(
+        &self,
+        (dist, a, joint): (&[f64], &[f64], &[u32]),
+        k: u32,
+        idx: &mut [u32],
+    ) -> bool {
+        // Adding 2^52 to an integer in [0, 2^52) leaves it in the low mantissa bits.
+        const SHIFT: f64 = 4_503_599_627_370_496.0;
+        let (off, lo, hi) = (self.offset, -0.5, self.count - 0.5);
+        let mut unsure = false;
+        for (((o, &dj), &aj), &j) in idx.iter_mut().zip(dist).zip(a).zip(joint) {
+            let f = dj * aj - off;
+            let f = if f < lo { lo } else { f };
+            let f = if f > hi { hi } else { f };
+            let c = f.ceil();
+            let sure = (c - f > MARGIN) & (f - (c - 1.0) > MARGIN);
+            // c is an integer in [-0, t], t < 2^32.
+            let i = (c + SHIFT).to_bits().wrapping_sub(SHIFT.to_bits()) as u32;
+            *o = if sure { i.wrapping_mul(k).wrapping_add(j) } else { UNSURE };
+            unsure |= !sure;
+        }
+        unsure
+    }
+}
+
 /// The direct index computed in float32 from the float32 coordinates (eight
 /// lanes per instruction, no float64 square root), for curves whose MPJPE is
 /// not wanted. Its error bound, in steps, with `E = |first| / step + t + 2`:
@@ -241,8 +275,15 @@ mod tests {
             dist.extend([f64::NAN, f64::INFINITY, 0.0, -0.0, 1e300]);
             let mut idx = vec![0u32; dist.len()];
             g.row_indices(&dist, f, &mut idx);
-            let mut sure = 0;
-            for (&d, &i) in dist.iter().zip(&idx) {
+            // The block form: cells of 3 joints, one entry's factor left open.
+            let mut cells = vec![0u32; dist.len()];
+            let joint: Vec<u32> = (0..dist.len()).map(|e| (e % 3) as u32).collect();
+            let mut factor = vec![f; dist.len()];
+            factor[5] = f64::NAN;
+            assert!(g.cells((&dist, &factor, &joint), 3, &mut cells));
+            assert_eq!(cells[5], UNSURE);
+            let (mut sure, mut sure_cells) = (0, 0);
+            for (e, ((&d, &i), &c)) in dist.iter().zip(&idx).zip(&cells).enumerate() {
                 let x = d / s;
                 let want = if x.is_nan() {
                     sorted.len()
@@ -253,8 +294,13 @@ mod tests {
                     sure += 1;
                     assert_eq!(i as usize, want, "x = {x}, thresholds {a}..{b}");
                 }
+                if c != UNSURE {
+                    sure_cells += 1;
+                    assert_eq!(c as usize, want * 3 + e % 3, "x = {x}, thresholds {a}..{b}");
+                }
             }
             assert!(sure > 3900, "{sure} sure of {}", dist.len());
+            assert!(sure_cells >= sure - 1, "{sure_cells} cells sure, {sure} indices");
         }
     }
 

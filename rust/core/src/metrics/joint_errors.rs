@@ -504,26 +504,30 @@ fn fast_chunk<const K: usize>(plan: &Plan<'_>, range: Range<usize>, out: &mut [f
     let mut dist = vec![0.0; block * k];
     let mut scale = vec![0.0; block];
     let mut brackets = vec![(0.0, 0.0); block];
-    let mut idx = vec![0u32; k];
+    // Evenly spaced curves count by histogram cells (index * k + joint) when
+    // they fit in a u32 below the markers.
+    let cells = curve && (plan.sorted.len() + 1).saturating_mul(k) < SKIPPED as usize;
+    let entries = if cells { block * k } else { 0 };
+    // Each entry's joint, for its histogram cell.
+    let joint: Vec<u32> = (0..entries).map(|e| (e % k) as u32).collect();
+    let mut idx = vec![0u32; entries.max(k)];
     if let Some(grid) = plan.grid32.filter(|_| curve) {
         let mut q32 = vec![0.0f32; block * k];
         let mut factor = vec![0.0f32; block * k];
-        let mut idx32 = vec![0u32; block * k];
-        // Each entry's joint, for its histogram cell.
-        let joint: Vec<u32> = (0..block * k).map(|e| (e % k) as u32).collect();
         for start in range.clone().step_by(block) {
             let rows = start..range.end.min(start + block);
             let bufs = (
                 &mut scale[..],
                 &mut q32[..],
                 &mut factor[..],
-                &mut idx32[..],
+                &mut idx[..],
             );
             curve_block32::<K>(plan, &grid, rows, bufs, &joint, &mut acc);
         }
         acc.settle_curve(k);
         return acc;
     }
+    let mut factor = vec![0.0; if plan.grid.is_some() { entries } else { 0 }];
     for start in range.clone().step_by(block) {
         let rows = start..range.end.min(start + block);
         let out = out
@@ -536,7 +540,7 @@ fn fast_chunk<const K: usize>(plan: &Plan<'_>, range: Range<usize>, out: &mut [f
             &mut brackets[..],
             &mut idx[..],
         );
-        fast_block::<K>(plan, rows, out, bufs, &mut acc);
+        fast_block::<K>(plan, rows, out, bufs, (&mut factor[..], &joint), &mut acc);
     }
     if curve {
         acc.settle_curve(k);
@@ -545,7 +549,7 @@ fn fast_chunk<const K: usize>(plan: &Plan<'_>, range: Range<usize>, out: &mut [f
 }
 
 /// Scratch of one block: squared distances, distances (entries), scales and
-/// brackets (rows), and one row's curve indices.
+/// brackets (rows), and the curve's indices (one row's, or the block's cells).
 type Buffers<'a> = (
     &'a mut [f64],
     &'a mut [f64],
@@ -560,6 +564,7 @@ fn fast_block<const K: usize>(
     range: Range<usize>,
     out: &mut [f64],
     (q, dist, scale, brackets, idx): Buffers<'_>,
+    (factor, joint): (&mut [f64], &[u32]),
     acc: &mut Partial,
 ) {
     let (k, d) = (plan.batch.k(), plan.batch.d());
@@ -605,6 +610,10 @@ fn fast_block<const K: usize>(
         row_scales(norm, range, g, vis, (k, d), scale, acc);
     }
     if !acc.first_pass.is_empty() {
+        if let (Some(grid), false) = (plan.grid, factor.is_empty()) {
+            grid_block(plan, &grid, (dist, scale, vis), (factor, joint, idx), acc);
+            return;
+        }
         for (row, &s) in scale.iter().enumerate() {
             let factor = plan.grid.and_then(|g| g.row_factor(s).map(|f| (g, f)));
             if let (Some((grid, f)), false) = (factor, s.is_nan()) {
@@ -715,30 +724,12 @@ fn curve_block32<const K: usize>(
     // k < UNSURE / (count + 1): checked where grid32 is chosen.
     let k32 = k as u32;
     if grid.cells((q32, factor, &joint[..m]), k32, idx) {
-        // The exact float64 test for what the float32 index left open; a
-        // skipped row (NaN scale, so a NaN factor) has every entry open.
-        // Flat runs of 16 cells tested at once: open entries are rare.
-        const RUN: usize = 16;
-        for (r, run) in idx.chunks_mut(RUN).enumerate() {
-            if !run.iter().fold(false, |any, &c| any | (c == UNSURE)) {
-                continue;
-            }
-            for (e, c) in (r * RUN..).zip(run.iter_mut()) {
-                if *c != UNSURE {
-                    continue;
-                }
-                let (row, j) = (e / k, e % k);
-                let s = scale[row];
-                *c = if s.is_nan() {
-                    SKIPPED
-                } else {
-                    let mut q = [0.0];
-                    squared_distances(&p[e * d..(e + 1) * d], &g[e * d..(e + 1) * d], d, &mut q);
-                    let exact = exact_index(q[0].sqrt() / s, plan.sorted);
-                    u32::try_from(exact * k + j).unwrap_or(SKIPPED)
-                };
-            }
-        }
+        // The exact float64 test for what the float32 index left open.
+        settle_open_cells(idx, scale, k, |e, s| {
+            let mut q = [0.0];
+            squared_distances(&p[e * d..(e + 1) * d], &g[e * d..(e + 1) * d], d, &mut q);
+            exact_index(q[0].sqrt() / s, plan.sorted)
+        });
     }
     histogram_cells(&mut acc.first_pass, idx, vis);
     // A non-finite float32 square (a NaN or infinite coordinate, or an
@@ -751,6 +742,53 @@ fn curve_block32<const K: usize>(
 /// Scratch of one float32 curve block: scales (rows), squared distances,
 /// factors and histogram cells (entries).
 type Buffers32<'a> = (&'a mut [f64], &'a mut [f32], &'a mut [f32], &'a mut [u32]);
+
+/// The curve of one block at evenly spaced thresholds from its float64
+/// distances: the direct index of [`Grid`] as histogram cells in flat loops
+/// over the block; entries it leaves open take the exact test.
+#[inline(always)]
+fn grid_block(
+    plan: &Plan<'_>,
+    grid: &Grid,
+    (dist, scale, vis): (&[f64], &[f64], Option<&[bool]>),
+    (factor, joint, cells): (&mut [f64], &[u32], &mut [u32]),
+    acc: &mut Partial,
+) {
+    let (k, m) = (plan.batch.k(), dist.len());
+    let (factor, cells) = (&mut factor[..m], &mut cells[..m]);
+    for (f, &s) in factor.chunks_exact_mut(k).zip(scale) {
+        // NaN (a skipped row, or a factor out of range): every entry open.
+        f.fill(grid.row_factor(s).unwrap_or(f64::NAN));
+    }
+    // k < UNSURE / (count + 1): checked where the cells are chosen.
+    if grid.cells((dist, factor, &joint[..m]), k as u32, cells) {
+        settle_open_cells(cells, scale, k, |e, s| exact_index(dist[e] / s, plan.sorted));
+    }
+    histogram_cells(&mut acc.first_pass, cells, vis);
+}
+
+/// Replace each open cell (`UNSURE`) of a block by the cell of the exact
+/// test's index `exact(entry, its row's scale)`; a skipped row's (NaN scale)
+/// become `SKIPPED`. Runs of 16 cells are tested at once: open ones are rare.
+#[inline(always)]
+fn settle_open_cells(cells: &mut [u32], scale: &[f64], k: usize, exact: impl Fn(usize, f64) -> usize) {
+    const RUN: usize = 16;
+    for (r, run) in cells.chunks_mut(RUN).enumerate() {
+        if !run.iter().fold(false, |any, &c| any | (c == UNSURE)) {
+            continue;
+        }
+        for (e, c) in (r * RUN..).zip(run.iter_mut()) {
+            if *c != UNSURE {
+                continue;
+            }
+            let (row, j) = (e / k, e % k);
+            *c = match scale.get(row) {
+                Some(&s) if !s.is_nan() => u32::try_from(exact(e, s) * k + j).unwrap_or(SKIPPED),
+                _ => SKIPPED,
+            };
+        }
+    }
+}
 
 /// A histogram cell no table holds: the entry is not counted.
 const SKIPPED: u32 = UNSURE - 1;
