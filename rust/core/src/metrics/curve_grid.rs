@@ -136,7 +136,11 @@ impl Grid {
             let sure = (c - f > MARGIN) & (f - (c - 1.0) > MARGIN);
             // c is an integer in [-0, t], t < 2^32.
             let i = (c + SHIFT).to_bits().wrapping_sub(SHIFT.to_bits()) as u32;
-            *o = if sure { i.wrapping_mul(k).wrapping_add(j) } else { UNSURE };
+            *o = if sure {
+                i.wrapping_mul(k).wrapping_add(j)
+            } else {
+                UNSURE
+            };
             unsure |= !sure;
         }
         unsure
@@ -233,7 +237,11 @@ impl Grid32 {
             let sure = inside & (c - f > m) & (f - (c - 1.0) > m);
             // c is an integer in [-0, t] (t < 2^23).
             let i = (c + SHIFT).to_bits().wrapping_sub(SHIFT.to_bits());
-            *o = if sure { i.wrapping_mul(k).wrapping_add(j) } else { UNSURE };
+            *o = if sure {
+                i.wrapping_mul(k).wrapping_add(j)
+            } else {
+                UNSURE
+            };
             unsure |= !sure;
         }
         unsure
@@ -300,7 +308,10 @@ mod tests {
                 }
             }
             assert!(sure > 3900, "{sure} sure of {}", dist.len());
-            assert!(sure_cells >= sure - 1, "{sure_cells} cells sure, {sure} indices");
+            assert!(
+                sure_cells >= sure - 1,
+                "{sure_cells} cells sure, {sure} indices"
+            );
         }
     }
 

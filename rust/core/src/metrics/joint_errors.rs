@@ -516,12 +516,7 @@ fn fast_chunk<const K: usize>(plan: &Plan<'_>, range: Range<usize>, out: &mut [f
         let mut factor = vec![0.0f32; block * k];
         for start in range.clone().step_by(block) {
             let rows = start..range.end.min(start + block);
-            let bufs = (
-                &mut scale[..],
-                &mut q32[..],
-                &mut factor[..],
-                &mut idx[..],
-            );
+            let bufs = (&mut scale[..], &mut q32[..], &mut factor[..], &mut idx[..]);
             curve_block32::<K>(plan, &grid, rows, bufs, &joint, &mut acc);
         }
         acc.settle_curve(k);
@@ -762,7 +757,9 @@ fn grid_block(
     }
     // k < UNSURE / (count + 1): checked where the cells are chosen.
     if grid.cells((dist, factor, &joint[..m]), k as u32, cells) {
-        settle_open_cells(cells, scale, k, |e, s| exact_index(dist[e] / s, plan.sorted));
+        settle_open_cells(cells, scale, k, |e, s| {
+            exact_index(dist[e] / s, plan.sorted)
+        });
     }
     histogram_cells(&mut acc.first_pass, cells, vis);
 }
@@ -771,7 +768,12 @@ fn grid_block(
 /// test's index `exact(entry, its row's scale)`; a skipped row's (NaN scale)
 /// become `SKIPPED`. Runs of 16 cells are tested at once: open ones are rare.
 #[inline(always)]
-fn settle_open_cells(cells: &mut [u32], scale: &[f64], k: usize, exact: impl Fn(usize, f64) -> usize) {
+fn settle_open_cells(
+    cells: &mut [u32],
+    scale: &[f64],
+    k: usize,
+    exact: impl Fn(usize, f64) -> usize,
+) {
     const RUN: usize = 16;
     for (r, run) in cells.chunks_mut(RUN).enumerate() {
         if !run.iter().fold(false, |any, &c| any | (c == UNSURE)) {
