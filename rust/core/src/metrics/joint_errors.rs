@@ -499,7 +499,14 @@ fn fast_chunk<const K: usize>(plan: &Plan<'_>, range: Range<usize>, out: &mut [f
     if curve {
         acc.first_pass = vec![0; (plan.sorted.len() + 1) * k];
     }
-    let block = (BLOCK_ENTRIES / k).max(1);
+    // The float32 curve sums no distance, so its blocks may be smaller: half
+    // the entries keep its inputs, buffers and histogram in L1 together.
+    let block_entries = if plan.grid32.is_some() && curve {
+        BLOCK_ENTRIES / 2
+    } else {
+        BLOCK_ENTRIES
+    };
+    let block = (block_entries / k).max(1);
     let mut q = vec![0.0; block * k];
     let mut dist = vec![0.0; block * k];
     let mut scale = vec![0.0; block];
