@@ -214,10 +214,12 @@ fn labelled_box_area(g: &[f32], vis: Option<&[bool]>, labelled: usize) -> f64 {
         // Plain comparisons, not f32::min/max: a NaN coordinate is an error
         // the caller reports (its distance is not finite), so the NaN rules
         // of min/max would only cost instructions.
-        let (min, max): (fn(f32, f32) -> f32, fn(f32, f32) -> f32) = (
-            |a, b| if b < a { b } else { a },
-            |a, b| if b > a { b } else { a },
-        );
+        fn min(a: f32, b: f32) -> f32 {
+            if b < a { b } else { a }
+        }
+        fn max(a: f32, b: f32) -> f32 {
+            if b > a { b } else { a }
+        }
         (
             pick(&lo, 0, min),
             pick(&lo, 1, min),
