@@ -109,6 +109,44 @@ impl Grid {
     }
 }
 
+impl Grid {
+    /// As [`Grid::row_indices`] over a whole block, with each entry's factor
+    /// `a` (NaN: the entry is left open), writing histogram cells like
+    /// [`Grid32::cells`]. f is clamped to [-1/2, t - 1/2] (NaN kept): below,
+    /// every threshold passes (`G(x) < -1/2 + 2^-29`); above, none does
+    /// (`G(x) > t - 1/2 - 2^-29`, or the ends' argument beyond `t + 1`); both
+    /// ends lie half a step from any integer. The caller keeps
+    /// `(count + 1) * k` below `UNSURE`.
+    #[inline(always)]
+    pub(super) fn cells(
+        &self,
+        (dist, a, joint): (&[f64], &[f64], &[u32]),
+        k: u32,
+        idx: &mut [u32],
+    ) -> bool {
+        // Adding 2^52 to an integer in [0, 2^52) leaves it in the low mantissa bits.
+        const SHIFT: f64 = 4_503_599_627_370_496.0;
+        let (off, lo, hi) = (self.offset, -0.5, self.count - 0.5);
+        let mut unsure = false;
+        for (((o, &dj), &aj), &j) in idx.iter_mut().zip(dist).zip(a).zip(joint) {
+            let f = dj * aj - off;
+            let f = if f < lo { lo } else { f };
+            let f = if f > hi { hi } else { f };
+            let c = f.ceil();
+            let sure = (c - f > MARGIN) & (f - (c - 1.0) > MARGIN);
+            // c is an integer in [-0, t], t < 2^32.
+            let i = (c + SHIFT).to_bits().wrapping_sub(SHIFT.to_bits()) as u32;
+            *o = if sure {
+                i.wrapping_mul(k).wrapping_add(j)
+            } else {
+                UNSURE
+            };
+            unsure |= !sure;
+        }
+        unsure
+    }
+}
+
 /// The direct index computed in float32 from the float32 coordinates (eight
 /// lanes per instruction, no float64 square root), for curves whose MPJPE is
 /// not wanted. Its error bound, in steps, with `E = |first| / step + t + 2`:
@@ -170,27 +208,40 @@ impl Grid32 {
     }
 
     /// As [`Grid::row_indices`], from float32 squared distances `q` and each
-    /// entry's factor `a`; entries outside the float32 bound are `UNSURE`.
+    /// entry's factor `a`, but writing each entry's histogram cell
+    /// `index * k + joint[e]` (`joint[e]`: the entry's joint), so the count is
+    /// one increment per entry; entries outside the float32 bound are
+    /// `UNSURE`. The caller keeps `(count + 1) * k` below `UNSURE`.
     #[inline(always)]
-    pub(super) fn indices(&self, q: &[f32], a: &[f32], idx: &mut [u32]) -> bool {
+    pub(super) fn cells(
+        &self,
+        (q, a, joint): (&[f32], &[f32], &[u32]),
+        k: u32,
+        idx: &mut [u32],
+    ) -> bool {
         // Adding 2^23 to an integer in [0, 2^23) leaves it in the low mantissa bits.
         const SHIFT: f32 = 8_388_608.0;
-        let (off, t, m) = (self.offset, self.count, self.margin);
+        let (off, m) = (self.offset, self.margin);
+        // f is clamped to [-1/2, t - 1/2] (NaN kept): the index, and whether it
+        // is sure, do not change below -1/2 (every threshold passes: within the
+        // error bound G(x) < 0 - MAX_DEV) or above t - 1/2 (none passes: G(x) >
+        // t - 1 + MAX_DEV), and both ends lie half a step from any integer.
+        let (lo, hi) = (-0.5f32, self.count - 0.5);
         let mut unsure = false;
-        for ((o, &qe), &ae) in idx.iter_mut().zip(q).zip(a) {
+        for (((o, &qe), &ae), &j) in idx.iter_mut().zip(q).zip(a).zip(joint) {
             let f = qe.sqrt() * ae - off;
+            let f = if f < lo { lo } else { f };
+            let f = if f > hi { hi } else { f };
             let c = f.ceil();
             let inside = (Q32_MIN..=Q32_MAX).contains(&qe);
-            let sure = inside & (((c - f > m) & (f - (c - 1.0) > m)) | (f > t + 1.0) | (f < -1.0));
-            let clamped = if c <= 0.0 {
-                0.0
-            } else if c < t {
-                c
+            let sure = inside & (c - f > m) & (f - (c - 1.0) > m);
+            // c is an integer in [-0, t] (t < 2^23).
+            let i = (c + SHIFT).to_bits().wrapping_sub(SHIFT.to_bits());
+            *o = if sure {
+                i.wrapping_mul(k).wrapping_add(j)
             } else {
-                t
+                UNSURE
             };
-            let i = (clamped + SHIFT).to_bits().wrapping_sub(SHIFT.to_bits());
-            *o = if sure { i } else { UNSURE };
             unsure |= !sure;
         }
         unsure
@@ -232,8 +283,15 @@ mod tests {
             dist.extend([f64::NAN, f64::INFINITY, 0.0, -0.0, 1e300]);
             let mut idx = vec![0u32; dist.len()];
             g.row_indices(&dist, f, &mut idx);
-            let mut sure = 0;
-            for (&d, &i) in dist.iter().zip(&idx) {
+            // The block form: cells of 3 joints, one entry's factor left open.
+            let mut cells = vec![0u32; dist.len()];
+            let joint: Vec<u32> = (0..dist.len()).map(|e| (e % 3) as u32).collect();
+            let mut factor = vec![f; dist.len()];
+            factor[5] = f64::NAN;
+            assert!(g.cells((&dist, &factor, &joint), 3, &mut cells));
+            assert_eq!(cells[5], UNSURE);
+            let (mut sure, mut sure_cells) = (0, 0);
+            for (e, ((&d, &i), &c)) in dist.iter().zip(&idx).zip(&cells).enumerate() {
                 let x = d / s;
                 let want = if x.is_nan() {
                     sorted.len()
@@ -244,8 +302,61 @@ mod tests {
                     sure += 1;
                     assert_eq!(i as usize, want, "x = {x}, thresholds {a}..{b}");
                 }
+                if c != UNSURE {
+                    sure_cells += 1;
+                    assert_eq!(c as usize, want * 3 + e % 3, "x = {x}, thresholds {a}..{b}");
+                }
             }
             assert!(sure > 3900, "{sure} sure of {}", dist.len());
+            assert!(
+                sure_cells >= sure - 1,
+                "{sure_cells} cells sure, {sure} indices"
+            );
+        }
+    }
+
+    #[test]
+    fn float32_cells_are_the_partition_point() {
+        // Entries of 3 joints (cell = index * 3 + joint) whose float32
+        // distances lie exactly on each threshold times s, a few float32 ulp
+        // either side, in a sweep beyond both ends, and at the edge cases.
+        let cases = [
+            (0.0, 0.5, 101, 0.37f64),
+            (-0.3, 1.7, 41, 1.0),
+            (0.05, 0.95, 19, 0.011),
+        ];
+        for (a, b, n, s) in cases {
+            let sorted = linspace(a, b, n);
+            let g = Grid::new(&sorted).and_then(|g| g.single()).unwrap();
+            let mut dx: Vec<f32> = Vec::new();
+            for &v in &sorted {
+                let d = (v * s).abs() as f32;
+                for u in -3i32..=3 {
+                    dx.push(f32::from_bits(d.to_bits().wrapping_add_signed(u)));
+                }
+            }
+            dx.extend((0..4000).map(|i| ((b + 0.6) * s * f64::from(i) / 4000.0) as f32));
+            dx.extend([f32::NAN, f32::INFINITY, 0.0, 1e-20, 1e15, f32::MAX]);
+            let q: Vec<f32> = dx.iter().map(|x| x * x).collect();
+            let factor = vec![g.row_factor(s); q.len()];
+            let joint: Vec<u32> = (0..q.len()).map(|e| (e % 3) as u32).collect();
+            let mut idx = vec![0u32; q.len()];
+            assert!(g.cells((&q, &factor, &joint), 3, &mut idx));
+            let mut sure = 0;
+            for (e, (&x, &c)) in dx.iter().zip(&idx).enumerate() {
+                // The float64 contract: sqrt(dx^2) / s against each threshold.
+                let r = (f64::from(x) * f64::from(x)).sqrt() / s;
+                let want = if r.is_nan() {
+                    sorted.len()
+                } else {
+                    sorted.partition_point(|&v| v < r)
+                };
+                if c != UNSURE {
+                    sure += 1;
+                    assert_eq!(c as usize, want * 3 + e % 3, "x = {x}, thresholds {a}..{b}");
+                }
+            }
+            assert!(sure > 3900, "{sure} sure of {}", dx.len());
         }
     }
 

@@ -12,7 +12,7 @@ use std::ops::Range;
 use super::batch::{PoseBatch, first_nonfinite_gt, first_nonfinite_gt_rows};
 use super::curve_grid::{Grid, Grid32, UNSURE};
 use super::samples_per_chunk;
-use super::simd::{drop_full_mask, masked_sum, multiversion, squared_distances};
+use super::simd::{distances, drop_full_mask, masked_sum, multiversion, squared_distances};
 use crate::threads::map_chunks_out;
 use crate::{Error, Result};
 
@@ -394,7 +394,10 @@ fn measure(
         strict,
         root,
         grid,
-        grid32: grid.filter(|_| !distances).and_then(|g| g.single()),
+        // Histogram cells (t + 1) * k must stay below the SKIPPED marker.
+        grid32: grid
+            .filter(|_| !distances && (t + 1).saturating_mul(k) < SKIPPED as usize)
+            .and_then(|g| g.single()),
     };
     let fast = root.is_none() && !strict;
 
@@ -496,29 +499,37 @@ fn fast_chunk<const K: usize>(plan: &Plan<'_>, range: Range<usize>, out: &mut [f
     if curve {
         acc.first_pass = vec![0; (plan.sorted.len() + 1) * k];
     }
-    let block = (BLOCK_ENTRIES / k).max(1);
+    // The float32 curve sums no distance, so its blocks may be smaller: half
+    // the entries keep its inputs, buffers and histogram in L1 together.
+    let block_entries = if plan.grid32.is_some() && curve {
+        BLOCK_ENTRIES / 2
+    } else {
+        BLOCK_ENTRIES
+    };
+    let block = (block_entries / k).max(1);
     let mut q = vec![0.0; block * k];
     let mut dist = vec![0.0; block * k];
     let mut scale = vec![0.0; block];
     let mut brackets = vec![(0.0, 0.0); block];
-    let mut idx = vec![0u32; k];
+    // Evenly spaced curves count by histogram cells (index * k + joint) when
+    // they fit in a u32 below the markers.
+    let cells = curve && (plan.sorted.len() + 1).saturating_mul(k) < SKIPPED as usize;
+    let entries = if cells { block * k } else { 0 };
+    // Each entry's joint, for its histogram cell.
+    let joint: Vec<u32> = (0..entries).map(|e| (e % k) as u32).collect();
+    let mut idx = vec![0u32; entries.max(k)];
     if let Some(grid) = plan.grid32.filter(|_| curve) {
         let mut q32 = vec![0.0f32; block * k];
         let mut factor = vec![0.0f32; block * k];
-        let mut idx32 = vec![0u32; block * k];
         for start in range.clone().step_by(block) {
             let rows = start..range.end.min(start + block);
-            let bufs = (
-                &mut scale[..],
-                &mut q32[..],
-                &mut factor[..],
-                &mut idx32[..],
-            );
-            curve_block32::<K>(plan, &grid, rows, bufs, &mut acc);
+            let bufs = (&mut scale[..], &mut q32[..], &mut factor[..], &mut idx[..]);
+            curve_block32::<K>(plan, &grid, rows, bufs, &joint, &mut acc);
         }
         acc.settle_curve(k);
         return acc;
     }
+    let mut factor = vec![0.0; if plan.grid.is_some() { entries } else { 0 }];
     for start in range.clone().step_by(block) {
         let rows = start..range.end.min(start + block);
         let out = out
@@ -531,7 +542,7 @@ fn fast_chunk<const K: usize>(plan: &Plan<'_>, range: Range<usize>, out: &mut [f
             &mut brackets[..],
             &mut idx[..],
         );
-        fast_block::<K>(plan, rows, out, bufs, &mut acc);
+        fast_block::<K>(plan, rows, out, bufs, (&mut factor[..], &joint), &mut acc);
     }
     if curve {
         acc.settle_curve(k);
@@ -540,7 +551,7 @@ fn fast_chunk<const K: usize>(plan: &Plan<'_>, range: Range<usize>, out: &mut [f
 }
 
 /// Scratch of one block: squared distances, distances (entries), scales and
-/// brackets (rows), and one row's curve indices.
+/// brackets (rows), and the curve's indices (one row's, or the block's cells).
 type Buffers<'a> = (
     &'a mut [f64],
     &'a mut [f64],
@@ -555,6 +566,7 @@ fn fast_block<const K: usize>(
     range: Range<usize>,
     out: &mut [f64],
     (q, dist, scale, brackets, idx): Buffers<'_>,
+    (factor, joint): (&mut [f64], &[u32]),
     acc: &mut Partial,
 ) {
     let (k, d) = (plan.batch.k(), plan.batch.d());
@@ -562,10 +574,7 @@ fn fast_block<const K: usize>(
     let (q, dist) = (&mut q[..m], &mut dist[..m]);
     let (p, g, vis) = plan.batch.rows(range.clone());
     let vis = drop_full_mask(vis);
-    squared_distances(p, g, d, q);
-    dist.iter_mut()
-        .zip(q.iter())
-        .for_each(|(x, qe)| *x = qe.sqrt());
+    distances(p, g, d, q, dist);
     let row_vis = |row: usize| vis.map(|v| &v[row * k..(row + 1) * k]);
 
     let before = acc.dist_sum;
@@ -603,6 +612,10 @@ fn fast_block<const K: usize>(
         row_scales(norm, range, g, vis, (k, d), scale, acc);
     }
     if !acc.first_pass.is_empty() {
+        if let (Some(grid), false) = (plan.grid, factor.is_empty()) {
+            grid_block(plan, &grid, (dist, scale, vis), (factor, joint, idx), acc);
+            return;
+        }
         for (row, &s) in scale.iter().enumerate() {
             let factor = plan.grid.and_then(|g| g.row_factor(s).map(|f| (g, f)));
             if let (Some((grid, f)), false) = (factor, s.is_nan()) {
@@ -687,6 +700,7 @@ fn curve_block32<const K: usize>(
     grid: &Grid32,
     range: Range<usize>,
     (scale, q32, factor, idx): Buffers32<'_>,
+    joint: &[u32],
     acc: &mut Partial,
 ) {
     // K > 0: the caller checked that there are K joints (the loops unroll).
@@ -695,39 +709,31 @@ fn curve_block32<const K: usize>(
     let (p, g, vis) = plan.batch.rows(range.clone());
     let vis = drop_full_mask(vis);
     let m = range.len() * k;
-    let scale = &mut scale[..range.len()];
-    block_scales(norm, range.clone(), g, vis, (k, d), scale, acc);
     let (q32, factor, idx) = (&mut q32[..m], &mut factor[..m], &mut idx[..m]);
+    // The squares first: their contiguous loads bring the block in from
+    // memory with many misses in flight, where the scales' strided loads
+    // would wait on each line in turn.
     let finite = if d == 2 {
         Grid32::squares::<2>(p, g, q32)
     } else {
         Grid32::squares::<3>(p, g, q32)
     };
+    let scale = &mut scale[..range.len()];
+    block_scales(norm, range.clone(), g, vis, (k, d), scale, acc);
     for (f, &s) in factor.chunks_exact_mut(k).zip(scale.iter()) {
         f.fill(grid.row_factor(s));
     }
-    let unsure = grid.indices(q32, factor, idx);
-    let w = k * d;
-    for (row, &s) in scale.iter().enumerate() {
-        if s.is_nan() {
-            continue;
-        }
-        let idx = &mut idx[row * k..(row + 1) * k];
-        if unsure {
-            // The exact float64 test for what the float32 index left open.
-            for (j, i) in idx.iter_mut().enumerate() {
-                if *i == UNSURE {
-                    let mut q = [0.0];
-                    let r = row * w + j * d..row * w + (j + 1) * d;
-                    squared_distances(&p[r.clone()], &g[r], d, &mut q);
-                    let exact = exact_index(q[0].sqrt() / s, plan.sorted);
-                    *i = u32::try_from(exact).unwrap_or(UNSURE);
-                }
-            }
-        }
-        let vis = vis.map(|v| &v[row * k..(row + 1) * k]);
-        histogram_row(&mut acc.first_pass, idx, vis);
+    // k < UNSURE / (count + 1): checked where grid32 is chosen.
+    let k32 = k as u32;
+    if grid.cells((q32, factor, &joint[..m]), k32, idx) {
+        // The exact float64 test for what the float32 index left open.
+        settle_open_cells(idx, scale, k, |e, s| {
+            let mut q = [0.0];
+            squared_distances(&p[e * d..(e + 1) * d], &g[e * d..(e + 1) * d], d, &mut q);
+            exact_index(q[0].sqrt() / s, plan.sorted)
+        });
     }
+    histogram_cells(&mut acc.first_pass, idx, vis);
     // A non-finite float32 square (a NaN or infinite coordinate, or an
     // overflow) sends the block to the exact scan of the ground truth.
     if !finite && acc.first_bad_gt.is_none() {
@@ -736,8 +742,88 @@ fn curve_block32<const K: usize>(
 }
 
 /// Scratch of one float32 curve block: scales (rows), squared distances,
-/// factors and indices (entries).
+/// factors and histogram cells (entries).
 type Buffers32<'a> = (&'a mut [f64], &'a mut [f32], &'a mut [f32], &'a mut [u32]);
+
+/// The curve of one block at evenly spaced thresholds from its float64
+/// distances: the direct index of [`Grid`] as histogram cells in flat loops
+/// over the block; entries it leaves open take the exact test.
+#[inline(always)]
+fn grid_block(
+    plan: &Plan<'_>,
+    grid: &Grid,
+    (dist, scale, vis): (&[f64], &[f64], Option<&[bool]>),
+    (factor, joint, cells): (&mut [f64], &[u32], &mut [u32]),
+    acc: &mut Partial,
+) {
+    let (k, m) = (plan.batch.k(), dist.len());
+    let (factor, cells) = (&mut factor[..m], &mut cells[..m]);
+    for (f, &s) in factor.chunks_exact_mut(k).zip(scale) {
+        // NaN (a skipped row, or a factor out of range): every entry open.
+        f.fill(grid.row_factor(s).unwrap_or(f64::NAN));
+    }
+    // k < UNSURE / (count + 1): checked where the cells are chosen.
+    if grid.cells((dist, factor, &joint[..m]), k as u32, cells) {
+        settle_open_cells(cells, scale, k, |e, s| {
+            exact_index(dist[e] / s, plan.sorted)
+        });
+    }
+    histogram_cells(&mut acc.first_pass, cells, vis);
+}
+
+/// Replace each open cell (`UNSURE`) of a block by the cell of the exact
+/// test's index `exact(entry, its row's scale)`; a skipped row's (NaN scale)
+/// become `SKIPPED`. Runs of 16 cells are tested at once: open ones are rare.
+#[inline(always)]
+fn settle_open_cells(
+    cells: &mut [u32],
+    scale: &[f64],
+    k: usize,
+    exact: impl Fn(usize, f64) -> usize,
+) {
+    const RUN: usize = 16;
+    for (r, run) in cells.chunks_mut(RUN).enumerate() {
+        if !run.iter().fold(false, |any, &c| any | (c == UNSURE)) {
+            continue;
+        }
+        for (e, c) in (r * RUN..).zip(run.iter_mut()) {
+            if *c != UNSURE {
+                continue;
+            }
+            let (row, j) = (e / k, e % k);
+            *c = match scale.get(row) {
+                Some(&s) if !s.is_nan() => u32::try_from(exact(e, s) * k + j).unwrap_or(SKIPPED),
+                _ => SKIPPED,
+            };
+        }
+    }
+}
+
+/// A histogram cell no table holds: the entry is not counted.
+const SKIPPED: u32 = UNSURE - 1;
+
+/// Count a block's entries into the flat `[threshold, joint]` histogram by
+/// their cells (`idx[e]`; out of range: not counted), only the visible ones
+/// when `vis` is given: one increment per entry, no index arithmetic.
+#[inline(always)]
+fn histogram_cells(hist: &mut [u64], idx: &[u32], vis: Option<&[bool]>) {
+    match vis {
+        None => {
+            for &c in idx {
+                if let Some(h) = hist.get_mut(c as usize) {
+                    *h += 1;
+                }
+            }
+        }
+        Some(v) => {
+            for (&c, &seen) in idx.iter().zip(v) {
+                if let Some(h) = hist.get_mut(c as usize) {
+                    *h += u64::from(seen);
+                }
+            }
+        }
+    }
+}
 
 /// Each row's scale in `scale` (NaN: skipped), with the scored counts.
 #[inline(always)]

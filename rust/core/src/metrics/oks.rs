@@ -211,11 +211,20 @@ fn labelled_box_area(g: &[f32], vis: Option<&[bool]>, labelled: usize) -> f64 {
         let pick = |a: &[f32; 8], odd: usize, f: fn(f32, f32) -> f32| {
             (odd..8).step_by(2).map(|l| a[l]).fold(a[odd], f)
         };
+        // Plain comparisons, not f32::min/max: a NaN coordinate is an error
+        // the caller reports (its distance is not finite), so the NaN rules
+        // of min/max would only cost instructions.
+        fn min(a: f32, b: f32) -> f32 {
+            if b < a { b } else { a }
+        }
+        fn max(a: f32, b: f32) -> f32 {
+            if b > a { b } else { a }
+        }
         (
-            pick(&lo, 0, f32::min),
-            pick(&lo, 1, f32::min),
-            pick(&hi, 0, f32::max),
-            pick(&hi, 1, f32::max),
+            pick(&lo, 0, min),
+            pick(&lo, 1, min),
+            pick(&hi, 0, max),
+            pick(&hi, 1, max),
         )
     } else {
         let (mut lx, mut ly) = (f32::INFINITY, f32::INFINITY);

@@ -94,12 +94,7 @@ pub(crate) fn squared_distances(p: &[f32], g: &[f32], d: usize, q: &mut [f64]) {
     #[inline(always)]
     fn go<const D: usize>(p: &[f32], g: &[f32], q: &mut [f64]) {
         for ((qe, pe), ge) in q.iter_mut().zip(p.chunks_exact(D)).zip(g.chunks_exact(D)) {
-            let mut s = 0.0;
-            for c in 0..D {
-                let x = f64::from(pe[c]) - f64::from(ge[c]);
-                s += x * x;
-            }
-            *qe = s;
+            *qe = square::<D>(pe, ge);
         }
     }
     if d == 2 {
@@ -107,6 +102,37 @@ pub(crate) fn squared_distances(p: &[f32], g: &[f32], d: usize, q: &mut [f64]) {
     } else {
         go::<3>(p, g, q)
     }
+}
+
+/// [`squared_distances`] into `q` and their square roots into `dist`, in one
+/// loop: the square roots (throughput-bound on the divider) then overlap the
+/// loads and conversions instead of running as a pass of their own.
+#[inline(always)]
+pub(crate) fn distances(p: &[f32], g: &[f32], d: usize, q: &mut [f64], dist: &mut [f64]) {
+    #[inline(always)]
+    fn go<const D: usize>(p: &[f32], g: &[f32], q: &mut [f64], dist: &mut [f64]) {
+        let entries = q.iter_mut().zip(dist.iter_mut());
+        for (((qe, de), pe), ge) in entries.zip(p.chunks_exact(D)).zip(g.chunks_exact(D)) {
+            *qe = square::<D>(pe, ge);
+            *de = qe.sqrt();
+        }
+    }
+    if d == 2 {
+        go::<2>(p, g, q, dist)
+    } else {
+        go::<3>(p, g, q, dist)
+    }
+}
+
+/// dx*dx + dy*dy (+ dz*dz) of one joint in float64, left to right.
+#[inline(always)]
+fn square<const D: usize>(pe: &[f32], ge: &[f32]) -> f64 {
+    let mut s = 0.0;
+    for c in 0..D {
+        let x = f64::from(pe[c]) - f64::from(ge[c]);
+        s += x * x;
+    }
+    s
 }
 
 /// Sum of `x` where `keep` is set (all of `x` when `keep` is `None`), in eight
