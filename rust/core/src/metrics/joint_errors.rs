@@ -238,30 +238,6 @@ fn count_curve(dist: &[f64], vis: Option<&[bool]>, s: f64, sorted: &[f64], first
     }
 }
 
-/// [`count_curve`] for a row at evenly spaced thresholds: the direct index of
-/// [`Grid`], and the exact search only for the joints it leaves unsure.
-#[inline(always)]
-fn grid_curve<const K: usize>(
-    dist: &[f64],
-    vis: Option<&[bool]>,
-    (grid, factor): (&Grid, f64),
-    s: f64,
-    sorted: &[f64],
-    idx: &mut [u32],
-    acc: &mut Partial,
-) {
-    let k = if K > 0 { K } else { dist.len() };
-    let (dist, idx) = (&dist[..k], &mut idx[..k]);
-    if grid.row_indices(dist, factor, idx) {
-        for (i, &dj) in idx.iter_mut().zip(dist) {
-            if *i == UNSURE {
-                *i = exact_index(dj / s, sorted) as u32;
-            }
-        }
-    }
-    histogram_row(&mut acc.first_pass, idx, vis.map(|v| &v[..k]));
-}
-
 /// The first threshold in `sorted` that `x` passes (`sorted.len()`: none, or NaN).
 #[inline(always)]
 fn exact_index(x: f64, sorted: &[f64]) -> usize {
@@ -269,30 +245,6 @@ fn exact_index(x: f64, sorted: &[f64]) -> usize {
         sorted.len()
     } else {
         sorted.partition_point(|&tv| tv < x)
-    }
-}
-
-/// Count one row's joints (`idx[j]`: first passing threshold of joint `j`,
-/// out of range: none) into the `[threshold, joint]` histogram, only the
-/// visible ones when `vis` is given.
-#[inline(always)]
-fn histogram_row(hist: &mut [u64], idx: &[u32], vis: Option<&[bool]>) {
-    let k = idx.len();
-    match vis {
-        None => {
-            for (j, &i) in idx.iter().enumerate() {
-                if let Some(c) = hist.get_mut(i as usize * k + j) {
-                    *c += 1;
-                }
-            }
-        }
-        Some(v) => {
-            for ((j, &i), &seen) in idx.iter().enumerate().zip(v) {
-                if let Some(c) = hist.get_mut(i as usize * k + j) {
-                    *c += u64::from(seen);
-                }
-            }
-        }
     }
 }
 
@@ -382,9 +334,12 @@ fn measure(
     order.sort_by(|&x, &y| thresholds[x].total_cmp(&thresholds[y]));
     let sorted: Vec<f64> = order.iter().map(|&i| thresholds[i]).collect();
     let strict = matches!(norm, Some(PckNorm::MmPose { .. }));
-    // Evenly spaced curve thresholds take the direct index; without distances
+    // Evenly spaced curve thresholds take the direct index, counted by
+    // histogram cells `index * k + joint` that must stay below the SKIPPED
+    // marker (beyond, the exact search counts them); without distances
     // (pck_counts: no root, no per-sample output) in float32.
-    let grid = (t >= CURVE_SEARCH_MIN && !strict)
+    let cells_fit = (t + 1).saturating_mul(k) < SKIPPED as usize;
+    let grid = (t >= CURVE_SEARCH_MIN && !strict && cells_fit)
         .then(|| Grid::new(&sorted))
         .flatten();
     let plan = Plan {
@@ -394,10 +349,7 @@ fn measure(
         strict,
         root,
         grid,
-        // Histogram cells (t + 1) * k must stay below the SKIPPED marker.
-        grid32: grid
-            .filter(|_| !distances && (t + 1).saturating_mul(k) < SKIPPED as usize)
-            .and_then(|g| g.single()),
+        grid32: grid.filter(|_| !distances).and_then(|g| g.single()),
     };
     let fast = root.is_none() && !strict;
 
@@ -501,7 +453,7 @@ fn fast_chunk<const K: usize>(plan: &Plan<'_>, range: Range<usize>, out: &mut [f
     }
     // The float32 curve sums no distance, so its blocks may be smaller: half
     // the entries keep its inputs, buffers and histogram in L1 together.
-    let block_entries = if plan.grid32.is_some() && curve {
+    let block_entries = if plan.grid32.is_some() {
         BLOCK_ENTRIES / 2
     } else {
         BLOCK_ENTRIES
@@ -511,14 +463,12 @@ fn fast_chunk<const K: usize>(plan: &Plan<'_>, range: Range<usize>, out: &mut [f
     let mut dist = vec![0.0; block * k];
     let mut scale = vec![0.0; block];
     let mut brackets = vec![(0.0, 0.0); block];
-    // Evenly spaced curves count by histogram cells (index * k + joint) when
-    // they fit in a u32 below the markers.
-    let cells = curve && (plan.sorted.len() + 1).saturating_mul(k) < SKIPPED as usize;
-    let entries = if cells { block * k } else { 0 };
-    // Each entry's joint, for its histogram cell.
+    // Evenly spaced curves count by histogram cells (index * k + joint):
+    // each entry's joint, and the block's cells.
+    let entries = if plan.grid.is_some() { block * k } else { 0 };
     let joint: Vec<u32> = (0..entries).map(|e| (e % k) as u32).collect();
-    let mut idx = vec![0u32; entries.max(k)];
-    if let Some(grid) = plan.grid32.filter(|_| curve) {
+    let mut idx = vec![0u32; entries];
+    if let Some(grid) = plan.grid32 {
         let mut q32 = vec![0.0f32; block * k];
         let mut factor = vec![0.0f32; block * k];
         for start in range.clone().step_by(block) {
@@ -529,7 +479,7 @@ fn fast_chunk<const K: usize>(plan: &Plan<'_>, range: Range<usize>, out: &mut [f
         acc.settle_curve(k);
         return acc;
     }
-    let mut factor = vec![0.0; if plan.grid.is_some() { entries } else { 0 }];
+    let mut factor = vec![0.0; entries];
     for start in range.clone().step_by(block) {
         let rows = start..range.end.min(start + block);
         let out = out
@@ -551,7 +501,7 @@ fn fast_chunk<const K: usize>(plan: &Plan<'_>, range: Range<usize>, out: &mut [f
 }
 
 /// Scratch of one block: squared distances, distances (entries), scales and
-/// brackets (rows), and the curve's indices (one row's, or the block's cells).
+/// brackets (rows), and an evenly spaced curve's histogram cells (entries).
 type Buffers<'a> = (
     &'a mut [f64],
     &'a mut [f64],
@@ -612,24 +562,12 @@ fn fast_block<const K: usize>(
         row_scales(norm, range, g, vis, (k, d), scale, acc);
     }
     if !acc.first_pass.is_empty() {
-        if let (Some(grid), false) = (plan.grid, factor.is_empty()) {
+        if let Some(grid) = plan.grid {
             grid_block(plan, &grid, (dist, scale, vis), (factor, joint, idx), acc);
             return;
         }
         for (row, &s) in scale.iter().enumerate() {
-            let factor = plan.grid.and_then(|g| g.row_factor(s).map(|f| (g, f)));
-            if let (Some((grid, f)), false) = (factor, s.is_nan()) {
-                let rows = row * k..(row + 1) * k;
-                grid_curve::<K>(
-                    &dist[rows],
-                    row_vis(row),
-                    (&grid, f),
-                    s,
-                    plan.sorted,
-                    idx,
-                    acc,
-                );
-            } else if !s.is_nan() {
+            if !s.is_nan() {
                 let rows = row * k..(row + 1) * k;
                 count_curve(
                     &dist[rows],
