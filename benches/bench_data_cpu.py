@@ -6,6 +6,9 @@ script times the same one-thread cases by CPU time of the process
 csipose's pool is held to one thread), the minimum over rounds, side by side:
 
 - memcpy of 256 MiB (np.copyto), the floor;
+- a sequential read of the whole store (np.maximum.reduce over its mapping):
+  what one core reads when the prefetchers can stream, against which the
+  random frames of a gather are read;
 - plain gather: numpy memmap np.take vs csipose Store.gather;
 - load path (min-max + 114 -> 56 linear map + z-score): csipose one pass
   (bench_data.py has the float32 numpy baseline);
@@ -54,9 +57,14 @@ def main() -> None:
     src = np.ones(2**26, np.float32)
     dst = np.empty_like(src)
     nbytes = N_BATCHES * BATCH * mm[0].nbytes
+    flat = mm.reshape(-1)
 
     cases = {
         "memcpy 256 MiB (np.copyto)": (lambda: np.copyto(dst, src), src.nbytes),
+        "sequential read of the store (np.maximum.reduce)": (
+            lambda: np.maximum.reduce(flat),
+            flat.nbytes,
+        ),
         "plain gather: numpy memmap np.take": (
             lambda: [np.take(mm, f, axis=0, out=buf) for f in frames],
             nbytes,

@@ -270,7 +270,7 @@ mod avx2 {
                 // Two lines of the next frame per row: its misses overlap this
                 // frame's arithmetic instead of stalling the next min-max pass
                 // (asked for all at once they queue behind each other and
-                // were slower than none; benches/bench_data_cpu.py).
+                // were slower than the pages alone; benches/bench_data_cpu.py).
                 for line in [2 * i, 2 * i + 1] {
                     if line * 64 < ahead_bytes {
                         _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line * 64));
