@@ -335,17 +335,22 @@ fn piece_best_lanes(
 ) {
     distinct_terms(pc, sc, wavelength);
     let s = sc.best.len();
+    let last = sc.h2.len().min(sc.half.len());
+    if last == 0 {
+        return; // no points (then no segment samples any)
+    }
     // Gather the points' terms into planes (scalar), then one contiguous vector loop.
     for (j, plane) in planes.iter().enumerate() {
         let (gh2, ghalf) = (
             &mut sc.arg[j * s..(j + 1) * s],
             &mut sc.gathered[j * s..(j + 1) * s],
         );
+        // check() proved every index < the points per frame; min() only keeps a
+        // panic out, without the two branches per point that get() cost.
+        let (h2, half) = (&sc.h2[..last], &sc.half[..last]);
         for ((g2, gh), &i) in gh2.iter_mut().zip(ghalf.iter_mut()).zip(plane) {
-            (*g2, *gh) = (
-                sc.h2.get(i).copied().unwrap_or(0.0),
-                sc.half.get(i).copied().unwrap_or(0.0),
-            );
+            let i = i.min(last - 1);
+            (*g2, *gh) = (h2[i], half[i]);
         }
     }
     let (h2, half) = (&sc.arg[..], &sc.gathered[..]);
