@@ -740,24 +740,25 @@ fn settle_open_cells(
 /// A histogram cell no table holds: the entry is not counted.
 const SKIPPED: u32 = UNSURE - 1;
 
-/// Count a block's entries into the flat `[threshold, joint]` histogram by
-/// their cells (`idx[e]`; out of range: not counted), only the visible ones
-/// when `vis` is given: one increment per entry, no index arithmetic.
+/// Count a block's entries into the flat `[threshold, joint]` histogram
+/// `first_pass` by their cells (`idx[e]`), only the visible ones when `vis`
+/// is given: one increment per entry, no index arithmetic and no branch. A
+/// cell out of range (`SKIPPED`, `UNSURE`) is counted in the last cell, the
+/// last joint's "no threshold passes", which `settle_curve` never reads.
 #[inline(always)]
 fn histogram_cells(hist: &mut [u64], idx: &[u32], vis: Option<&[bool]>) {
+    let Some(last) = hist.len().checked_sub(1) else {
+        return;
+    };
     match vis {
         None => {
             for &c in idx {
-                if let Some(h) = hist.get_mut(c as usize) {
-                    *h += 1;
-                }
+                hist[(c as usize).min(last)] += 1;
             }
         }
         Some(v) => {
             for (&c, &seen) in idx.iter().zip(v) {
-                if let Some(h) = hist.get_mut(c as usize) {
-                    *h += u64::from(seen);
-                }
+                hist[(c as usize).min(last)] += u64::from(seen);
             }
         }
     }
