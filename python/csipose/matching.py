@@ -395,13 +395,18 @@ class FrameMatches:
     def _frame(self, f: int, bounds: tuple[list[int], ...]) -> PersonMatch:
         off, fp, missed, mat, n_pred, n_gt = bounds
         lo, hi = off[f], off[f + 1]
-        return PersonMatch(
+        # Filled without the frozen dataclass's __init__ (one object.__setattr__
+        # per field): 1.7 of the 3.7 µs each frame's object cost. The fields
+        # are the same, and the object as frozen as any PersonMatch.
+        match = object.__new__(PersonMatch)
+        vars(match).update(
             pred=self.pred[lo:hi], gt=self.gt[lo:hi], values=self.values[lo:hi],
             false_positives=self.false_positives[fp[f] : fp[f + 1]],
             missed=self.missed[missed[f] : missed[f + 1]],
             matrix=self.matrices[mat[f] : mat[f + 1]].reshape(n_pred[f], n_gt[f]),
             measure=self.measure, threshold=self.threshold, definition=self.definition,
         )  # fmt: skip
+        return match
 
 
 def match_frames_flat(
