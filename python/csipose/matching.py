@@ -264,7 +264,20 @@ def _people(
     """The people of every frame one after another, predicted ``[sum(n_pred), K, D]``
     and true ``[sum(n_gt), K, D]`` (float32), and ``n_pred``, ``n_gt``; one K and D
     throughout (an empty frame may be ``[]``)."""
-    arrays = [_arrays.as_numpy(x) for x in (*preds, *gts)]
+    arrays = [*preds, *gts]
+    n = len(preds)
+    # numpy [n, K, D] arrays of one valid K, D (the common case) skip the
+    # per-array conversion and checks, which cost about as much as the matching.
+    kinds = {(a.shape[1:], a.dtype.kind) if type(a) is np.ndarray and a.ndim == 3 else None
+             for a in arrays}  # fmt: skip
+    if len(kinds) == 1 and (only := kinds.pop()) is not None:
+        (k, d), kind = only
+        if kind in "fiu" and k >= 1 and d in (2, 3):
+            counts = np.array([len(a) for a in arrays], np.int64)
+            everyone = np.concatenate(arrays, dtype=np.float32, casting="unsafe")
+            split = int(counts[:n].sum())
+            return everyone[:split], everyone[split:], counts[:n], counts[n:]
+    arrays = [_arrays.as_numpy(x) for x in arrays]
 
     def name(i: int) -> str:
         return f"pred_frames[{i}]" if i < len(preds) else f"gt_frames[{i - len(preds)}]"
@@ -287,7 +300,6 @@ def _people(
             return np.empty((0, *kd), np.float32)
         return np.concatenate(people, dtype=np.float32, casting="unsafe")
 
-    n = len(preds)
     return cat(arrays[:n]), cat(arrays[n:]), counts[:n], counts[n:]
 
 
