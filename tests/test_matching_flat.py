@@ -119,12 +119,15 @@ def test_pair_distances_kernel_matches_numpy(data, seed, nan):
     if not preds:
         return
     pred, gt, n_pred, n_gt = _flat(preds, gts)
+    # The kernel takes float32 poses and widens each coordinate exactly.
+    pred, gt = pred.astype(np.float32), gt.astype(np.float32)
     rng = np.random.default_rng(seed)
     vis = rng.random(gt.shape[:2]) < 0.8
     if nan and len(pred):
         pred[rng.integers(len(pred)), rng.integers(pred.shape[1]), 0] = np.nan
     got = _native.pair_distances(pred, gt, vis, offsets(n_pred), offsets(n_gt))
-    np.testing.assert_allclose(got, _distances_oracle(pred, gt, vis, n_pred, n_gt), rtol=1e-12)
+    want = _distances_oracle(pred.astype(np.float64), gt.astype(np.float64), vis, n_pred, n_gt)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
 @settings(max_examples=60, deadline=None)

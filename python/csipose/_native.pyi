@@ -100,8 +100,8 @@ def assign_general(
     cost: npt.NDArray[np.float64], partial: bool = False
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...
 def pair_distances(
-    pred: npt.NDArray[np.float64],
-    gt: npt.NDArray[np.float64],
+    pred: npt.NDArray[np.float32],
+    gt: npt.NDArray[np.float32],
     visible: npt.NDArray[np.bool_],
     pred_offsets: npt.NDArray[np.uint64],
     gt_offsets: npt.NDArray[np.uint64],

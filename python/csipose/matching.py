@@ -446,8 +446,10 @@ def match_frames_flat(
         raise ValueError(f"n_pred has {len(n_pred)} frames but n_gt has {len(n_gt)}")
     p, g = _arrays.as_numpy(pred), _arrays.as_numpy(gt)
     kd = next((a.shape[1:] for a in (p, g) if a.ndim == 3), (1, 2))
-    p = np.empty((0, *kd)) if p.size == 0 else _arrays.poses(p, "pred").astype(np.float64)
-    g = np.empty((0, *kd)) if g.size == 0 else _arrays.poses(g, "gt").astype(np.float64)
+    # float32, the pose type: the distance kernel widens each coordinate as it
+    # reads it, and the OKS path widens the arrays (the same values either way).
+    p = np.empty((0, *kd), np.float32) if p.size == 0 else _arrays.poses(p, "pred")
+    g = np.empty((0, *kd), np.float32) if g.size == 0 else _arrays.poses(g, "gt")
     for name, a, n in (("pred", p, n_pred), ("gt", g, n_gt)):
         if a.shape[1:] != kd:
             raise ValueError(f"{name} has shape {a.shape}, expected [n, {kd[0]}, {kd[1]}]")
@@ -505,6 +507,7 @@ def _match(
         if d != 2:
             raise ValueError(f"OKS is defined for 2-D keypoints, got {d}-D; use cost='distance'")
         s = _skeleton.oks_sigmas(sigmas, k)
+        pred, gt = pred.astype(np.float64), gt.astype(np.float64)
         values = _native.oks_matrices(
             pred, gt, np.ascontiguousarray(vis),
             np.ascontiguousarray(_visible_box_area(gt, vis) if area is None else area), s,
@@ -568,6 +571,6 @@ def _pair_distances(
     frame, the frames' ``[P, G]`` blocks concatenated (Rust, one call)."""
     c = np.ascontiguousarray
     return _native.pair_distances(
-        c(pred, dtype=np.float64), c(gt, dtype=np.float64), c(vis, dtype=bool),
+        c(pred, dtype=np.float32), c(gt, dtype=np.float32), c(vis, dtype=bool),
         _arrays.offsets(n_pred), _arrays.offsets(n_gt),
     )  # fmt: skip

@@ -169,8 +169,8 @@ fn assign_padded<'py>(
 #[pyfunction]
 fn pair_distances<'py>(
     py: Python<'py>,
-    pred: PyReadonlyArray3<'py, f64>,
-    gt: PyReadonlyArray3<'py, f64>,
+    pred: PyReadonlyArray3<'py, f32>,
+    gt: PyReadonlyArray3<'py, f32>,
     visible: PyReadonlyArray2<'py, bool>,
     pred_offsets: PyReadonlyArray1<'py, u64>,
     gt_offsets: PyReadonlyArray1<'py, u64>,
