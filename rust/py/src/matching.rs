@@ -7,6 +7,7 @@ use numpy::{
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::types::PySlice;
 
 use csipose_core::matching::{self as m, Mode};
 
@@ -24,6 +25,18 @@ fn ints(py: Python<'_>, v: Vec<i64>) -> Ints<'_> {
     } else {
         v.into_pyarray(py)
     }
+}
+
+/// A batch's rows and columns, two views of its one array of pairs (the core
+/// keeps them in one allocation; see `BatchAssignment::pairs`).
+fn rows_and_cols<'py>(py: Python<'py>, pairs: Vec<i64>) -> PyResult<(Ints<'py>, Ints<'py>)> {
+    let n = (pairs.len() / 2) as isize;
+    let all = ints(py, pairs);
+    let half = |lo: isize, hi: isize| -> PyResult<Ints<'py>> {
+        let view = all.as_any().get_item(PySlice::new(py, lo, hi, 1))?;
+        Ok(view.cast_into::<PyArray1<i64>>()?)
+    };
+    Ok((half(0, n)?, half(n, 2 * n)?))
 }
 
 fn mode(partial: bool) -> Mode {
@@ -112,11 +125,8 @@ fn assign_batch<'py>(
     let out = py
         .detach(|| m::assign_batch(x, &shapes, mode(partial)))
         .map_err(to_py)?;
-    Ok((
-        ints(py, out.rows),
-        ints(py, out.cols),
-        ints(py, out.offsets),
-    ))
+    let (rows, cols) = rows_and_cols(py, out.pairs)?;
+    Ok((rows, cols, ints(py, out.offsets)))
 }
 
 /// Optimal assignments of a padded batch `costs` [B, R, C]: problem `b` is
@@ -157,11 +167,8 @@ fn assign_padded<'py>(
     let out = py
         .detach(|| m::assign_padded(x, [b, r, c], sizes.as_deref(), mode(partial)))
         .map_err(to_py)?;
-    Ok((
-        ints(py, out.rows),
-        ints(py, out.cols),
-        ints(py, out.offsets),
-    ))
+    let (rows, cols) = rows_and_cols(py, out.pairs)?;
+    Ok((rows, cols, ints(py, out.offsets)))
 }
 
 /// Mean distance over visible joints of every (prediction, true person) pair

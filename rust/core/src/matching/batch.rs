@@ -5,12 +5,34 @@ use crate::threads::{map_chunks, split_in_place};
 use crate::{Error, Result};
 
 /// The solutions of a batch: problem `b` owns pairs `offsets[b]..offsets[b + 1]`
-/// of `rows` and `cols`, sorted by row.
+/// of [`Self::rows`] and [`Self::cols`], sorted by row.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct BatchAssignment {
-    pub rows: Vec<i64>,
-    pub cols: Vec<i64>,
+    /// Every pair's row, then every pair's column, in one allocation: two
+    /// outputs of a few hundred KiB each, freed together, made glibc's malloc
+    /// give their pages back and fault them in again on every call (a fifth
+    /// of a dense 8x8 batch's time); one block of twice the size is kept.
+    pub pairs: Vec<i64>,
     pub offsets: Vec<i64>,
+}
+
+impl BatchAssignment {
+    /// The pairs' rows.
+    pub fn rows(&self) -> &[i64] {
+        &self.pairs[..self.pairs.len() / 2]
+    }
+
+    /// The pairs' columns.
+    pub fn cols(&self) -> &[i64] {
+        &self.pairs[self.pairs.len() / 2..]
+    }
+}
+
+/// One chunk's pairs and per-problem counts (the general path).
+struct Part {
+    rows: Vec<i64>,
+    cols: Vec<i64>,
+    counts: Vec<i64>,
 }
 
 /// Cost entries per parallel chunk: enough to amortise scheduling. Chunks
@@ -97,10 +119,10 @@ where
         with_solver(|solver| {
             // Room for the usual number of pairs, so the outputs rarely regrow.
             let guess = range.len() * (entries as f64).sqrt() as usize;
-            let mut part = BatchAssignment {
+            let mut part = Part {
                 rows: Vec::with_capacity(guess),
                 cols: Vec::with_capacity(guess),
-                offsets: Vec::with_capacity(range.len() + 1),
+                counts: Vec::with_capacity(range.len()),
             };
             for b in range {
                 let (cost, r, c, stride) = problem(b);
@@ -109,7 +131,7 @@ where
                     .map_err(|e| name_problem(b, e))?;
                 part.rows.extend(pairs.iter().map(|&(i, _)| i as i64));
                 part.cols.extend(pairs.iter().map(|&(_, j)| j as i64));
-                part.offsets.push(pairs.len() as i64);
+                part.counts.push(pairs.len() as i64);
             }
             Ok(part)
         })
@@ -117,41 +139,27 @@ where
     // map_chunks: the caller solves chunks itself and pool threads help as
     // they wake (2-thread batches were slower than 1 thread when every chunk
     // went to the pool).
-    let parts = map_chunks(n, chunk, solve_range)?;
-    let mut parts = parts.into_iter();
-    if parts.len() == 1
-        && let Some(part) = parts.next()
-    {
-        // One chunk: its counts become offsets in place, no copy of the pairs.
-        let mut part = part?;
-        let mut total = 0i64;
-        let counts = std::mem::take(&mut part.offsets);
-        part.offsets = std::iter::once(0)
-            .chain(counts.into_iter().map(|k| {
-                total += k;
-                total
-            }))
-            .collect();
-        return Ok(part);
-    }
     // Sized once: growing the outputs part by part reallocated and faulted in
     // fresh pages several times per call.
-    let parts = parts.collect::<Result<Vec<_>>>()?;
-    let pairs = parts.iter().map(|p| p.rows.len()).sum();
+    let parts = map_chunks(n, chunk, solve_range)?
+        .into_iter()
+        .collect::<Result<Vec<_>>>()?;
+    let pairs: usize = parts.iter().map(|p| p.rows.len()).sum();
     let mut out = BatchAssignment {
-        rows: Vec::with_capacity(pairs),
-        cols: Vec::with_capacity(pairs),
+        pairs: Vec::with_capacity(2 * pairs),
         offsets: Vec::with_capacity(n + 1),
     };
     out.offsets.push(0);
-    for part in parts {
-        out.rows.extend(part.rows);
-        out.cols.extend(part.cols);
+    for part in &parts {
+        out.pairs.extend(&part.rows);
         // Per-problem counts become running offsets.
-        for count in part.offsets {
+        for count in &part.counts {
             let last = out.offsets.last().copied().unwrap_or(0);
             out.offsets.push(last + count);
         }
+    }
+    for part in &parts {
+        out.pairs.extend(&part.cols);
     }
     Ok(out)
 }
@@ -173,10 +181,10 @@ where
         total += r.min(c);
         offsets.push(total as i64);
     }
-    let (mut rows, mut cols) = (vec![0i64; total], vec![0i64; total]);
+    let mut pairs = vec![0i64; 2 * total];
     // Each chunk's slices of the outputs, cut at its first problem's offset.
     let mut cells: Vec<ChunkOut<'_>> = Vec::new();
-    let (mut rest_r, mut rest_c) = (rows.as_mut_slice(), cols.as_mut_slice());
+    let (mut rest_r, mut rest_c) = pairs.split_at_mut(total);
     for start in (0..n).step_by(chunk) {
         let end = n.min(start + chunk);
         let len = (offsets[end] - offsets[start]) as usize;
@@ -225,11 +233,7 @@ where
     for (slot, _, _) in cells {
         slot.ok_or_else(|| Error::Threads("a block was not run".into()))??;
     }
-    Ok(BatchAssignment {
-        rows,
-        cols,
-        offsets,
-    })
+    Ok(BatchAssignment { pairs, offsets })
 }
 
 /// A chunk's result and its slices of `rows` and `cols`.
@@ -264,7 +268,7 @@ mod tests {
             at += r * c;
             let (lo, hi) = (out.offsets[b] as usize, out.offsets[b + 1] as usize);
             let got: Vec<(usize, usize)> = (lo..hi)
-                .map(|k| (out.rows[k] as usize, out.cols[k] as usize))
+                .map(|k| (out.rows()[k] as usize, out.cols()[k] as usize))
                 .collect();
             assert_eq!(got, one);
         }
@@ -318,7 +322,8 @@ mod tests {
         costs[66_000] = 3.0;
         let out = assign_batch(&costs, &shapes, Mode::Strict).unwrap();
         assert_eq!(out.offsets.len(), 70_001);
-        assert!(out.rows.iter().chain(&out.cols).all(|&x| x == 0));
+        assert!(out.pairs.iter().all(|&x| x == 0));
+        assert_eq!(out.pairs.len(), 140_000);
         assert_eq!(out.offsets[70_000], 70_000);
     }
 
