@@ -110,13 +110,13 @@ fn main() {
         for _ in 0..rounds {
             let t = cpu_ns();
             let out = assign_padded(&flat, [n, 8, 8], None, Mode::Strict);
-            black_box(out.map(|o| o.rows.len()).ok());
+            black_box(out.map(|o| o.rows().len()).ok());
             batch = batch.min(cpu_ns().zip(t).map_or(0, |(b, a)| b - a) as f64 / n as f64);
             let t = cpu_ns();
             for k in 0..20 {
                 let part = &flat[k * 500 * 64..(k + 1) * 500 * 64];
                 let out = assign_padded(part, [500, 8, 8], None, Mode::Strict);
-                black_box(out.map(|o| o.rows.len()).ok());
+                black_box(out.map(|o| o.rows().len()).ok());
             }
             inline = inline.min(cpu_ns().zip(t).map_or(0, |(b, a)| b - a) as f64 / n as f64);
             let t = cpu_ns();
