@@ -203,23 +203,30 @@ pub(crate) fn exp_neg<const FMA: bool>(e: f64) -> f64 {
         f64::from_bits(0x3ff0_0000_0000_0000),
         f64::from_bits(0x3ff0_0000_0000_0000),
     ];
-    let x = (-e).max(-708.0);
+    // The reduction runs on e itself: with n = round(e / ln 2) and
+    // r = e - n ln 2, exp(-e) = 2^-n p(-r), and p(-r) is the polynomial with
+    // its odd coefficients negated evaluated at r. Every rounding is the
+    // mirror image of the one for -e, so the bits are those of reducing -e,
+    // without negating e or clamping it (e > 707 and NaN are replaced below,
+    // whatever the reduction made of them).
     let (kd, r) = if FMA {
-        let kd = x.mul_add(INV_LN2, SHIFT);
+        let kd = e.mul_add(-INV_LN2, SHIFT);
         let n = kd - SHIFT;
-        (kd, (-n).mul_add(LN2_LO, (-n).mul_add(LN2_HI, x)))
+        (kd, n.mul_add(LN2_LO, n.mul_add(LN2_HI, e)))
     } else {
-        let kd = x * INV_LN2 + SHIFT;
+        let kd = e * -INV_LN2 + SHIFT;
         let n = kd - SHIFT;
-        (kd, (x - n * LN2_HI) - n * LN2_LO)
+        (kd, (e + n * LN2_HI) + n * LN2_LO)
     }; // |r| <= ln(2) / 2
+    // C[i] multiplies r^(11 - i): odd powers change sign.
+    let c = |i: usize| if i % 2 == 0 { -C[i] } else { C[i] };
     // Estrin's scheme: pairs, then powers r^2 and r^4. Its dependency chain
     // is 5 operations deep against Horner's 11, which kept the loop
     // latency-bound (the same operations in every build, so builds agree).
     let fma = |a: f64, b: f64, c: f64| if FMA { a.mul_add(b, c) } else { a * b + c };
     let r2 = r * r;
     let r4 = r2 * r2;
-    let pair = |i: usize| fma(C[10 - i], r, C[11 - i]); // a_{i+1} r + a_i
+    let pair = |i: usize| fma(c(10 - i), r, c(11 - i)); // a_{i+1} r + a_i
     let (p01, p23, p45) = (pair(0), pair(2), pair(4));
     let (p67, p89, p1011) = (pair(6), pair(8), pair(10));
     let high = fma(fma(p1011, r2, p89), r4, fma(p67, r2, p45));
