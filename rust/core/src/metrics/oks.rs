@@ -4,7 +4,9 @@ use std::ops::Range;
 
 use super::batch::{PoseBatch, first_nonfinite_gt_rows};
 use super::samples_per_chunk;
-use super::simd::{drop_full_mask, exp_neg, masked_sum, multiversion, squared_distances};
+use super::simd::{
+    drop_full_mask, exp_neg, exp_neg_products, masked_sum, multiversion, squared_distances,
+};
 use crate::threads::map_chunks_out;
 use crate::{Error, Result};
 
@@ -185,9 +187,7 @@ fn oks_chunk<const FMA: bool, const K: usize>(
                 ),
             }
         }
-        for (qe, we) in q[..m].iter_mut().zip(&w[..m]) {
-            *qe = exp_neg::<FMA>(*qe * we);
-        }
+        exp_neg_products::<FMA>(&mut q[..m], &w[..m]);
         for ((row, i), sim) in rows.enumerate().zip(q[..m].chunks_exact(k)) {
             out[i - range.start] = if labelled[row] > 0 {
                 plain_sum(sim) * inv_count[labelled[row]]

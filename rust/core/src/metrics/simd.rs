@@ -175,34 +175,45 @@ pub(crate) fn masked_sum(x: &[f64], keep: Option<&[bool]>) -> (f64, u64) {
     (lanes.iter().sum(), count)
 }
 
+// fdlibm's split of ln 2 (high part with trailing zero bits) and 1 / ln 2.
+pub(crate) const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
+pub(crate) const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
+pub(crate) const INV_LN2: f64 = f64::from_bits(0x3ff7_1547_652b_82fe);
+pub(crate) const SHIFT: f64 = 6_755_399_441_055_744.0; // 1.5 * 2^52: adding it rounds to an integer
+// Degree-11 interpolant of exp at the Chebyshev nodes of [-ln(2)/2, ln(2)/2]
+// (computed with mpmath at 50 digits; error 4.2e-18 before rounding),
+// highest degree first.
+pub(crate) const EXP_C: [f64; 12] = [
+    f64::from_bits(0x3e5a_f631_d005_9bec),
+    f64::from_bits(0x3e92_8b40_57f4_4145),
+    f64::from_bits(0x3ec7_1ddf_5749_d126),
+    f64::from_bits(0x3efa_0199_1ac8_730a),
+    f64::from_bits(0x3f2a_01a0_1b14_378f),
+    f64::from_bits(0x3f56_c16c_187f_be02),
+    f64::from_bits(0x3f81_1111_1110_f225),
+    f64::from_bits(0x3fa5_5555_5554_f0cf),
+    f64::from_bits(0x3fc5_5555_5555_555a),
+    f64::from_bits(0x3fe0_0000_0000_0011),
+    f64::from_bits(0x3ff0_0000_0000_0000),
+    f64::from_bits(0x3ff0_0000_0000_0000),
+];
+
+/// The coefficient of r^(11 - i) of the polynomial evaluated at -r: odd
+/// powers change sign.
+#[inline(always)]
+pub(crate) const fn exp_c_mirrored(i: usize) -> f64 {
+    if i % 2 == 0 { -EXP_C[i] } else { EXP_C[i] }
+}
+
+/// exp_neg(e) is 0 for e above this (and for NaN): 2^n stays a normal number.
+pub(crate) const EXP_LAST: f64 = 707.0;
+
 /// exp(-e) for e >= 0 in a form the compiler can vectorise (relative error
 /// below 4e-16; pycocotools uses numpy's exp). Results below 1e-307 (e > 707)
 /// and NaN inputs give 0. `FMA` evaluates the polynomial with fused
 /// multiply-adds: only for builds where the CPU has them.
 #[inline(always)]
 pub(crate) fn exp_neg<const FMA: bool>(e: f64) -> f64 {
-    // fdlibm's split of ln 2 (high part with trailing zero bits) and 1 / ln 2.
-    const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
-    const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
-    const INV_LN2: f64 = f64::from_bits(0x3ff7_1547_652b_82fe);
-    const SHIFT: f64 = 6_755_399_441_055_744.0; // 1.5 * 2^52: adding it rounds to an integer
-    // Degree-11 interpolant of exp at the Chebyshev nodes of [-ln(2)/2, ln(2)/2]
-    // (computed with mpmath at 50 digits; error 4.2e-18 before rounding),
-    // highest degree first.
-    const C: [f64; 12] = [
-        f64::from_bits(0x3e5a_f631_d005_9bec),
-        f64::from_bits(0x3e92_8b40_57f4_4145),
-        f64::from_bits(0x3ec7_1ddf_5749_d126),
-        f64::from_bits(0x3efa_0199_1ac8_730a),
-        f64::from_bits(0x3f2a_01a0_1b14_378f),
-        f64::from_bits(0x3f56_c16c_187f_be02),
-        f64::from_bits(0x3f81_1111_1110_f225),
-        f64::from_bits(0x3fa5_5555_5554_f0cf),
-        f64::from_bits(0x3fc5_5555_5555_555a),
-        f64::from_bits(0x3fe0_0000_0000_0011),
-        f64::from_bits(0x3ff0_0000_0000_0000),
-        f64::from_bits(0x3ff0_0000_0000_0000),
-    ];
     // The reduction runs on e itself: with n = round(e / ln 2) and
     // r = e - n ln 2, exp(-e) = 2^-n p(-r), and p(-r) is the polynomial with
     // its odd coefficients negated evaluated at r. Every rounding is the
@@ -218,8 +229,7 @@ pub(crate) fn exp_neg<const FMA: bool>(e: f64) -> f64 {
         let n = kd - SHIFT;
         (kd, (e + n * LN2_HI) + n * LN2_LO)
     }; // |r| <= ln(2) / 2
-    // C[i] multiplies r^(11 - i): odd powers change sign.
-    let c = |i: usize| if i % 2 == 0 { -C[i] } else { C[i] };
+    let c = |i: usize| exp_c_mirrored(i);
     // Estrin's scheme: pairs, then powers r^2 and r^4. Its dependency chain
     // is 5 operations deep against Horner's 11, which kept the loop
     // latency-bound (the same operations in every build, so builds agree).
@@ -234,7 +244,22 @@ pub(crate) fn exp_neg<const FMA: bool>(e: f64) -> f64 {
     // 2^n with n in [-1022, 0], from the integer sitting in kd's low bits.
     let n_bits = kd.to_bits().wrapping_sub(SHIFT.to_bits());
     let scale = f64::from_bits(n_bits.wrapping_add(1023) << 52);
-    if e <= 707.0 { p * scale } else { 0.0 }
+    if e <= EXP_LAST { p * scale } else { 0.0 }
+}
+
+/// `q[e] = exp_neg(q[e] * w[e])` over the common length: with explicit AVX2
+/// and FMA where `FMA` builds run (the same bits as the loop below).
+#[inline(always)]
+pub(crate) fn exp_neg_products<const FMA: bool>(q: &mut [f64], w: &[f64]) {
+    #[cfg(target_arch = "x86_64")]
+    if FMA && isa() >= Isa::Avx2 {
+        // SAFETY: isa() reports only features the CPU has.
+        unsafe { super::exp_avx2::exp_neg_products(q, w) };
+        return;
+    }
+    for (qe, we) in q.iter_mut().zip(w) {
+        *qe = exp_neg::<FMA>(*qe * we);
+    }
 }
 
 #[cfg(test)]
