@@ -5,7 +5,7 @@ use std::ops::Range;
 use super::batch::{PoseBatch, first_nonfinite_gt_rows};
 use super::samples_per_chunk;
 use super::simd::{
-    drop_full_mask, exp_neg, exp_neg_products, masked_sum, multiversion, squared_distances,
+    drop_full_mask, exp_neg, exp_neg_products, masked_sum, multiversion, squared_distances_2d,
 };
 use crate::threads::map_chunks_out;
 use crate::{Error, Result};
@@ -144,7 +144,7 @@ fn oks_chunk<const FMA: bool, const K: usize>(
         let (m, b) = (rows.len() * k, rows.len());
         let (p, g, vis) = plan.batch.rows(rows.clone());
         let vis = drop_full_mask(vis);
-        squared_distances(p, g, 2, &mut q[..m]);
+        squared_distances_2d::<FMA>(p, g, &mut q[..m]);
         // A labelled joint with a non-finite distance has a non-finite
         // prediction or ground truth; only then scan the ground truth.
         let suspect = match vis {

@@ -104,6 +104,19 @@ pub(crate) fn squared_distances(p: &[f32], g: &[f32], d: usize, q: &mut [f64]) {
     }
 }
 
+/// [`squared_distances`] of 2-D joints, with explicit AVX2 where the `WIDE`
+/// builds run (the same bits).
+#[inline(always)]
+pub(crate) fn squared_distances_2d<const WIDE: bool>(p: &[f32], g: &[f32], q: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    if WIDE && isa() >= Isa::Avx2 {
+        // SAFETY: isa() reports only features the CPU has.
+        unsafe { super::distances_avx2::squared_distances_2d(p, g, q) };
+        return;
+    }
+    squared_distances(p, g, 2, q);
+}
+
 /// [`squared_distances`] into `q` and their square roots into `dist`, in one
 /// loop: the square roots (throughput-bound on the divider) then overlap the
 /// loads and conversions instead of running as a pass of their own.
