@@ -4,16 +4,24 @@ use std::ops::Range;
 
 use super::batch::{PoseBatch, first_nonfinite_gt_rows};
 use super::samples_per_chunk;
-use super::simd::{
-    drop_full_mask, exp_neg, exp_neg_products, masked_sum, multiversion, squared_distances_2d,
-};
+use super::simd::{drop_full_mask, exp_neg, exp_neg_products, multiversion, squared_distances_2d};
 use crate::threads::map_chunks_out;
 use crate::{Error, Result};
 
-/// Sum of a sample's terms (unlabelled ones are 0).
+/// Sum of a sample's terms (unlabelled ones are 0) in four fixed lanes,
+/// joined pairwise: one vector and a short tail per sample, where eight
+/// lanes ended in seven dependent scalar additions.
 #[inline(always)]
 fn plain_sum(x: &[f64]) -> f64 {
-    masked_sum(x, None).0
+    let mut acc = [0.0f64; 4];
+    let mut it = x.chunks_exact(4);
+    for c in &mut it {
+        for l in 0..4 {
+            acc[l] += c[l];
+        }
+    }
+    let head = (acc[0] + acc[2]) + (acc[1] + acc[3]);
+    it.remainder().iter().fold(head, |s, v| s + v)
 }
 
 /// The object scale s^2 of each ground truth.
@@ -208,11 +216,30 @@ fn labelled_box_area(g: &[f32], vis: Option<&[bool]>, labelled: usize) -> f64 {
         return 0.0;
     }
     let (lx, ly, hx, hy) = match vis {
-        None => box_lanes(g, |_| true),
+        None => box_lanes_all(g),
         // Selects, not branches: which joints are labelled is data.
         Some(v) => box_lanes(g, |j| v.get(j).copied().unwrap_or(false)),
     };
     (f64::from(hx) - f64::from(lx)) * (f64::from(hy) - f64::from(ly))
+}
+
+/// [`box_lanes`] of every joint, without selects.
+#[inline(always)]
+fn box_lanes_all(g: &[f32]) -> (f32, f32, f32, f32) {
+    let mut lo = [f32::INFINITY; 8];
+    let mut hi = [f32::NEG_INFINITY; 8];
+    let mut it = g.chunks_exact(8);
+    for c in &mut it {
+        for l in 0..8 {
+            lo[l] = if c[l] < lo[l] { c[l] } else { lo[l] };
+            hi[l] = if c[l] > hi[l] { c[l] } else { hi[l] };
+        }
+    }
+    for (l, &x) in it.remainder().iter().enumerate() {
+        lo[l] = if x < lo[l] { x } else { lo[l] };
+        hi[l] = if x > hi[l] { x } else { hi[l] };
+    }
+    pick_extremes(&lo, &hi)
 }
 
 /// Extremes (low x, low y, high x, high y) of the joints `keep` selects, in
@@ -242,6 +269,12 @@ fn box_lanes(g: &[f32], keep: impl Fn(usize) -> bool) -> (f32, f32, f32, f32) {
     for (l, &x) in it.remainder().iter().enumerate() {
         add(l, done + l / 2, x);
     }
+    pick_extremes(&lo, &hi)
+}
+
+/// The x and y extremes of eight lanes of interleaved x, y.
+#[inline(always)]
+fn pick_extremes(lo: &[f32; 8], hi: &[f32; 8]) -> (f32, f32, f32, f32) {
     let pick = |a: &[f32; 8], odd: usize, f: fn(f32, f32) -> f32| {
         (odd..8).step_by(2).map(|l| a[l]).fold(a[odd], f)
     };
@@ -255,10 +288,10 @@ fn box_lanes(g: &[f32], keep: impl Fn(usize) -> bool) -> (f32, f32, f32, f32) {
         if b > a { b } else { a }
     }
     (
-        pick(&lo, 0, min),
-        pick(&lo, 1, min),
-        pick(&hi, 0, max),
-        pick(&hi, 1, max),
+        pick(lo, 0, min),
+        pick(lo, 1, min),
+        pick(hi, 0, max),
+        pick(hi, 1, max),
     )
 }
 
