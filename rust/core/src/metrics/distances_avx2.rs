@@ -6,11 +6,14 @@
 //! same bits.
 
 /// `q[e] = (p_x - g_x)^2 + (p_y - g_y)^2` of joint `e`, for the joints that
-/// `p`, `g` (`2 q.len()` values each) and `q` all hold.
+/// `p`, `g` (`2 q.len()` values each) and `q` all hold; returns whether
+/// every one is finite (q - q is 0 or NaN, summed on the side: the adds
+/// hide under the loads, where a pass of its own over q did not).
 #[target_feature(enable = "avx2")]
-pub(crate) fn squared_distances_2d(p: &[f32], g: &[f32], q: &mut [f64]) {
+pub(crate) fn squared_distances_2d(p: &[f32], g: &[f32], q: &mut [f64]) -> bool {
     use std::arch::x86_64::{
-        _mm_loadu_ps, _mm256_add_pd, _mm256_cvtps_pd, _mm256_mul_pd, _mm256_permute4x64_pd,
+        _CMP_EQ_OQ, _mm_loadu_ps, _mm256_add_pd, _mm256_cmp_pd, _mm256_cvtps_pd,
+        _mm256_movemask_pd, _mm256_mul_pd, _mm256_permute4x64_pd, _mm256_setzero_pd,
         _mm256_storeu_pd, _mm256_sub_pd, _mm256_unpackhi_pd, _mm256_unpacklo_pd,
     };
     let m = q.len().min(p.len() / 2).min(g.len() / 2);
@@ -18,6 +21,7 @@ pub(crate) fn squared_distances_2d(p: &[f32], g: &[f32], q: &mut [f64]) {
     let mut pc = p.chunks_exact(8);
     let mut gc = g.chunks_exact(8);
     let mut qc = q.chunks_exact_mut(4);
+    let mut nan = _mm256_setzero_pd();
     for ((pv, gv), qv) in (&mut pc).zip(&mut gc).zip(&mut qc) {
         // SAFETY: the chunks hold 8 floats (two loads of 4) and 4 doubles.
         unsafe {
@@ -37,8 +41,10 @@ pub(crate) fn squared_distances_2d(p: &[f32], g: &[f32], q: &mut [f64]) {
                 _mm256_unpackhi_pd(s_lo, s_hi),
             );
             _mm256_storeu_pd(qv.as_mut_ptr(), _mm256_permute4x64_pd::<0b11_01_10_00>(s));
+            nan = _mm256_add_pd(nan, _mm256_sub_pd(s, s));
         }
     }
+    let mut finite = _mm256_movemask_pd(_mm256_cmp_pd::<_CMP_EQ_OQ>(nan, nan)) == 0b1111;
     let rest = pc
         .remainder()
         .chunks_exact(2)
@@ -49,7 +55,9 @@ pub(crate) fn squared_distances_2d(p: &[f32], g: &[f32], q: &mut [f64]) {
             f64::from(pe[1]) - f64::from(ge[1]),
         );
         *qe = dx * dx + dy * dy;
+        finite &= qe.is_finite();
     }
+    finite
 }
 
 #[cfg(test)]
@@ -82,11 +90,13 @@ mod tests {
         let g: Vec<f32> = (0..2 * n)
             .map(|i| (i as f32 * 1.37).cos() * 10f32.powi((i % 5) as i32 - 2))
             .collect();
-        for m in [n, n - 1, n - 3, 4, 1, 0] {
+        // With and without the non-finite values (i % 11 == 0 holds them).
+        for m in [n, n - 1, n - 3, 10, 9, 4, 1, 0] {
             let (mut want, mut got) = (vec![0.0; m], vec![0.0; m]);
             squared_distances(&p[..2 * m], &g[..2 * m], 2, &mut want);
             // SAFETY: the CPU has AVX2 (checked above).
-            unsafe { squared_distances_2d(&p[..2 * m], &g[..2 * m], &mut got) };
+            let finite = unsafe { squared_distances_2d(&p[..2 * m], &g[..2 * m], &mut got) };
+            assert_eq!(finite, want.iter().all(|x| x.is_finite()), "{m} joints");
             for (e, (w, x)) in want.iter().zip(&got).enumerate() {
                 assert_eq!(w.to_bits(), x.to_bits(), "joint {e} of {m}");
             }

@@ -14,8 +14,7 @@ pub(crate) fn exp_neg_products(q: &mut [f64], w: &[f64]) {
     use std::arch::x86_64::{
         __m256d, _CMP_LE_OQ, _mm256_add_epi64, _mm256_and_pd, _mm256_castpd_si256,
         _mm256_castsi256_pd, _mm256_cmp_pd, _mm256_fmadd_pd, _mm256_loadu_pd, _mm256_mul_pd,
-        _mm256_set1_epi64x, _mm256_set1_pd, _mm256_setzero_pd, _mm256_slli_epi64, _mm256_storeu_pd,
-        _mm256_sub_pd,
+        _mm256_set1_pd, _mm256_setzero_pd, _mm256_slli_epi64, _mm256_storeu_pd, _mm256_sub_pd,
     };
     let m = q.len().min(w.len());
     let (q, w) = (&mut q[..m], &w[..m]);
@@ -26,8 +25,6 @@ pub(crate) fn exp_neg_products(q: &mut [f64], w: &[f64]) {
         _mm256_set1_pd(LN2_LO),
         _mm256_set1_pd(EXP_LAST),
     );
-    // 2^n's bits: (kd's bits - SHIFT's bits + 1023) << 52, as in exp_neg.
-    let bias = _mm256_set1_epi64x(1023i64.wrapping_sub(SHIFT.to_bits() as i64));
     let mut qc = q.chunks_exact_mut(4 * V);
     let mut wc = w.chunks_exact(4 * V);
     for (qv, wv) in (&mut qc).zip(&mut wc) {
@@ -62,11 +59,11 @@ pub(crate) fn exp_neg_products(q: &mut [f64], w: &[f64]) {
                 _mm256_fmadd_pd(p67, r2[v], p45),
             );
             let p = _mm256_fmadd_pd(high, r4[v], _mm256_fmadd_pd(p23, r2[v], p01));
-            let n_bits = _mm256_add_epi64(_mm256_castpd_si256(kd[v]), bias);
-            let scale = _mm256_castsi256_pd(_mm256_slli_epi64::<52>(n_bits));
+            let n_up = _mm256_slli_epi64::<52>(_mm256_castpd_si256(kd[v]));
+            let scaled = _mm256_castsi256_pd(_mm256_add_epi64(_mm256_castpd_si256(p), n_up));
             // NaN and e > EXP_LAST compare false: 0.
             let keep = _mm256_cmp_pd::<_CMP_LE_OQ>(e[v], last);
-            out[v] = _mm256_and_pd(keep, _mm256_mul_pd(p, scale));
+            out[v] = _mm256_and_pd(keep, scaled);
         }
         for (v, x) in out.iter().enumerate() {
             // SAFETY: the chunk holds 4 * V values.

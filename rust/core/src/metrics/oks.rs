@@ -152,11 +152,11 @@ fn oks_chunk<const FMA: bool, const K: usize>(
         let (m, b) = (rows.len() * k, rows.len());
         let (p, g, vis) = plan.batch.rows(rows.clone());
         let vis = drop_full_mask(vis);
-        squared_distances_2d::<FMA>(p, g, &mut q[..m]);
+        let finite = squared_distances_2d::<FMA>(p, g, &mut q[..m]);
         // A labelled joint with a non-finite distance has a non-finite
         // prediction or ground truth; only then scan the ground truth.
         let suspect = match vis {
-            None => !q[..m].iter().fold(true, |ok, x| ok & x.is_finite()),
+            None => !finite,
             Some(v) => !q[..m]
                 .iter()
                 .zip(v)

@@ -105,16 +105,16 @@ pub(crate) fn squared_distances(p: &[f32], g: &[f32], d: usize, q: &mut [f64]) {
 }
 
 /// [`squared_distances`] of 2-D joints, with explicit AVX2 where the `WIDE`
-/// builds run (the same bits).
+/// builds run (the same bits); returns whether every distance is finite.
 #[inline(always)]
-pub(crate) fn squared_distances_2d<const WIDE: bool>(p: &[f32], g: &[f32], q: &mut [f64]) {
+pub(crate) fn squared_distances_2d<const WIDE: bool>(p: &[f32], g: &[f32], q: &mut [f64]) -> bool {
     #[cfg(target_arch = "x86_64")]
     if WIDE && isa() >= Isa::Avx2 {
         // SAFETY: isa() reports only features the CPU has.
-        unsafe { super::distances_avx2::squared_distances_2d(p, g, q) };
-        return;
+        return unsafe { super::distances_avx2::squared_distances_2d(p, g, q) };
     }
     squared_distances(p, g, 2, q);
+    q.iter().fold(true, |ok, x| ok & x.is_finite())
 }
 
 /// [`squared_distances`] into `q` and their square roots into `dist`, in one
@@ -254,10 +254,11 @@ pub(crate) fn exp_neg<const FMA: bool>(e: f64) -> f64 {
     let (p67, p89, p1011) = (pair(6), pair(8), pair(10));
     let high = fma(fma(p1011, r2, p89), r4, fma(p67, r2, p45));
     let p = fma(high, r4, fma(p23, r2, p01));
-    // 2^n with n in [-1022, 0], from the integer sitting in kd's low bits.
-    let n_bits = kd.to_bits().wrapping_sub(SHIFT.to_bits());
-    let scale = f64::from_bits(n_bits.wrapping_add(1023) << 52);
-    if e <= EXP_LAST { p * scale } else { 0.0 }
+    // p 2^n by adding n to p's exponent: n sits in kd's low bits (SHIFT's
+    // low 12 bits are 0), and for e <= EXP_LAST the result is a normal
+    // number, so this is exactly the product with 2^n.
+    let scaled = f64::from_bits(p.to_bits().wrapping_add(kd.to_bits() << 52));
+    if e <= EXP_LAST { scaled } else { 0.0 }
 }
 
 /// `q[e] = exp_neg(q[e] * w[e])` over the common length: with explicit AVX2
