@@ -60,6 +60,100 @@ pub(crate) fn squared_distances_2d(p: &[f32], g: &[f32], q: &mut [f64]) -> bool 
     finite
 }
 
+/// [`squared_distances_2d`] of `rows = q.len() / k` samples of `k` joints,
+/// one sample at a time, with the width x height of each sample's ground
+/// truth box written to `areas` (every joint counted) from the same loads:
+/// a pass of its own over the ground truth cost more than the extremes do
+/// here. The box is `oks::labelled_box_area`'s: float32 extremes (exact
+/// picks), float64 sides and product. Returns whether every distance is
+/// finite.
+#[target_feature(enable = "avx2")]
+pub(crate) fn distances_and_boxes_2d(
+    p: &[f32],
+    g: &[f32],
+    k: usize,
+    q: &mut [f64],
+    areas: &mut [f64],
+) -> bool {
+    use std::arch::x86_64::{
+        _CMP_EQ_OQ, _mm_cvtss_f32, _mm_max_ps, _mm_min_ps, _mm_movehl_ps, _mm_shuffle_ps,
+        _mm256_add_pd, _mm256_castps256_ps128, _mm256_cmp_pd, _mm256_cvtps_pd,
+        _mm256_extractf128_ps, _mm256_loadu_ps, _mm256_max_ps, _mm256_min_ps, _mm256_movemask_pd,
+        _mm256_mul_pd, _mm256_permute4x64_pd, _mm256_set1_ps, _mm256_setzero_pd, _mm256_storeu_pd,
+        _mm256_sub_pd, _mm256_unpackhi_pd, _mm256_unpacklo_pd,
+    };
+    let k = k.max(1);
+    let rows = (q.len() / k).min(p.len() / (2 * k)).min(g.len() / (2 * k));
+    let rows = rows.min(areas.len());
+    let mut nan = _mm256_setzero_pd();
+    let mut finite = true;
+    for r in 0..rows {
+        let (pr, gr) = (
+            &p[r * 2 * k..(r + 1) * 2 * k],
+            &g[r * 2 * k..(r + 1) * 2 * k],
+        );
+        let qr = &mut q[r * k..(r + 1) * k];
+        let mut lo = _mm256_set1_ps(f32::INFINITY);
+        let mut hi = _mm256_set1_ps(f32::NEG_INFINITY);
+        let mut pc = pr.chunks_exact(8);
+        let mut gc = gr.chunks_exact(8);
+        let mut qc = qr.chunks_exact_mut(4);
+        for ((pv, gv), qv) in (&mut pc).zip(&mut gc).zip(&mut qc) {
+            // SAFETY: the chunks hold 8 floats and 4 doubles.
+            let (pw, gw) = unsafe { (_mm256_loadu_ps(pv.as_ptr()), _mm256_loadu_ps(gv.as_ptr())) };
+            (lo, hi) = (_mm256_min_ps(lo, gw), _mm256_max_ps(hi, gw));
+            // x0 y0 x1 y1 and x2 y2 x3 y3, as float64.
+            let d_lo = _mm256_sub_pd(
+                _mm256_cvtps_pd(_mm256_castps256_ps128(pw)),
+                _mm256_cvtps_pd(_mm256_castps256_ps128(gw)),
+            );
+            let d_hi = _mm256_sub_pd(
+                _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(pw)),
+                _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(gw)),
+            );
+            let (s_lo, s_hi) = (_mm256_mul_pd(d_lo, d_lo), _mm256_mul_pd(d_hi, d_hi));
+            let s = _mm256_add_pd(
+                _mm256_unpacklo_pd(s_lo, s_hi),
+                _mm256_unpackhi_pd(s_lo, s_hi),
+            );
+            // SAFETY: the chunk of q holds 4 doubles.
+            unsafe {
+                _mm256_storeu_pd(qv.as_mut_ptr(), _mm256_permute4x64_pd::<0b11_01_10_00>(s));
+            }
+            nan = _mm256_add_pd(nan, _mm256_sub_pd(s, s));
+        }
+        // Eight lanes to x, y: halves, then pairs (lane 0 = x, lane 1 = y).
+        let lo4 = _mm_min_ps(_mm256_castps256_ps128(lo), _mm256_extractf128_ps::<1>(lo));
+        let hi4 = _mm_max_ps(_mm256_castps256_ps128(hi), _mm256_extractf128_ps::<1>(hi));
+        let (lo2, hi2) = (
+            _mm_min_ps(lo4, _mm_movehl_ps(lo4, lo4)),
+            _mm_max_ps(hi4, _mm_movehl_ps(hi4, hi4)),
+        );
+        let mut lx = _mm_cvtss_f32(lo2);
+        let mut ly = _mm_cvtss_f32(_mm_shuffle_ps::<1>(lo2, lo2));
+        let mut hx = _mm_cvtss_f32(hi2);
+        let mut hy = _mm_cvtss_f32(_mm_shuffle_ps::<1>(hi2, hi2));
+        let rest = pc
+            .remainder()
+            .chunks_exact(2)
+            .zip(gc.remainder().chunks_exact(2));
+        for (qe, (pe, ge)) in qc.into_remainder().iter_mut().zip(rest) {
+            let (dx, dy) = (
+                f64::from(pe[0]) - f64::from(ge[0]),
+                f64::from(pe[1]) - f64::from(ge[1]),
+            );
+            *qe = dx * dx + dy * dy;
+            finite &= qe.is_finite();
+            lx = if ge[0] < lx { ge[0] } else { lx };
+            ly = if ge[1] < ly { ge[1] } else { ly };
+            hx = if ge[0] > hx { ge[0] } else { hx };
+            hy = if ge[1] > hy { ge[1] } else { hy };
+        }
+        areas[r] = (f64::from(hx) - f64::from(lx)) * (f64::from(hy) - f64::from(ly));
+    }
+    finite & (_mm256_movemask_pd(_mm256_cmp_pd::<_CMP_EQ_OQ>(nan, nan)) == 0b1111)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::simd::{Isa, isa, squared_distances};
@@ -100,6 +194,48 @@ mod tests {
             for (e, (w, x)) in want.iter().zip(&got).enumerate() {
                 assert_eq!(w.to_bits(), x.to_bits(), "joint {e} of {m}");
             }
+        }
+    }
+
+    #[test]
+    fn fused_boxes_and_distances_match_the_separate_ones() {
+        if isa() < Isa::Avx2 {
+            return; // nothing to run on this CPU
+        }
+        for k in [1, 2, 3, 4, 5, 8, 15, 17] {
+            let rows = 7;
+            let g: Vec<f32> = (0..rows * k * 2)
+                .map(|i| ((i * 7919 % 1000) as f32 - 500.0) * [1e-3, 1.0, 3e4][i % 3])
+                .collect();
+            let p: Vec<f32> = g
+                .iter()
+                .enumerate()
+                .map(|(i, x)| x + (i as f32).sin())
+                .collect();
+            let (mut want, mut got) = (vec![0.0; rows * k], vec![0.0; rows * k]);
+            squared_distances(&p, &g, 2, &mut want);
+            let mut areas = vec![f64::NAN; rows];
+            // SAFETY: the CPU has AVX2 (checked above).
+            let finite = unsafe { distances_and_boxes_2d(&p, &g, k, &mut got, &mut areas) };
+            assert!(finite);
+            assert_eq!(
+                want.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                got.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+            );
+            for (r, a) in areas.iter().enumerate() {
+                let xy = &g[r * 2 * k..(r + 1) * 2 * k];
+                let pick = |c: usize, f: fn(f32, f32) -> f32| {
+                    xy.iter().skip(c).step_by(2).copied().fold(xy[c], f)
+                };
+                let side = |c| f64::from(pick(c, f32::max)) - f64::from(pick(c, f32::min));
+                assert_eq!(a.to_bits(), (side(0) * side(1)).to_bits(), "k {k} row {r}");
+            }
+            // A non-finite prediction is reported.
+            let mut bad = p.clone();
+            bad[2 * k * rows - 1] = f32::NAN;
+            // SAFETY: as above.
+            let finite = unsafe { distances_and_boxes_2d(&bad, &g, k, &mut got, &mut areas) };
+            assert!(!finite);
         }
     }
 }

@@ -4,6 +4,8 @@ use std::ops::Range;
 
 use super::batch::{PoseBatch, first_nonfinite_gt_rows};
 use super::samples_per_chunk;
+#[cfg(target_arch = "x86_64")]
+use super::simd::{Isa, isa};
 use super::simd::{drop_full_mask, exp_neg, exp_neg_products, multiversion, squared_distances_2d};
 use crate::threads::map_chunks_out;
 use crate::{Error, Result};
@@ -152,7 +154,9 @@ fn oks_chunk<const FMA: bool, const K: usize>(
         let (m, b) = (rows.len() * k, rows.len());
         let (p, g, vis) = plan.batch.rows(rows.clone());
         let vis = drop_full_mask(vis);
-        let finite = squared_distances_2d::<FMA>(p, g, &mut q[..m]);
+        // All labelled: the boxes come from the distances' loads.
+        let fuse = vis.is_none() && matches!(plan.area, OksArea::KeypointBBox);
+        let (finite, boxed) = distances_wide::<FMA>(p, g, k, &mut q[..m], fuse, &mut scale[..b]);
         // A labelled joint with a non-finite distance has a non-finite
         // prediction or ground truth; only then scan the ground truth.
         let suspect = match vis {
@@ -169,6 +173,9 @@ fn oks_chunk<const FMA: bool, const K: usize>(
         for (row, i) in rows.clone().enumerate() {
             let vi = vis.map(|v| &v[row * k..(row + 1) * k]);
             labelled[row] = vi.map_or(k, |v| v.iter().map(|&b| usize::from(b)).sum());
+            if boxed {
+                continue;
+            }
             scale[row] = match plan.area {
                 OksArea::Given(a) => a[i],
                 OksArea::KeypointBBox => {
@@ -205,6 +212,30 @@ fn oks_chunk<const FMA: bool, const K: usize>(
         }
     }
     Ok(())
+}
+
+/// Squared distances of a block's `k`-joint samples into `q`, and where
+/// `boxes` is asked for and the `WIDE` builds run, every sample's box area
+/// ([`labelled_box_area`] with every joint labelled, the same bits) into
+/// `areas` from the same loads. Returns whether every distance is finite
+/// and whether the areas were written.
+#[inline(always)]
+fn distances_wide<const WIDE: bool>(
+    p: &[f32],
+    g: &[f32],
+    k: usize,
+    q: &mut [f64],
+    boxes: bool,
+    areas: &mut [f64],
+) -> (bool, bool) {
+    #[cfg(target_arch = "x86_64")]
+    if WIDE && boxes && isa() >= Isa::Avx2 {
+        // SAFETY: isa() reports only features the CPU has.
+        let finite = unsafe { super::distances_avx2::distances_and_boxes_2d(p, g, k, q, areas) };
+        return (finite, true);
+    }
+    let _ = (k, boxes, areas);
+    (squared_distances_2d::<WIDE>(p, g, q), false)
 }
 
 /// Width x height of the bounding box of the labelled joints of a finite 2-D
