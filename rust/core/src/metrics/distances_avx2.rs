@@ -61,19 +61,21 @@ pub(crate) fn squared_distances_2d(p: &[f32], g: &[f32], q: &mut [f64]) -> bool 
 }
 
 /// [`squared_distances_2d`] of `rows = q.len() / k` samples of `k` joints,
-/// one sample at a time, with the width x height of each sample's ground
-/// truth box written to `areas` (every joint counted) from the same loads:
-/// a pass of its own over the ground truth cost more than the extremes do
-/// here. The box is `oks::labelled_box_area`'s: float32 extremes (exact
-/// picks), float64 sides and product. Returns whether every distance is
-/// finite.
+/// one sample at a time, with OKS's weights of every joint,
+/// `w = inv_var[j] / (2 (area + eps))`, where `area` is the width x height of
+/// the sample's ground-truth box (every joint labelled), from the same
+/// loads: separate passes over the ground truth and the weights cost more
+/// than the extremes and a division do here. The box is
+/// `oks::labelled_box_area`'s (float32 extremes, exact picks, float64 sides
+/// and product) and the weights `oks_chunk`'s, so the same bits. Returns
+/// whether every distance is finite.
 #[target_feature(enable = "avx2")]
-pub(crate) fn distances_and_boxes_2d(
+pub(crate) fn distances_and_weights_2d(
     p: &[f32],
     g: &[f32],
-    k: usize,
+    inv_var: &[f64],
     q: &mut [f64],
-    areas: &mut [f64],
+    w: &mut [f64],
 ) -> bool {
     use std::arch::x86_64::{
         _CMP_EQ_OQ, _mm_cvtss_f32, _mm_max_ps, _mm_min_ps, _mm_movehl_ps, _mm_shuffle_ps,
@@ -82,9 +84,9 @@ pub(crate) fn distances_and_boxes_2d(
         _mm256_mul_pd, _mm256_permute4x64_pd, _mm256_set1_ps, _mm256_setzero_pd, _mm256_storeu_pd,
         _mm256_sub_pd, _mm256_unpackhi_pd, _mm256_unpacklo_pd,
     };
-    let k = k.max(1);
+    let k = inv_var.len().max(1);
     let rows = (q.len() / k).min(p.len() / (2 * k)).min(g.len() / (2 * k));
-    let rows = rows.min(areas.len());
+    let rows = rows.min(w.len() / k);
     let mut nan = _mm256_setzero_pd();
     let mut finite = true;
     for r in 0..rows {
@@ -149,7 +151,11 @@ pub(crate) fn distances_and_boxes_2d(
             hx = if ge[0] > hx { ge[0] } else { hx };
             hy = if ge[1] > hy { ge[1] } else { hy };
         }
-        areas[r] = (f64::from(hx) - f64::from(lx)) * (f64::from(hy) - f64::from(ly));
+        let area = (f64::from(hx) - f64::from(lx)) * (f64::from(hy) - f64::from(ly));
+        let a = 1.0 / (2.0 * (area + f64::EPSILON));
+        for (we, iv) in w[r * k..(r + 1) * k].iter_mut().zip(inv_var) {
+            *we = iv * a;
+        }
     }
     finite & (_mm256_movemask_pd(_mm256_cmp_pd::<_CMP_EQ_OQ>(nan, nan)) == 0b1111)
 }
@@ -198,7 +204,7 @@ mod tests {
     }
 
     #[test]
-    fn fused_boxes_and_distances_match_the_separate_ones() {
+    fn fused_weights_and_distances_match_the_separate_ones() {
         if isa() < Isa::Avx2 {
             return; // nothing to run on this CPU
         }
@@ -214,27 +220,31 @@ mod tests {
                 .collect();
             let (mut want, mut got) = (vec![0.0; rows * k], vec![0.0; rows * k]);
             squared_distances(&p, &g, 2, &mut want);
-            let mut areas = vec![f64::NAN; rows];
+            let inv_var: Vec<f64> = (0..k).map(|j| 1.0 / (j as f64 + 0.3)).collect();
+            let mut w = vec![f64::NAN; rows * k];
             // SAFETY: the CPU has AVX2 (checked above).
-            let finite = unsafe { distances_and_boxes_2d(&p, &g, k, &mut got, &mut areas) };
+            let finite = unsafe { distances_and_weights_2d(&p, &g, &inv_var, &mut got, &mut w) };
             assert!(finite);
             assert_eq!(
                 want.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
                 got.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
             );
-            for (r, a) in areas.iter().enumerate() {
+            for (r, wr) in w.chunks_exact(k).enumerate() {
                 let xy = &g[r * 2 * k..(r + 1) * 2 * k];
                 let pick = |c: usize, f: fn(f32, f32) -> f32| {
                     xy.iter().skip(c).step_by(2).copied().fold(xy[c], f)
                 };
                 let side = |c| f64::from(pick(c, f32::max)) - f64::from(pick(c, f32::min));
-                assert_eq!(a.to_bits(), (side(0) * side(1)).to_bits(), "k {k} row {r}");
+                let a = 1.0 / (2.0 * (side(0) * side(1) + f64::EPSILON));
+                for (we, iv) in wr.iter().zip(&inv_var) {
+                    assert_eq!(we.to_bits(), (iv * a).to_bits(), "k {k} row {r}");
+                }
             }
             // A non-finite prediction is reported.
             let mut bad = p.clone();
             bad[2 * k * rows - 1] = f32::NAN;
             // SAFETY: as above.
-            let finite = unsafe { distances_and_boxes_2d(&bad, &g, k, &mut got, &mut areas) };
+            let finite = unsafe { distances_and_weights_2d(&bad, &g, &inv_var, &mut got, &mut w) };
             assert!(!finite);
         }
     }

@@ -154,9 +154,10 @@ fn oks_chunk<const FMA: bool, const K: usize>(
         let (m, b) = (rows.len() * k, rows.len());
         let (p, g, vis) = plan.batch.rows(rows.clone());
         let vis = drop_full_mask(vis);
-        // All labelled: the boxes come from the distances' loads.
+        // All labelled: the boxes and weights come from the distances' loads.
         let fuse = vis.is_none() && matches!(plan.area, OksArea::KeypointBBox);
-        let (finite, boxed) = distances_wide::<FMA>(p, g, k, &mut q[..m], fuse, &mut scale[..b]);
+        let (finite, weighted) =
+            distances_wide::<FMA>(p, g, inv_var, &mut q[..m], fuse, &mut w[..m]);
         // A labelled joint with a non-finite distance has a non-finite
         // prediction or ground truth; only then scan the ground truth.
         let suspect = match vis {
@@ -170,36 +171,36 @@ fn oks_chunk<const FMA: bool, const K: usize>(
             plan.batch
                 .check_gt_finite(first_nonfinite_gt_rows(rows.start, g, vis, k, 2))?;
         }
-        for (row, i) in rows.clone().enumerate() {
-            let vi = vis.map(|v| &v[row * k..(row + 1) * k]);
-            labelled[row] = vi.map_or(k, |v| v.iter().map(|&b| usize::from(b)).sum());
-            if boxed {
-                continue;
+        if weighted {
+            labelled[..b].fill(k);
+        } else {
+            for (row, i) in rows.clone().enumerate() {
+                let vi = vis.map(|v| &v[row * k..(row + 1) * k]);
+                labelled[row] = vi.map_or(k, |v| v.iter().map(|&b| usize::from(b)).sum());
+                scale[row] = match plan.area {
+                    OksArea::Given(a) => a[i],
+                    OksArea::KeypointBBox => {
+                        labelled_box_area(&g[row * 2 * k..(row + 1) * 2 * k], vi, labelled[row])
+                    }
+                };
             }
-            scale[row] = match plan.area {
-                OksArea::Given(a) => a[i],
-                OksArea::KeypointBBox => {
-                    labelled_box_area(&g[row * 2 * k..(row + 1) * 2 * k], vi, labelled[row])
+            // Apart from the rows, so that the divisions run vectorised.
+            scale[..b]
+                .iter_mut()
+                .for_each(|a| *a = 1.0 / (2.0 * (*a + f64::EPSILON)));
+            for (row, (wr, a)) in w[..m].chunks_exact_mut(k).zip(&scale[..b]).enumerate() {
+                match vis {
+                    None => wr.iter_mut().zip(inv_var).for_each(|(w, iv)| *w = iv * a),
+                    // exp(-inf) and exp(-NaN) are 0: an unlabelled joint adds
+                    // nothing to the plain sum, whatever its distance.
+                    // Picked with bit masks: as a branch, the 'if' mispredicted.
+                    Some(v) => (wr.iter_mut().zip(inv_var).zip(&v[row * k..(row + 1) * k]))
+                        .for_each(|((w, iv), &on)| {
+                            let keep = u64::from(on).wrapping_neg();
+                            let bits = ((iv * a).to_bits() & keep) | (INF_BITS & !keep);
+                            *w = f64::from_bits(bits);
+                        }),
                 }
-            };
-        }
-        // Apart from the rows, so that the divisions run vectorised.
-        scale[..b]
-            .iter_mut()
-            .for_each(|a| *a = 1.0 / (2.0 * (*a + f64::EPSILON)));
-        for (row, (wr, a)) in w[..m].chunks_exact_mut(k).zip(&scale[..b]).enumerate() {
-            match vis {
-                None => wr.iter_mut().zip(inv_var).for_each(|(w, iv)| *w = iv * a),
-                // exp(-inf) and exp(-NaN) are 0: an unlabelled joint adds
-                // nothing to the plain sum, whatever its distance.
-                // Picked with bit masks: as a branch, the 'if' mispredicted.
-                Some(v) => (wr.iter_mut().zip(inv_var).zip(&v[row * k..(row + 1) * k])).for_each(
-                    |((w, iv), &on)| {
-                        let keep = u64::from(on).wrapping_neg();
-                        let bits = ((iv * a).to_bits() & keep) | (INF_BITS & !keep);
-                        *w = f64::from_bits(bits);
-                    },
-                ),
             }
         }
         exp_neg_products::<FMA>(&mut q[..m], &w[..m]);
@@ -214,27 +215,28 @@ fn oks_chunk<const FMA: bool, const K: usize>(
     Ok(())
 }
 
-/// Squared distances of a block's `k`-joint samples into `q`, and where
-/// `boxes` is asked for and the `WIDE` builds run, every sample's box area
-/// ([`labelled_box_area`] with every joint labelled, the same bits) into
-/// `areas` from the same loads. Returns whether every distance is finite
-/// and whether the areas were written.
+/// Squared distances of a block's samples into `q`, and where `weights` is
+/// asked for and the `WIDE` builds run, every joint's weight
+/// `inv_var[j] / (2 (area + eps))` with the keypoint box of every joint as
+/// area (the same bits as the separate steps) into `w` from the same loads.
+/// Returns whether every distance is finite and whether `w` was written.
 #[inline(always)]
 fn distances_wide<const WIDE: bool>(
     p: &[f32],
     g: &[f32],
-    k: usize,
+    inv_var: &[f64],
     q: &mut [f64],
-    boxes: bool,
-    areas: &mut [f64],
+    weights: bool,
+    w: &mut [f64],
 ) -> (bool, bool) {
     #[cfg(target_arch = "x86_64")]
-    if WIDE && boxes && isa() >= Isa::Avx2 {
+    if WIDE && weights && isa() >= Isa::Avx2 {
         // SAFETY: isa() reports only features the CPU has.
-        let finite = unsafe { super::distances_avx2::distances_and_boxes_2d(p, g, k, q, areas) };
+        let finite =
+            unsafe { super::distances_avx2::distances_and_weights_2d(p, g, inv_var, q, w) };
         return (finite, true);
     }
-    let _ = (k, boxes, areas);
+    let _ = (inv_var, weights, w);
     (squared_distances_2d::<WIDE>(p, g, q), false)
 }
 
