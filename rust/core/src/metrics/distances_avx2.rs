@@ -69,8 +69,10 @@ pub(crate) fn squared_distances_2d(p: &[f32], g: &[f32], q: &mut [f64]) -> bool 
 /// `oks::labelled_box_area`'s (float32 extremes, exact picks, float64 sides
 /// and product) and the weights `oks_chunk`'s, so the same bits. Returns
 /// whether every distance is finite.
+/// `K > 0` is the joint count known at compile time (the caller checked
+/// `inv_var.len() == K`), so the per-sample loops unroll.
 #[target_feature(enable = "avx2")]
-pub(crate) fn distances_and_weights_2d(
+pub(crate) fn distances_and_weights_2d<const K: usize>(
     p: &[f32],
     g: &[f32],
     inv_var: &[f64],
@@ -84,7 +86,8 @@ pub(crate) fn distances_and_weights_2d(
         _mm256_mul_pd, _mm256_permute4x64_pd, _mm256_set1_ps, _mm256_setzero_pd, _mm256_storeu_pd,
         _mm256_sub_pd, _mm256_unpackhi_pd, _mm256_unpacklo_pd,
     };
-    let k = inv_var.len().max(1);
+    let k = if K > 0 { K } else { inv_var.len().max(1) };
+    let inv_var = &inv_var[..k.min(inv_var.len())];
     let rows = (q.len() / k).min(p.len() / (2 * k)).min(g.len() / (2 * k));
     let rows = rows.min(w.len() / k);
     let mut nan = _mm256_setzero_pd();
@@ -223,7 +226,8 @@ mod tests {
             let inv_var: Vec<f64> = (0..k).map(|j| 1.0 / (j as f64 + 0.3)).collect();
             let mut w = vec![f64::NAN; rows * k];
             // SAFETY: the CPU has AVX2 (checked above).
-            let finite = unsafe { distances_and_weights_2d(&p, &g, &inv_var, &mut got, &mut w) };
+            let finite =
+                unsafe { distances_and_weights_2d::<0>(&p, &g, &inv_var, &mut got, &mut w) };
             assert!(finite);
             assert_eq!(
                 want.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
@@ -240,11 +244,26 @@ mod tests {
                     assert_eq!(we.to_bits(), (iv * a).to_bits(), "k {k} row {r}");
                 }
             }
+            if k == 17 {
+                // The compile-time joint count gives the same bits.
+                let (mut q17, mut w17) = (vec![0.0; rows * k], vec![0.0; rows * k]);
+                // SAFETY: as above.
+                assert!(unsafe {
+                    distances_and_weights_2d::<17>(&p, &g, &inv_var, &mut q17, &mut w17)
+                });
+                assert!(
+                    q17.iter()
+                        .zip(&got)
+                        .all(|(a, b)| a.to_bits() == b.to_bits())
+                );
+                assert!(w17.iter().zip(&w).all(|(a, b)| a.to_bits() == b.to_bits()));
+            }
             // A non-finite prediction is reported.
             let mut bad = p.clone();
             bad[2 * k * rows - 1] = f32::NAN;
             // SAFETY: as above.
-            let finite = unsafe { distances_and_weights_2d(&bad, &g, &inv_var, &mut got, &mut w) };
+            let finite =
+                unsafe { distances_and_weights_2d::<0>(&bad, &g, &inv_var, &mut got, &mut w) };
             assert!(!finite);
         }
     }

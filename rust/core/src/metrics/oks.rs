@@ -157,7 +157,7 @@ fn oks_chunk<const FMA: bool, const K: usize>(
         // All labelled: the boxes and weights come from the distances' loads.
         let fuse = vis.is_none() && matches!(plan.area, OksArea::KeypointBBox);
         let (finite, weighted) =
-            distances_wide::<FMA>(p, g, inv_var, &mut q[..m], fuse, &mut w[..m]);
+            distances_wide::<FMA, K>(p, g, inv_var, &mut q[..m], fuse, &mut w[..m]);
         // A labelled joint with a non-finite distance has a non-finite
         // prediction or ground truth; only then scan the ground truth.
         let suspect = match vis {
@@ -221,7 +221,7 @@ fn oks_chunk<const FMA: bool, const K: usize>(
 /// area (the same bits as the separate steps) into `w` from the same loads.
 /// Returns whether every distance is finite and whether `w` was written.
 #[inline(always)]
-fn distances_wide<const WIDE: bool>(
+fn distances_wide<const WIDE: bool, const K: usize>(
     p: &[f32],
     g: &[f32],
     inv_var: &[f64],
@@ -233,7 +233,7 @@ fn distances_wide<const WIDE: bool>(
     if WIDE && weights && isa() >= Isa::Avx2 {
         // SAFETY: isa() reports only features the CPU has.
         let finite =
-            unsafe { super::distances_avx2::distances_and_weights_2d(p, g, inv_var, q, w) };
+            unsafe { super::distances_avx2::distances_and_weights_2d::<K>(p, g, inv_var, q, w) };
         return (finite, true);
     }
     let _ = (inv_var, weights, w);

@@ -215,7 +215,11 @@ pub(crate) const EXP_C: [f64; 12] = [
 /// powers change sign.
 #[inline(always)]
 pub(crate) const fn exp_c_mirrored(i: usize) -> f64 {
-    if i.is_multiple_of(2) { -EXP_C[i] } else { EXP_C[i] }
+    if i.is_multiple_of(2) {
+        -EXP_C[i]
+    } else {
+        EXP_C[i]
+    }
 }
 
 /// exp_neg(e) is 0 for e above this (and for NaN): 2^n stays a normal number.
