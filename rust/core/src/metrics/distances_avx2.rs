@@ -62,8 +62,9 @@ pub(crate) fn squared_distances_2d(p: &[f32], g: &[f32], q: &mut [f64]) -> bool 
 
 /// [`squared_distances_2d`] of `rows = q.len() / k` samples of `k` joints,
 /// one sample at a time, with OKS's weights of every joint,
-/// `w = inv_var[j] / (2 (area + eps))`, where `area` is the width x height of
-/// the sample's ground-truth box (every joint labelled), from the same
+/// `w = inv_var[j] / (2 (area + eps))`, where `area` is `given[r]`, or else
+/// the width x height of the sample's ground-truth box (every joint
+/// labelled), from the same
 /// loads: separate passes over the ground truth and the weights cost more
 /// than the extremes and a division do here. The box is
 /// `oks::labelled_box_area`'s (float32 extremes, exact picks, float64 sides
@@ -76,6 +77,7 @@ pub(crate) fn distances_and_weights_2d<const K: usize>(
     p: &[f32],
     g: &[f32],
     inv_var: &[f64],
+    given: Option<&[f64]>,
     q: &mut [f64],
     w: &mut [f64],
 ) -> bool {
@@ -89,7 +91,9 @@ pub(crate) fn distances_and_weights_2d<const K: usize>(
     let k = if K > 0 { K } else { inv_var.len().max(1) };
     let inv_var = &inv_var[..k.min(inv_var.len())];
     let rows = (q.len() / k).min(p.len() / (2 * k)).min(g.len() / (2 * k));
-    let rows = rows.min(w.len() / k);
+    let rows = rows
+        .min(w.len() / k)
+        .min(given.map_or(usize::MAX, <[f64]>::len));
     let mut nan = _mm256_setzero_pd();
     let mut finite = true;
     for r in 0..rows {
@@ -154,7 +158,10 @@ pub(crate) fn distances_and_weights_2d<const K: usize>(
             hx = if ge[0] > hx { ge[0] } else { hx };
             hy = if ge[1] > hy { ge[1] } else { hy };
         }
-        let area = (f64::from(hx) - f64::from(lx)) * (f64::from(hy) - f64::from(ly));
+        let area = match given {
+            Some(a) => a[r],
+            None => (f64::from(hx) - f64::from(lx)) * (f64::from(hy) - f64::from(ly)),
+        };
         let a = 1.0 / (2.0 * (area + f64::EPSILON));
         for (we, iv) in w[r * k..(r + 1) * k].iter_mut().zip(inv_var) {
             *we = iv * a;
@@ -227,7 +234,7 @@ mod tests {
             let mut w = vec![f64::NAN; rows * k];
             // SAFETY: the CPU has AVX2 (checked above).
             let finite =
-                unsafe { distances_and_weights_2d::<0>(&p, &g, &inv_var, &mut got, &mut w) };
+                unsafe { distances_and_weights_2d::<0>(&p, &g, &inv_var, None, &mut got, &mut w) };
             assert!(finite);
             assert_eq!(
                 want.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
@@ -249,7 +256,7 @@ mod tests {
                 let (mut q17, mut w17) = (vec![0.0; rows * k], vec![0.0; rows * k]);
                 // SAFETY: as above.
                 assert!(unsafe {
-                    distances_and_weights_2d::<17>(&p, &g, &inv_var, &mut q17, &mut w17)
+                    distances_and_weights_2d::<17>(&p, &g, &inv_var, None, &mut q17, &mut w17)
                 });
                 assert!(
                     q17.iter()
@@ -258,12 +265,25 @@ mod tests {
                 );
                 assert!(w17.iter().zip(&w).all(|(a, b)| a.to_bits() == b.to_bits()));
             }
+            // Given areas replace the boxes.
+            let given: Vec<f64> = (0..rows).map(|r| r as f64 * 0.37).collect();
+            // SAFETY: as above.
+            assert!(unsafe {
+                distances_and_weights_2d::<0>(&p, &g, &inv_var, Some(&given), &mut got, &mut w)
+            });
+            for (wr, a) in w.chunks_exact(k).zip(&given) {
+                let a = 1.0 / (2.0 * (a + f64::EPSILON));
+                for (we, iv) in wr.iter().zip(&inv_var) {
+                    assert_eq!(we.to_bits(), (iv * a).to_bits(), "k {k} given area");
+                }
+            }
             // A non-finite prediction is reported.
             let mut bad = p.clone();
             bad[2 * k * rows - 1] = f32::NAN;
             // SAFETY: as above.
-            let finite =
-                unsafe { distances_and_weights_2d::<0>(&bad, &g, &inv_var, &mut got, &mut w) };
+            let finite = unsafe {
+                distances_and_weights_2d::<0>(&bad, &g, &inv_var, None, &mut got, &mut w)
+            };
             assert!(!finite);
         }
     }

@@ -154,10 +154,21 @@ fn oks_chunk<const FMA: bool, const K: usize>(
         let (m, b) = (rows.len() * k, rows.len());
         let (p, g, vis) = plan.batch.rows(rows.clone());
         let vis = drop_full_mask(vis);
-        // All labelled: the boxes and weights come from the distances' loads.
-        let fuse = vis.is_none() && matches!(plan.area, OksArea::KeypointBBox);
-        let (finite, weighted) =
-            distances_wide::<FMA, K>(p, g, inv_var, &mut q[..m], fuse, &mut w[..m]);
+        // All labelled: the weights (and the boxes, where no area is given)
+        // come from the distances' loads.
+        let given = match plan.area {
+            OksArea::Given(a) => Some(&a[rows.clone()]),
+            OksArea::KeypointBBox => None,
+        };
+        let (finite, weighted) = distances_wide::<FMA, K>(
+            p,
+            g,
+            inv_var,
+            given,
+            &mut q[..m],
+            vis.is_none(),
+            &mut w[..m],
+        );
         // A labelled joint with a non-finite distance has a non-finite
         // prediction or ground truth; only then scan the ground truth.
         let suspect = match vis {
@@ -217,14 +228,16 @@ fn oks_chunk<const FMA: bool, const K: usize>(
 
 /// Squared distances of a block's samples into `q`, and where `weights` is
 /// asked for and the `WIDE` builds run, every joint's weight
-/// `inv_var[j] / (2 (area + eps))` with the keypoint box of every joint as
-/// area (the same bits as the separate steps) into `w` from the same loads.
+/// `inv_var[j] / (2 (area + eps))` with the `given` areas, or else the
+/// keypoint box of every joint, as area (the same bits as the separate
+/// steps) into `w` from the same loads.
 /// Returns whether every distance is finite and whether `w` was written.
 #[inline(always)]
 fn distances_wide<const WIDE: bool, const K: usize>(
     p: &[f32],
     g: &[f32],
     inv_var: &[f64],
+    given: Option<&[f64]>,
     q: &mut [f64],
     weights: bool,
     w: &mut [f64],
@@ -232,11 +245,12 @@ fn distances_wide<const WIDE: bool, const K: usize>(
     #[cfg(target_arch = "x86_64")]
     if WIDE && weights && isa() >= Isa::Avx2 {
         // SAFETY: isa() reports only features the CPU has.
-        let finite =
-            unsafe { super::distances_avx2::distances_and_weights_2d::<K>(p, g, inv_var, q, w) };
+        let finite = unsafe {
+            super::distances_avx2::distances_and_weights_2d::<K>(p, g, inv_var, given, q, w)
+        };
         return (finite, true);
     }
-    let _ = (inv_var, weights, w);
+    let _ = (inv_var, given, weights, w);
     (squared_distances_2d::<WIDE>(p, g, q), false)
 }
 
