@@ -8,6 +8,10 @@ mod aligned;
 mod batch;
 pub mod coco_eval;
 mod curve_grid;
+#[cfg(target_arch = "x86_64")]
+mod distances_avx2;
+#[cfg(target_arch = "x86_64")]
+mod exp_avx2;
 mod joint_errors;
 mod oks;
 mod procrustes;

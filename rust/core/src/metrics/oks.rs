@@ -4,9 +4,27 @@ use std::ops::Range;
 
 use super::batch::{PoseBatch, first_nonfinite_gt_rows};
 use super::samples_per_chunk;
-use super::simd::{drop_full_mask, exp_neg, masked_sum, multiversion, squared_distances};
+#[cfg(target_arch = "x86_64")]
+use super::simd::{Isa, isa};
+use super::simd::{drop_full_mask, exp_neg, exp_neg_products, multiversion, squared_distances_2d};
 use crate::threads::map_chunks_out;
 use crate::{Error, Result};
+
+/// Sum of a sample's terms (unlabelled ones are 0) in four fixed lanes,
+/// joined pairwise: one vector and a short tail per sample, where eight
+/// lanes ended in seven dependent scalar additions.
+#[inline(always)]
+fn plain_sum(x: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 4];
+    let mut it = x.chunks_exact(4);
+    for c in &mut it {
+        for l in 0..4 {
+            acc[l] += c[l];
+        }
+    }
+    let head = (acc[0] + acc[2]) + (acc[1] + acc[3]);
+    it.remainder().iter().fold(head, |s, v| s + v)
+}
 
 /// The object scale s^2 of each ground truth.
 #[derive(Debug, Clone, Copy)]
@@ -71,16 +89,10 @@ pub fn oks(
         )));
     }
     let vars: Vec<f64> = sigmas.iter().map(|s| (2.0 * s) * (2.0 * s)).collect();
-    // e = d^2 / var / (s^2 + eps) / 2 is computed as d^2 * (1 / var) * (1 / (2 (s^2 + eps))):
+    // e = d^2 / var / (s^2 + eps) / 2 is computed as d^2 * ((1 / var) * (1 / (2 (s^2 + eps)))):
     // two multiplications instead of three divisions move e by a few ulp,
     // which changes each OKS term by less than 1e-15.
-    let block = (BLOCK_ENTRIES / k).max(1);
-    let inv_var: Vec<f64> = vars
-        .iter()
-        .map(|v| 1.0 / v)
-        .cycle()
-        .take(block * k)
-        .collect();
+    let inv_var: Vec<f64> = vars.iter().map(|v| 1.0 / v).collect();
     let plan = Plan {
         batch,
         vars: &vars,
@@ -97,11 +109,13 @@ pub fn oks(
 struct Plan<'a> {
     batch: &'a PoseBatch<'a>,
     vars: &'a [f64],
-    /// 1 / var for every entry of a block.
+    /// 1 / var of each joint.
     inv_var: &'a [f64],
     area: OksArea<'a>,
     bbox: Option<&'a [f64]>,
 }
+
+const INF_BITS: u64 = f64::INFINITY.to_bits();
 
 /// Entries per block: a block's buffers stay in L1.
 const BLOCK_ENTRIES: usize = 1024;
@@ -117,8 +131,9 @@ multiversion! {
     base = oks_chunk::<false, 0>(plan, range, out);
 }
 
-/// OKS of the samples in `range`, in blocks: e = d^2 / var / (s^2 + eps) / 2
-/// over flat buffers, then exp(-e).
+/// OKS of the samples in `range`, in blocks: each entry's weight
+/// w = 1 / var / (2 (s^2 + eps)) (+inf for an unlabelled joint), then
+/// exp(-d^2 w) over flat buffers, then plain sums per sample.
 #[inline(always)]
 fn oks_chunk<const FMA: bool, const K: usize>(
     plan: &Plan<'_>,
@@ -128,21 +143,36 @@ fn oks_chunk<const FMA: bool, const K: usize>(
     // K > 0: the caller checked that there are K joints.
     let k = if K > 0 { K } else { plan.vars.len() };
     let block = (BLOCK_ENTRIES / k).max(1);
-    let inv_var = plan.inv_var;
+    let inv_var = &plan.inv_var[..k];
+    // The labelled count's reciprocal: a multiply per sample instead of a division.
+    let inv_count: Vec<f64> = (0..=k).map(|l| 1.0 / l as f64).collect();
     let mut q = vec![0.0; block * k];
-    let mut sim = vec![0.0; block * k];
-    let mut factor = vec![0.0; block * k];
-    let (mut labelled, mut inv_area) = (vec![0usize; block], vec![0.0; block]);
+    let mut w = vec![0.0; block * k];
+    let (mut labelled, mut scale) = (vec![0usize; block], vec![0.0; block]);
     for start in range.clone().step_by(block) {
         let rows = start..range.end.min(start + block);
         let (m, b) = (rows.len() * k, rows.len());
         let (p, g, vis) = plan.batch.rows(rows.clone());
         let vis = drop_full_mask(vis);
-        squared_distances(p, g, 2, &mut q[..m]);
+        // All labelled: the weights (and the boxes, where no area is given)
+        // come from the distances' loads.
+        let given = match plan.area {
+            OksArea::Given(a) => Some(&a[rows.clone()]),
+            OksArea::KeypointBBox => None,
+        };
+        let (finite, weighted) = distances_wide::<FMA, K>(
+            p,
+            g,
+            inv_var,
+            given,
+            &mut q[..m],
+            vis.is_none(),
+            &mut w[..m],
+        );
         // A labelled joint with a non-finite distance has a non-finite
         // prediction or ground truth; only then scan the ground truth.
         let suspect = match vis {
-            None => !q[..m].iter().fold(true, |ok, x| ok & x.is_finite()),
+            None => !finite,
             Some(v) => !q[..m]
                 .iter()
                 .zip(v)
@@ -152,34 +182,42 @@ fn oks_chunk<const FMA: bool, const K: usize>(
             plan.batch
                 .check_gt_finite(first_nonfinite_gt_rows(rows.start, g, vis, k, 2))?;
         }
-        for (row, i) in rows.clone().enumerate() {
-            let vi = vis.map(|v| &v[row * k..(row + 1) * k]);
-            labelled[row] = vi.map_or(k, |v| v.iter().map(|&b| usize::from(b)).sum());
-            inv_area[row] = match plan.area {
-                OksArea::Given(a) => a[i],
-                OksArea::KeypointBBox => {
-                    labelled_box_area(&g[row * 2 * k..(row + 1) * 2 * k], vi, labelled[row])
+        if weighted {
+            labelled[..b].fill(k);
+        } else {
+            for (row, i) in rows.clone().enumerate() {
+                let vi = vis.map(|v| &v[row * k..(row + 1) * k]);
+                labelled[row] = vi.map_or(k, |v| v.iter().map(|&b| usize::from(b)).sum());
+                scale[row] = match plan.area {
+                    OksArea::Given(a) => a[i],
+                    OksArea::KeypointBBox => {
+                        labelled_box_area(&g[row * 2 * k..(row + 1) * 2 * k], vi, labelled[row])
+                    }
+                };
+            }
+            // Apart from the rows, so that the divisions run vectorised.
+            scale[..b]
+                .iter_mut()
+                .for_each(|a| *a = 1.0 / (2.0 * (*a + f64::EPSILON)));
+            for (row, (wr, a)) in w[..m].chunks_exact_mut(k).zip(&scale[..b]).enumerate() {
+                match vis {
+                    None => wr.iter_mut().zip(inv_var).for_each(|(w, iv)| *w = iv * a),
+                    // exp(-inf) and exp(-NaN) are 0: an unlabelled joint adds
+                    // nothing to the plain sum, whatever its distance.
+                    // Picked with bit masks: as a branch, the 'if' mispredicted.
+                    Some(v) => (wr.iter_mut().zip(inv_var).zip(&v[row * k..(row + 1) * k]))
+                        .for_each(|((w, iv), &on)| {
+                            let keep = u64::from(on).wrapping_neg();
+                            let bits = ((iv * a).to_bits() & keep) | (INF_BITS & !keep);
+                            *w = f64::from_bits(bits);
+                        }),
                 }
-            };
+            }
         }
-        inv_area[..b]
-            .iter_mut()
-            .for_each(|a| *a = 1.0 / (2.0 * (*a + f64::EPSILON)));
-        for (f, a) in factor[..m].chunks_exact_mut(k).zip(&inv_area[..b]) {
-            f.fill(*a);
-        }
-        let entries = sim[..m]
-            .iter_mut()
-            .zip(&q[..m])
-            .zip(&inv_var[..m])
-            .zip(&factor[..m]);
-        for (((x, qe), iv), f) in entries {
-            *x = exp_neg::<FMA>(qe * iv * f);
-        }
-        for (row, i) in rows.enumerate() {
-            let vi = vis.map(|v| &v[row * k..(row + 1) * k]);
+        exp_neg_products::<FMA>(&mut q[..m], &w[..m]);
+        for ((row, i), sim) in rows.enumerate().zip(q[..m].chunks_exact(k)) {
             out[i - range.start] = if labelled[row] > 0 {
-                masked_sum(&sim[row * k..(row + 1) * k], vi).0 / labelled[row] as f64
+                plain_sum(sim) * inv_count[labelled[row]]
             } else {
                 ignore_box_oks::<FMA>(plan.batch.sample(i).0, plan, i)?
             };
@@ -188,59 +226,120 @@ fn oks_chunk<const FMA: bool, const K: usize>(
     Ok(())
 }
 
+/// Squared distances of a block's samples into `q`, and where `weights` is
+/// asked for and the `WIDE` builds run, every joint's weight
+/// `inv_var[j] / (2 (area + eps))` with the `given` areas, or else the
+/// keypoint box of every joint, as area (the same bits as the separate
+/// steps) into `w` from the same loads.
+/// Returns whether every distance is finite and whether `w` was written.
+#[inline(always)]
+fn distances_wide<const WIDE: bool, const K: usize>(
+    p: &[f32],
+    g: &[f32],
+    inv_var: &[f64],
+    given: Option<&[f64]>,
+    q: &mut [f64],
+    weights: bool,
+    w: &mut [f64],
+) -> (bool, bool) {
+    #[cfg(target_arch = "x86_64")]
+    if WIDE && weights && isa() >= Isa::Avx2 {
+        // SAFETY: isa() reports only features the CPU has.
+        let finite = unsafe {
+            super::distances_avx2::distances_and_weights_2d::<K>(p, g, inv_var, given, q, w)
+        };
+        return (finite, true);
+    }
+    let _ = (inv_var, given, weights, w);
+    (squared_distances_2d::<WIDE>(p, g, q), false)
+}
+
 /// Width x height of the bounding box of the labelled joints of a finite 2-D
 /// ground truth (0 when none is labelled). Extremes are picked in float32,
 /// which is exact, and only the sides are float64.
 #[inline(always)]
 fn labelled_box_area(g: &[f32], vis: Option<&[bool]>, labelled: usize) -> f64 {
-    let (lx, ly, hx, hy) = if labelled == g.len() / 2 {
-        // Every joint labelled: eight lanes of interleaved x, y.
-        let mut lo = [f32::INFINITY; 8];
-        let mut hi = [f32::NEG_INFINITY; 8];
-        let mut it = g.chunks_exact(8);
-        for c in &mut it {
-            for l in 0..8 {
-                lo[l] = if c[l] < lo[l] { c[l] } else { lo[l] };
-                hi[l] = if c[l] > hi[l] { c[l] } else { hi[l] };
-            }
-        }
-        for (l, &x) in it.remainder().iter().enumerate() {
-            lo[l] = if x < lo[l] { x } else { lo[l] };
-            hi[l] = if x > hi[l] { x } else { hi[l] };
-        }
-        let pick = |a: &[f32; 8], odd: usize, f: fn(f32, f32) -> f32| {
-            (odd..8).step_by(2).map(|l| a[l]).fold(a[odd], f)
-        };
-        // Plain comparisons, not f32::min/max: a NaN coordinate is an error
-        // the caller reports (its distance is not finite), so the NaN rules
-        // of min/max would only cost instructions.
-        fn min(a: f32, b: f32) -> f32 {
-            if b < a { b } else { a }
-        }
-        fn max(a: f32, b: f32) -> f32 {
-            if b > a { b } else { a }
-        }
-        (
-            pick(&lo, 0, min),
-            pick(&lo, 1, min),
-            pick(&hi, 0, max),
-            pick(&hi, 1, max),
-        )
-    } else {
-        let (mut lx, mut ly) = (f32::INFINITY, f32::INFINITY);
-        let (mut hx, mut hy) = (f32::NEG_INFINITY, f32::NEG_INFINITY);
-        for (j, xy) in g.chunks_exact(2).enumerate() {
-            if vis.is_none_or(|v| v[j]) {
-                (lx, ly) = (lx.min(xy[0]), ly.min(xy[1]));
-                (hx, hy) = (hx.max(xy[0]), hy.max(xy[1]));
-            }
-        }
-        (lx, ly, hx, hy)
-    };
     if labelled == 0 {
         return 0.0;
     }
+    let (lx, ly, hx, hy) = match vis {
+        None => box_lanes_all(g),
+        // Selects, not branches: which joints are labelled is data.
+        Some(v) => box_lanes(g, |j| v.get(j).copied().unwrap_or(false)),
+    };
     (f64::from(hx) - f64::from(lx)) * (f64::from(hy) - f64::from(ly))
+}
+
+/// [`box_lanes`] of every joint, without selects.
+#[inline(always)]
+fn box_lanes_all(g: &[f32]) -> (f32, f32, f32, f32) {
+    let mut lo = [f32::INFINITY; 8];
+    let mut hi = [f32::NEG_INFINITY; 8];
+    let mut it = g.chunks_exact(8);
+    for c in &mut it {
+        for l in 0..8 {
+            lo[l] = if c[l] < lo[l] { c[l] } else { lo[l] };
+            hi[l] = if c[l] > hi[l] { c[l] } else { hi[l] };
+        }
+    }
+    for (l, &x) in it.remainder().iter().enumerate() {
+        lo[l] = if x < lo[l] { x } else { lo[l] };
+        hi[l] = if x > hi[l] { x } else { hi[l] };
+    }
+    pick_extremes(&lo, &hi)
+}
+
+/// Extremes (low x, low y, high x, high y) of the joints `keep` selects, in
+/// eight lanes of interleaved x, y; an unselected joint is read as +inf for
+/// the minima and -inf for the maxima.
+#[inline(always)]
+fn box_lanes(g: &[f32], keep: impl Fn(usize) -> bool) -> (f32, f32, f32, f32) {
+    let mut lo = [f32::INFINITY; 8];
+    let mut hi = [f32::NEG_INFINITY; 8];
+    let mut add = |l: usize, j: usize, x: f32| {
+        let on = keep(j);
+        let (a, b) = if on {
+            (x, x)
+        } else {
+            (f32::INFINITY, f32::NEG_INFINITY)
+        };
+        lo[l] = if a < lo[l] { a } else { lo[l] };
+        hi[l] = if b > hi[l] { b } else { hi[l] };
+    };
+    let mut it = g.chunks_exact(8);
+    for (c, xy) in (&mut it).enumerate() {
+        for (l, &x) in xy.iter().enumerate() {
+            add(l, 4 * c + l / 2, x);
+        }
+    }
+    let done = g.len() / 8 * 4;
+    for (l, &x) in it.remainder().iter().enumerate() {
+        add(l, done + l / 2, x);
+    }
+    pick_extremes(&lo, &hi)
+}
+
+/// The x and y extremes of eight lanes of interleaved x, y.
+#[inline(always)]
+fn pick_extremes(lo: &[f32; 8], hi: &[f32; 8]) -> (f32, f32, f32, f32) {
+    let pick = |a: &[f32; 8], odd: usize, f: fn(f32, f32) -> f32| {
+        (odd..8).step_by(2).map(|l| a[l]).fold(a[odd], f)
+    };
+    // Plain comparisons, not f32::min/max: a NaN coordinate is an error
+    // the caller reports (its distance is not finite), so the NaN rules
+    // of min/max would only cost instructions.
+    fn min(a: f32, b: f32) -> f32 {
+        if b < a { b } else { a }
+    }
+    fn max(a: f32, b: f32) -> f32 {
+        if b > a { b } else { a }
+    }
+    (
+        pick(lo, 0, min),
+        pick(lo, 1, min),
+        pick(hi, 0, max),
+        pick(hi, 1, max),
+    )
 }
 
 /// COCO's rule for a ground truth without a labelled joint: distances to an

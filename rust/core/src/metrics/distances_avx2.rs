@@ -1,0 +1,290 @@
+//! Squared 2-D distances from interleaved float32 x, y with explicit AVX2:
+//! the float32 loads convert straight to float64 and two unpacks pair each
+//! joint's squares, where the autovectorised loop deinterlaced with four
+//! shuffles per eight floats. The same operations per joint as
+//! [`super::simd::squared_distances`] (dx*dx + dy*dy in float64), so the
+//! same bits.
+
+/// `q[e] = (p_x - g_x)^2 + (p_y - g_y)^2` of joint `e`, for the joints that
+/// `p`, `g` (`2 q.len()` values each) and `q` all hold; returns whether
+/// every one is finite (q - q is 0 or NaN, summed on the side: the adds
+/// hide under the loads, where a pass of its own over q did not).
+#[target_feature(enable = "avx2")]
+pub(crate) fn squared_distances_2d(p: &[f32], g: &[f32], q: &mut [f64]) -> bool {
+    use std::arch::x86_64::{
+        _CMP_EQ_OQ, _mm_loadu_ps, _mm256_add_pd, _mm256_cmp_pd, _mm256_cvtps_pd,
+        _mm256_movemask_pd, _mm256_mul_pd, _mm256_permute4x64_pd, _mm256_setzero_pd,
+        _mm256_storeu_pd, _mm256_sub_pd, _mm256_unpackhi_pd, _mm256_unpacklo_pd,
+    };
+    let m = q.len().min(p.len() / 2).min(g.len() / 2);
+    let (p, g, q) = (&p[..2 * m], &g[..2 * m], &mut q[..m]);
+    let mut pc = p.chunks_exact(8);
+    let mut gc = g.chunks_exact(8);
+    let mut qc = q.chunks_exact_mut(4);
+    let mut nan = _mm256_setzero_pd();
+    for ((pv, gv), qv) in (&mut pc).zip(&mut gc).zip(&mut qc) {
+        // SAFETY: the chunks hold 8 floats (two loads of 4) and 4 doubles.
+        unsafe {
+            // x0 y0 x1 y1 and x2 y2 x3 y3, as float64.
+            let d_lo = _mm256_sub_pd(
+                _mm256_cvtps_pd(_mm_loadu_ps(pv.as_ptr())),
+                _mm256_cvtps_pd(_mm_loadu_ps(gv.as_ptr())),
+            );
+            let d_hi = _mm256_sub_pd(
+                _mm256_cvtps_pd(_mm_loadu_ps(pv.as_ptr().add(4))),
+                _mm256_cvtps_pd(_mm_loadu_ps(gv.as_ptr().add(4))),
+            );
+            let (s_lo, s_hi) = (_mm256_mul_pd(d_lo, d_lo), _mm256_mul_pd(d_hi, d_hi));
+            // x0^2 x2^2 x1^2 x3^2 + y0^2 y2^2 y1^2 y3^2, then joints in order.
+            let s = _mm256_add_pd(
+                _mm256_unpacklo_pd(s_lo, s_hi),
+                _mm256_unpackhi_pd(s_lo, s_hi),
+            );
+            _mm256_storeu_pd(qv.as_mut_ptr(), _mm256_permute4x64_pd::<0b11_01_10_00>(s));
+            nan = _mm256_add_pd(nan, _mm256_sub_pd(s, s));
+        }
+    }
+    let mut finite = _mm256_movemask_pd(_mm256_cmp_pd::<_CMP_EQ_OQ>(nan, nan)) == 0b1111;
+    let rest = pc
+        .remainder()
+        .chunks_exact(2)
+        .zip(gc.remainder().chunks_exact(2));
+    for (qe, (pe, ge)) in qc.into_remainder().iter_mut().zip(rest) {
+        let (dx, dy) = (
+            f64::from(pe[0]) - f64::from(ge[0]),
+            f64::from(pe[1]) - f64::from(ge[1]),
+        );
+        *qe = dx * dx + dy * dy;
+        finite &= qe.is_finite();
+    }
+    finite
+}
+
+/// [`squared_distances_2d`] of `rows = q.len() / k` samples of `k` joints,
+/// one sample at a time, with OKS's weights of every joint,
+/// `w = inv_var[j] / (2 (area + eps))`, where `area` is `given[r]`, or else
+/// the width x height of the sample's ground-truth box (every joint
+/// labelled), from the same
+/// loads: separate passes over the ground truth and the weights cost more
+/// than the extremes and a division do here. The box is
+/// `oks::labelled_box_area`'s (float32 extremes, exact picks, float64 sides
+/// and product) and the weights `oks_chunk`'s, so the same bits. Returns
+/// whether every distance is finite.
+/// `K > 0` is the joint count known at compile time (the caller checked
+/// `inv_var.len() == K`), so the per-sample loops unroll.
+#[target_feature(enable = "avx2")]
+pub(crate) fn distances_and_weights_2d<const K: usize>(
+    p: &[f32],
+    g: &[f32],
+    inv_var: &[f64],
+    given: Option<&[f64]>,
+    q: &mut [f64],
+    w: &mut [f64],
+) -> bool {
+    use std::arch::x86_64::{
+        _CMP_EQ_OQ, _mm_cvtss_f32, _mm_max_ps, _mm_min_ps, _mm_movehl_ps, _mm_shuffle_ps,
+        _mm256_add_pd, _mm256_castps256_ps128, _mm256_cmp_pd, _mm256_cvtps_pd,
+        _mm256_extractf128_ps, _mm256_loadu_ps, _mm256_max_ps, _mm256_min_ps, _mm256_movemask_pd,
+        _mm256_mul_pd, _mm256_permute4x64_pd, _mm256_set1_ps, _mm256_setzero_pd, _mm256_storeu_pd,
+        _mm256_sub_pd, _mm256_unpackhi_pd, _mm256_unpacklo_pd,
+    };
+    let k = if K > 0 { K } else { inv_var.len().max(1) };
+    let inv_var = &inv_var[..k.min(inv_var.len())];
+    let rows = (q.len() / k).min(p.len() / (2 * k)).min(g.len() / (2 * k));
+    let rows = rows
+        .min(w.len() / k)
+        .min(given.map_or(usize::MAX, <[f64]>::len));
+    let mut nan = _mm256_setzero_pd();
+    let mut finite = true;
+    for r in 0..rows {
+        let (pr, gr) = (
+            &p[r * 2 * k..(r + 1) * 2 * k],
+            &g[r * 2 * k..(r + 1) * 2 * k],
+        );
+        let qr = &mut q[r * k..(r + 1) * k];
+        let mut lo = _mm256_set1_ps(f32::INFINITY);
+        let mut hi = _mm256_set1_ps(f32::NEG_INFINITY);
+        let mut pc = pr.chunks_exact(8);
+        let mut gc = gr.chunks_exact(8);
+        let mut qc = qr.chunks_exact_mut(4);
+        for ((pv, gv), qv) in (&mut pc).zip(&mut gc).zip(&mut qc) {
+            // SAFETY: the chunks hold 8 floats and 4 doubles.
+            let (pw, gw) = unsafe { (_mm256_loadu_ps(pv.as_ptr()), _mm256_loadu_ps(gv.as_ptr())) };
+            (lo, hi) = (_mm256_min_ps(lo, gw), _mm256_max_ps(hi, gw));
+            // x0 y0 x1 y1 and x2 y2 x3 y3, as float64.
+            let d_lo = _mm256_sub_pd(
+                _mm256_cvtps_pd(_mm256_castps256_ps128(pw)),
+                _mm256_cvtps_pd(_mm256_castps256_ps128(gw)),
+            );
+            let d_hi = _mm256_sub_pd(
+                _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(pw)),
+                _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(gw)),
+            );
+            let (s_lo, s_hi) = (_mm256_mul_pd(d_lo, d_lo), _mm256_mul_pd(d_hi, d_hi));
+            let s = _mm256_add_pd(
+                _mm256_unpacklo_pd(s_lo, s_hi),
+                _mm256_unpackhi_pd(s_lo, s_hi),
+            );
+            // SAFETY: the chunk of q holds 4 doubles.
+            unsafe {
+                _mm256_storeu_pd(qv.as_mut_ptr(), _mm256_permute4x64_pd::<0b11_01_10_00>(s));
+            }
+            nan = _mm256_add_pd(nan, _mm256_sub_pd(s, s));
+        }
+        // Eight lanes to x, y: halves, then pairs (lane 0 = x, lane 1 = y).
+        let lo4 = _mm_min_ps(_mm256_castps256_ps128(lo), _mm256_extractf128_ps::<1>(lo));
+        let hi4 = _mm_max_ps(_mm256_castps256_ps128(hi), _mm256_extractf128_ps::<1>(hi));
+        let (lo2, hi2) = (
+            _mm_min_ps(lo4, _mm_movehl_ps(lo4, lo4)),
+            _mm_max_ps(hi4, _mm_movehl_ps(hi4, hi4)),
+        );
+        let mut lx = _mm_cvtss_f32(lo2);
+        let mut ly = _mm_cvtss_f32(_mm_shuffle_ps::<1>(lo2, lo2));
+        let mut hx = _mm_cvtss_f32(hi2);
+        let mut hy = _mm_cvtss_f32(_mm_shuffle_ps::<1>(hi2, hi2));
+        let rest = pc
+            .remainder()
+            .chunks_exact(2)
+            .zip(gc.remainder().chunks_exact(2));
+        for (qe, (pe, ge)) in qc.into_remainder().iter_mut().zip(rest) {
+            let (dx, dy) = (
+                f64::from(pe[0]) - f64::from(ge[0]),
+                f64::from(pe[1]) - f64::from(ge[1]),
+            );
+            *qe = dx * dx + dy * dy;
+            finite &= qe.is_finite();
+            lx = if ge[0] < lx { ge[0] } else { lx };
+            ly = if ge[1] < ly { ge[1] } else { ly };
+            hx = if ge[0] > hx { ge[0] } else { hx };
+            hy = if ge[1] > hy { ge[1] } else { hy };
+        }
+        let area = match given {
+            Some(a) => a[r],
+            None => (f64::from(hx) - f64::from(lx)) * (f64::from(hy) - f64::from(ly)),
+        };
+        let a = 1.0 / (2.0 * (area + f64::EPSILON));
+        for (we, iv) in w[r * k..(r + 1) * k].iter_mut().zip(inv_var) {
+            *we = iv * a;
+        }
+    }
+    finite & (_mm256_movemask_pd(_mm256_cmp_pd::<_CMP_EQ_OQ>(nan, nan)) == 0b1111)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::simd::{Isa, isa, squared_distances};
+    use super::*;
+
+    #[test]
+    fn the_same_bits_as_squared_distances() {
+        if isa() < Isa::Avx2 {
+            return; // nothing to run on this CPU
+        }
+        let special = [
+            0.0,
+            -0.0,
+            1e-45,
+            3.4e38,
+            -3.4e38,
+            f32::INFINITY,
+            f32::NAN,
+            1e-20,
+        ];
+        let n = 203; // not a multiple of 4
+        let p: Vec<f32> = (0..2 * n)
+            .map(|i| match i % 11 {
+                0 => special[i / 11 % special.len()],
+                _ => (i as f32 * 0.731).sin() * 10f32.powi((i % 7) as i32 - 3),
+            })
+            .collect();
+        let g: Vec<f32> = (0..2 * n)
+            .map(|i| (i as f32 * 1.37).cos() * 10f32.powi((i % 5) as i32 - 2))
+            .collect();
+        // With and without the non-finite values (i % 11 == 0 holds them).
+        for m in [n, n - 1, n - 3, 10, 9, 4, 1, 0] {
+            let (mut want, mut got) = (vec![0.0; m], vec![0.0; m]);
+            squared_distances(&p[..2 * m], &g[..2 * m], 2, &mut want);
+            // SAFETY: the CPU has AVX2 (checked above).
+            let finite = unsafe { squared_distances_2d(&p[..2 * m], &g[..2 * m], &mut got) };
+            assert_eq!(finite, want.iter().all(|x| x.is_finite()), "{m} joints");
+            for (e, (w, x)) in want.iter().zip(&got).enumerate() {
+                assert_eq!(w.to_bits(), x.to_bits(), "joint {e} of {m}");
+            }
+        }
+    }
+
+    #[test]
+    fn fused_weights_and_distances_match_the_separate_ones() {
+        if isa() < Isa::Avx2 {
+            return; // nothing to run on this CPU
+        }
+        for k in [1, 2, 3, 4, 5, 8, 15, 17] {
+            let rows = 7;
+            let g: Vec<f32> = (0..rows * k * 2)
+                .map(|i| ((i * 7919 % 1000) as f32 - 500.0) * [1e-3, 1.0, 3e4][i % 3])
+                .collect();
+            let p: Vec<f32> = g
+                .iter()
+                .enumerate()
+                .map(|(i, x)| x + (i as f32).sin())
+                .collect();
+            let (mut want, mut got) = (vec![0.0; rows * k], vec![0.0; rows * k]);
+            squared_distances(&p, &g, 2, &mut want);
+            let inv_var: Vec<f64> = (0..k).map(|j| 1.0 / (j as f64 + 0.3)).collect();
+            let mut w = vec![f64::NAN; rows * k];
+            // SAFETY: the CPU has AVX2 (checked above).
+            let finite =
+                unsafe { distances_and_weights_2d::<0>(&p, &g, &inv_var, None, &mut got, &mut w) };
+            assert!(finite);
+            assert_eq!(
+                want.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                got.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+            );
+            for (r, wr) in w.chunks_exact(k).enumerate() {
+                let xy = &g[r * 2 * k..(r + 1) * 2 * k];
+                let pick = |c: usize, f: fn(f32, f32) -> f32| {
+                    xy.iter().skip(c).step_by(2).copied().fold(xy[c], f)
+                };
+                let side = |c| f64::from(pick(c, f32::max)) - f64::from(pick(c, f32::min));
+                let a = 1.0 / (2.0 * (side(0) * side(1) + f64::EPSILON));
+                for (we, iv) in wr.iter().zip(&inv_var) {
+                    assert_eq!(we.to_bits(), (iv * a).to_bits(), "k {k} row {r}");
+                }
+            }
+            if k == 17 {
+                // The compile-time joint count gives the same bits.
+                let (mut q17, mut w17) = (vec![0.0; rows * k], vec![0.0; rows * k]);
+                // SAFETY: as above.
+                assert!(unsafe {
+                    distances_and_weights_2d::<17>(&p, &g, &inv_var, None, &mut q17, &mut w17)
+                });
+                assert!(
+                    q17.iter()
+                        .zip(&got)
+                        .all(|(a, b)| a.to_bits() == b.to_bits())
+                );
+                assert!(w17.iter().zip(&w).all(|(a, b)| a.to_bits() == b.to_bits()));
+            }
+            // Given areas replace the boxes.
+            let given: Vec<f64> = (0..rows).map(|r| r as f64 * 0.37).collect();
+            // SAFETY: as above.
+            assert!(unsafe {
+                distances_and_weights_2d::<0>(&p, &g, &inv_var, Some(&given), &mut got, &mut w)
+            });
+            for (wr, a) in w.chunks_exact(k).zip(&given) {
+                let a = 1.0 / (2.0 * (a + f64::EPSILON));
+                for (we, iv) in wr.iter().zip(&inv_var) {
+                    assert_eq!(we.to_bits(), (iv * a).to_bits(), "k {k} given area");
+                }
+            }
+            // A non-finite prediction is reported.
+            let mut bad = p.clone();
+            bad[2 * k * rows - 1] = f32::NAN;
+            // SAFETY: as above.
+            let finite = unsafe {
+                distances_and_weights_2d::<0>(&bad, &g, &inv_var, None, &mut got, &mut w)
+            };
+            assert!(!finite);
+        }
+    }
+}
