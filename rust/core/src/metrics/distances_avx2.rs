@@ -5,6 +5,8 @@
 //! [`super::simd::squared_distances`] (dx*dx + dy*dy in float64), so the
 //! same bits.
 
+use super::simd::square;
+
 /// `q[e] = (p_x - g_x)^2 + (p_y - g_y)^2` of joint `e`, for the joints that
 /// `p`, `g` (`2 q.len()` values each) and `q` all hold; returns whether
 /// every one is finite (q - q is 0 or NaN, summed on the side: the adds
@@ -50,11 +52,7 @@ pub(crate) fn squared_distances_2d(p: &[f32], g: &[f32], q: &mut [f64]) -> bool 
         .chunks_exact(2)
         .zip(gc.remainder().chunks_exact(2));
     for (qe, (pe, ge)) in qc.into_remainder().iter_mut().zip(rest) {
-        let (dx, dy) = (
-            f64::from(pe[0]) - f64::from(ge[0]),
-            f64::from(pe[1]) - f64::from(ge[1]),
-        );
-        *qe = dx * dx + dy * dy;
+        *qe = square::<2>(pe, ge);
         finite &= qe.is_finite();
     }
     finite
@@ -147,11 +145,7 @@ pub(crate) fn distances_and_weights_2d<const K: usize>(
             .chunks_exact(2)
             .zip(gc.remainder().chunks_exact(2));
         for (qe, (pe, ge)) in qc.into_remainder().iter_mut().zip(rest) {
-            let (dx, dy) = (
-                f64::from(pe[0]) - f64::from(ge[0]),
-                f64::from(pe[1]) - f64::from(ge[1]),
-            );
-            *qe = dx * dx + dy * dy;
+            *qe = square::<2>(pe, ge);
             finite &= qe.is_finite();
             lx = if ge[0] < lx { ge[0] } else { lx };
             ly = if ge[1] < ly { ge[1] } else { ly };

@@ -139,7 +139,7 @@ pub(crate) fn distances(p: &[f32], g: &[f32], d: usize, q: &mut [f64], dist: &mu
 
 /// dx*dx + dy*dy (+ dz*dz) of one joint in float64, left to right.
 #[inline(always)]
-fn square<const D: usize>(pe: &[f32], ge: &[f32]) -> f64 {
+pub(crate) fn square<const D: usize>(pe: &[f32], ge: &[f32]) -> f64 {
     let mut s = 0.0;
     for c in 0..D {
         let x = f64::from(pe[c]) - f64::from(ge[c]);
