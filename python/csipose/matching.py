@@ -264,23 +264,36 @@ def _people(
     """The people of every frame one after another, predicted ``[sum(n_pred), K, D]``
     and true ``[sum(n_gt), K, D]`` (float32), and ``n_pred``, ``n_gt``; one K and D
     throughout (an empty frame may be ``[]``)."""
-    arrays = [*preds, *gts]
-    n = len(preds)
+    arrays, n = [*preds, *gts], len(preds)
     # numpy [n, K, D] arrays of one valid K, D (the common case) skip the
     # per-array conversion and checks, which cost about as much as the matching.
     kinds = {(a.shape[1:], a.dtype.kind) if type(a) is np.ndarray and a.ndim == 3 else None
              for a in arrays}  # fmt: skip
-    if len(kinds) == 1 and (only := kinds.pop()) is not None:
-        (k, d), kind = only
-        if kind in "fiu" and k >= 1 and d in (2, 3):
-            counts = np.array([len(a) for a in arrays], np.int64)
-            everyone = np.concatenate(arrays, dtype=np.float32, casting="unsafe")
-            split = int(counts[:n].sum())
-            return everyone[:split], everyone[split:], counts[:n], counts[n:]
-    arrays = [_arrays.as_numpy(x) for x in arrays]
+    only = kinds.pop() if len(kinds) == 1 else None
+    if only is not None and only[1] in "fiu" and only[0][0] >= 1 and only[0][1] in (2, 3):
+        kd, people = only[0], arrays
+        counts = np.array([len(a) for a in arrays], np.int64)
+    else:
+        kd, people, counts = _checked_people(arrays, n)
+    everyone = (
+        np.concatenate(people, dtype=np.float32, casting="unsafe")
+        if people
+        else np.empty((0, *kd), np.float32)
+    )
+    split = int(counts[:n].sum())
+    return everyone[:split], everyone[split:], counts[:n], counts[n:]
+
+
+def _checked_people(
+    frames: list[Any], n: int
+) -> tuple[tuple[int, ...], list[np.ndarray], np.ndarray]:
+    """:func:`_people`'s general path: every frame converted and checked
+    (errors name ``pred_frames[i]`` / ``gt_frames[i]``, the first ``n`` being
+    predictions); returns (K, D), the frames with people, and every frame's count."""
+    arrays = [_arrays.as_numpy(x) for x in frames]
 
     def name(i: int) -> str:
-        return f"pred_frames[{i}]" if i < len(preds) else f"gt_frames[{i - len(preds)}]"
+        return f"pred_frames[{i}]" if i < n else f"gt_frames[{i - n}]"
 
     # The joint count and dimension: from the first frame with people, else
     # from an empty [0, K, D] frame, else nobody anywhere and any will do.
@@ -293,14 +306,7 @@ def _people(
             a = _arrays.poses(a, name(i))  # a wrong dtype, rank or dimension: its own error
             raise ValueError(f"{name(i)} has shape {a.shape}, expected [n, {kd[0]}, {kd[1]}]")
     counts = np.array([len(a) if a.size else 0 for a in arrays], np.int64)
-
-    def cat(part: list[np.ndarray]) -> np.ndarray:
-        people = [a for a in part if a.size]
-        if not people:
-            return np.empty((0, *kd), np.float32)
-        return np.concatenate(people, dtype=np.float32, casting="unsafe")
-
-    return cat(arrays[:n]), cat(arrays[n:]), counts[:n], counts[n:]
+    return kd, [a for a in arrays if a.size], counts
 
 
 def match_frames(

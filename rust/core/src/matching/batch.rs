@@ -139,11 +139,11 @@ where
     // map_chunks: the caller solves chunks itself and pool threads help as
     // they wake (2-thread batches were slower than 1 thread when every chunk
     // went to the pool).
-    // Sized once: growing the outputs part by part reallocated and faulted in
-    // fresh pages several times per call.
     let parts = map_chunks(n, chunk, solve_range)?
         .into_iter()
         .collect::<Result<Vec<_>>>()?;
+    // Sized once: growing the outputs part by part reallocated and faulted in
+    // fresh pages several times per call.
     let pairs: usize = parts.iter().map(|p| p.rows.len()).sum();
     let mut out = BatchAssignment {
         pairs: Vec::with_capacity(2 * pairs),
