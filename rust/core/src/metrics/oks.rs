@@ -375,6 +375,26 @@ fn ignore_box_oks<const FMA: bool>(p: &[f32], plan: &Plan<'_>, i: usize) -> Resu
 mod tests {
     use super::*;
 
+    /// The mean is a multiply by 1 / L: L (1 / L) is exactly 1 for every L up
+    /// to 48, so a perfect prediction scores exactly 1 (docs/metrics.md).
+    #[test]
+    fn perfect_predictions_score_exactly_one_up_to_48_joints() {
+        for k in 1..=48usize {
+            let gt: Vec<f32> = (0..3 * k * 2)
+                .map(|i| (i as f32 * 0.37).sin() + 1.0)
+                .collect();
+            // Sample 1 has every third joint unlabelled.
+            let vis: Vec<bool> = (0..3 * k).map(|i| i / k != 1 || i % k % 3 != 1).collect();
+            let sigmas = vec![0.05; k];
+            for v in [None, Some(&vis[..])] {
+                let b = PoseBatch::new(&gt, &gt, v, [3, k, 2]).unwrap();
+                let mut out = [0.0; 3];
+                oks(&b, &sigmas, OksArea::KeypointBBox, None, &mut out).unwrap();
+                assert_eq!(out, [1.0; 3], "{k} joints, mask {}", v.is_some());
+            }
+        }
+    }
+
     #[test]
     fn perfect_prediction_scores_one_and_distance_decays() {
         let gt = [0.0f32, 0.0, 10.0, 10.0];
