@@ -5,12 +5,16 @@ cProfile, at the first thread count).
 
     python benches/bench_simulate.py [--profiles mmfi esp32] [--rounds 3] [--threads 1 2] [--markdown]
 
-The baseline is the simulator as it was before the one-pass channel kernel,
-run side by side in the same process: ``channel.PER_PACKET = True`` synthesizes
-every packet's row of paths with ``multipath_response``, shadows one point at a
-time and simulates one sequence at a time (the same bytes:
-tests/test_simulate_speed.py). Both sides use the same csipose threads; at more
-than one thread the current simulator keeps that many sequences in flight.
+The baseline is simulator VERSION 1 as it was before the one-pass channel
+kernel, run side by side in the same process: ``channel.PER_PACKET = True``
+synthesizes every packet's row of paths with ``multipath_response``, shadows one
+point at a time and simulates one sequence at a time (the same bytes as the
+one-pass kernel: tests/test_simulate_speed.py), and ``channel.NUMPY_IMPAIRMENTS
+= True`` draws and applies the receiver impairments in numpy (VERSION 1's
+bytes, pinned: tests/test_simulate_impair.py). The other side is the current
+simulator (VERSION 2: Rust impairments). Both sides use the same csipose
+threads; at more than one thread the current simulator keeps that many
+sequences in flight.
 Each round simulates a small dataset into a temporary directory with each side
 in turn; medians over rounds; "vs per-packet" > 1 means faster.
 """
@@ -63,6 +67,11 @@ def hot_spots(profile: str, top: int) -> str:
     return s.getvalue()
 
 
+def version1(on: bool) -> None:
+    """The baseline (VERSION 1 as it was) or the current simulator."""
+    channel.PER_PACKET = channel.NUMPY_IMPAIRMENTS = on
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -80,18 +89,18 @@ def main() -> None:
         for profile in args.profiles:
             sides: dict[bool, list[tuple[float, int, int]]] = {True: [], False: []}
             for per_packet in sides:  # warm-up (imports, page cache)
-                channel.PER_PACKET = per_packet
+                version1(per_packet)
                 one(profile, 0)
             for seed in range(args.rounds):
                 for per_packet, runs in sides.items():
-                    channel.PER_PACKET = per_packet
+                    version1(per_packet)
                     runs.append(one(profile, seed))
-            channel.PER_PACKET = False
+            version1(False)
             base = float(np.median([r[0] for r in sides[True]]))
             for per_packet, runs in sides.items():
                 sec = float(np.median([r[0] for r in runs]))
                 _, windows, frames = runs[0]
-                name = "per-packet (before)" if per_packet else "one-pass kernel"
+                name = "VERSION 1 per-packet (before)" if per_packet else "now"
                 rows.append(
                     (
                         f"simulate {profile} {SMALL[profile]}, {name} ({threads} thr)",
@@ -103,10 +112,10 @@ def main() -> None:
                 )
     csipose.set_num_threads(0)
     machine = (
-        f"{cpu_name()}, {os.cpu_count()} CPUs, simulator VERSION {sim.VERSION}, "
+        f"{cpu_name()}, {os.cpu_count()} CPUs, simulator VERSION {sim.VERSION} against 1, "
         f"numpy {np.__version__}, median of {args.rounds} rounds"
     )
-    header = ("case", "median s", "windows / s", "frames / s", "vs per-packet")
+    header = ("case", "median s", "windows / s", "frames / s", "vs VERSION 1 per-packet")
     print(f"\n{machine}\n" if args.markdown else machine)
     print_table(header, rows, markdown=args.markdown, align="lrrrr")
     if args.top:

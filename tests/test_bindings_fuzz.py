@@ -286,6 +286,24 @@ def test_synthesize_channel_binding_never_panics(data):
 
 
 @given(data=st.data())
+def test_impair_channel_binding_never_panics(data):
+    if data.draw(st.integers(0, 3)):
+        p, links, k, nics = (data.draw(st.integers(0, 3)) for _ in range(4))
+        h = data.draw(hnp.arrays(np.float32, (p, links, k, 2), elements=st.sampled_from(VALUES)))
+        nic = data.draw(hnp.arrays(np.uint32, links, elements=st.integers(0, 3)))
+        s = data.draw(hnp.arrays(np.float64, k, elements=st.sampled_from(VALUES)))
+        args = [h, nic, nics, s, data.draw(hnp.arrays(np.bool_, k))]
+        if data.draw(st.integers(0, 4)) == 0:
+            args[data.draw(st.sampled_from([0, 1, 3, 4]))] = data.draw(arrays())
+    else:
+        args = [data.draw(arrays()), data.draw(arrays()), data.draw(SMALL_INTS),
+                data.draw(arrays()), data.draw(arrays())]  # fmt: skip
+    n_fft, snr = (data.draw(st.sampled_from([64.0, 0.0, -1.0, np.nan, np.inf])) for _ in range(2))
+    survives(_native.impair_channel, *args, n_fft, snr, data.draw(SMALL_INTS))
+    survives(_native.impairment_draws, *(data.draw(SMALL_INTS) for _ in range(4)))
+
+
+@given(data=st.data())
 def test_pair_distances_binding_never_panics(data):
     if data.draw(st.integers(0, 3)):
         n, m, k, d = (data.draw(st.integers(0, 3)) for _ in range(4))

@@ -193,8 +193,11 @@ def _impair_as_before(h, env, profile, rng):
 
 
 @pytest.mark.parametrize("profile", ["mmfi", "esp32", "wiflow"])
-def test_impairments_are_the_bytes_of_before(profile):
+def test_version1_impairments_are_the_bytes_of_before(profile, monkeypatch):
+    """VERSION 1's numpy impairments (the benchmark's baseline) keep their bytes."""
     from csipose.data.simulate.profiles import PROFILES
+
+    monkeypatch.setattr(channel, "NUMPY_IMPAIRMENTS", True)
     from csipose.data.simulate.room import make_environment
 
     p = PROFILES[profile]

@@ -231,6 +231,19 @@ def synthesize_channel(
     df: float,
     index: npt.NDArray[np.int32],
 ) -> npt.NDArray[np.float32]: ...
+def impair_channel(
+    h: npt.NDArray[np.float32],
+    nic_of_link: npt.NDArray[np.uint32],
+    nics: int,
+    subcarriers: npt.NDArray[np.float64],
+    null: npt.NDArray[np.bool_],
+    n_fft: float,
+    snr_db: float,
+    seed: int,
+) -> None: ...
+def impairment_draws(
+    seed: int, packets: int, nics: int, values: int
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
 
 @final
 class CountNet:

@@ -2,8 +2,8 @@
 
 use numpy::ndarray::{Array2, Array3, Array5};
 use numpy::{
-    IntoPyArray, PyArray2, PyArray3, PyArray5, PyReadonlyArray1, PyReadonlyArray2,
-    PyReadonlyArray3, PyReadonlyArrayDyn, PyUntypedArrayMethods,
+    IntoPyArray, PyArray1, PyArray2, PyArray3, PyArray5, PyReadonlyArray1, PyReadonlyArray2,
+    PyReadonlyArray3, PyReadonlyArrayDyn, PyReadwriteArray4, PyUntypedArrayMethods,
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -193,9 +193,75 @@ fn synthesize_channel<'py>(
     Ok(out.into_pyarray(py))
 }
 
+/// Impair the clean channel `h` [packets, links, subcarriers, 2] (float32) in place:
+/// receiver offsets, AGC, noise at `snr_db`, bad values, nulls, lost packets (VERSION 2).
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn impair_channel(
+    py: Python<'_>,
+    mut h: PyReadwriteArray4<'_, f32>,
+    nic_of_link: PyReadonlyArray1<'_, u32>,
+    nics: usize,
+    subcarriers: PyReadonlyArray1<'_, f64>,
+    null: PyReadonlyArray1<'_, bool>,
+    n_fft: f64,
+    snr_db: f64,
+    seed: u64,
+) -> PyResult<()> {
+    let [packets, links, k, two] = [h.shape()[0], h.shape()[1], h.shape()[2], h.shape()[3]];
+    if two != 2 || links != nic_of_link.shape()[0] || k != subcarriers.shape()[0] {
+        return Err(PyValueError::new_err(format!(
+            "h must be [packets, len(nic_of_link), len(subcarriers), 2], got {:?}",
+            h.shape()
+        )));
+    }
+    let c = |name: &str| PyValueError::new_err(format!("{name} must be C-contiguous"));
+    let rx = csipose_core::sim::Receivers {
+        nic_of_link: nic_of_link.as_slice().map_err(|_| c("nic_of_link"))?,
+        nics,
+        subcarriers: subcarriers.as_slice().map_err(|_| c("subcarriers"))?,
+        null: null.as_slice().map_err(|_| c("null"))?,
+        n_fft,
+        snr_db,
+    };
+    let h = h.as_slice_mut().map_err(|_| c("h"))?;
+    py.detach(|| csipose_core::sim::impair(h, packets, &rx, seed))
+        .map_err(to_py)
+}
+
+/// The draws `impair_channel` takes: per packet [nics, 3] (phase, offset, AGC),
+/// the lost-packet uniform, and [values, 3] (real noise, imaginary noise, bad value).
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+fn impairment_draws<'py>(
+    py: Python<'py>,
+    seed: u64,
+    packets: usize,
+    nics: usize,
+    values: usize,
+) -> PyResult<(
+    Bound<'py, PyArray3<f64>>,
+    Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyArray3<f64>>,
+)> {
+    let (per_nic, lost, per_value) = py
+        .detach(|| csipose_core::sim::impairment_draws(seed, packets, nics, values))
+        .map_err(to_py)?;
+    let to3 = |v: Vec<f64>, n: usize| {
+        Array3::from_shape_vec((packets, n, 3), v).map_err(|e| PyValueError::new_err(e.to_string()))
+    };
+    Ok((
+        to3(per_nic, nics)?.into_pyarray(py),
+        lost.into_pyarray(py),
+        to3(per_value, values)?.into_pyarray(py),
+    ))
+}
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(multipath_response, m)?)?;
     m.add_function(wrap_pyfunction!(shadowing, m)?)?;
     m.add_function(wrap_pyfunction!(synthesize_channel, m)?)?;
+    m.add_function(wrap_pyfunction!(impair_channel, m)?)?;
+    m.add_function(wrap_pyfunction!(impairment_draws, m)?)?;
     Ok(())
 }

@@ -49,7 +49,9 @@ from csipose.runtime import get_num_threads
 __all__ = ["ACTIONS", "PROFILES", "VERSION", "simulate", "simulate_once"]
 
 #: Changes whenever the simulated data would change (cached datasets are keyed by it).
-VERSION = "1"
+#: 2: the receiver impairments are drawn and applied in Rust (docs/simulator.md,
+#: "Versions"); 1 had numpy's draws (``channel.NUMPY_IMPAIRMENTS`` still gives it).
+VERSION = "2"
 
 #: BODY25-15 joints taken from H36M-17 joints (nose ~ neck/nose, neck ~ thorax, mid-hip ~ pelvis).
 BODY25_FROM_H36M = (9, 8, 14, 15, 16, 11, 12, 13, 0, 1, 2, 3, 4, 5, 6)
@@ -263,7 +265,8 @@ def simulate(
     }  # fmt: skip
     provenance = {
         "converter": "simulate",
-        "source": f"csipose.data.simulate version {VERSION} (docs/simulator.md)",
+        "source": f"csipose.data.simulate version {'1' if channel.NUMPY_IMPAIRMENTS else VERSION} "
+                  "(docs/simulator.md)",
         "options": {"profile": profile, "environments": environments, "subjects": subjects, "actions": acts,
                     "frames": frames, "sequences": sequences, "seed": seed, "spot_jitter_m": spot_jitter,
                     "heading_jitter_deg": heading_jitter, **({"room_draw": room_draw} if roles else {})},

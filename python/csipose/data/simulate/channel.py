@@ -244,6 +244,21 @@ def synthesize(
     return (h + fixed[None]).astype(np.complex64).reshape(f, pk, links_, k)
 
 
+#: True: VERSION 1's impairments, drawn from the sequence's numpy generator and
+#: applied in numpy (``_impair_numpy``). benches/bench_simulate.py sets it with
+#: ``PER_PACKET`` to time VERSION 1 as it was; tests pin both versions' bytes.
+NUMPY_IMPAIRMENTS = False
+
+
+def _receivers(profile: Profile, n_links: int) -> tuple[np.ndarray, int, int]:
+    """(receiver of each link, receivers, FFT size): two NICs behind more than
+    three antennas; links are tx-major, so a link's antenna is its index modulo n_rx."""
+    n_nic = 2 if profile.n_rx > 3 else 1
+    nic = (np.arange(n_links) % profile.n_rx) // (profile.n_rx // n_nic)
+    n_fft = 128 if profile.hardware.get("bandwidth_mhz", 20) >= 40 else 64
+    return nic, n_nic, n_fft
+
+
 def impair(
     h: np.ndarray, env: Environment, profile: Profile, rng: np.random.Generator
 ) -> np.ndarray:
@@ -255,14 +270,34 @@ def impair(
     * a random gain per packet and receiver (AGC, N(0, 1 dB)),
     * complex Gaussian noise at the environment's SNR,
     * zeros on null subcarriers,
-    * lost packets (whole packet slice NaN, p = 0.003) and rare NaN or +-Inf values.
+    * lost packets (whole packet slice NaN, p = 0.003) and rare NaN or +Inf values.
+
+    VERSION 2: one Rust pass (sim/impair.rs) over ``h``, which it overwrites
+    when it is a C-contiguous complex64 array, with a stream seeded by one draw
+    of ``rng``.
     """
+    if NUMPY_IMPAIRMENTS:
+        return _impair_numpy(h, env, profile, rng)
+    f, pk, n_links, k = h.shape
+    nic, n_nic, n_fft = _receivers(profile, n_links)
+    seed = int(rng.integers(0, 2**64, dtype=np.uint64))
+    out = np.ascontiguousarray(h, dtype=np.complex64)
+    _native.impair_channel(
+        out.view(np.float32).reshape(f * pk, n_links, k, 2), nic.astype(np.uint32), n_nic,
+        np.asarray(profile.subcarriers, np.float64),
+        np.isin(profile.subcarriers, profile.null_subcarriers), float(n_fft), float(env.snr_db),
+        seed,
+    )  # fmt: skip
+    return out
+
+
+def _impair_numpy(
+    h: np.ndarray, env: Environment, profile: Profile, rng: np.random.Generator
+) -> np.ndarray:
+    """VERSION 1's ``impair``: the same impairments with numpy's draws."""
     f, pk, n_links, _ = h.shape
-    n_nic = 2 if profile.n_rx > 3 else 1
-    # Links are tx-major, so a link's receiver antenna is its index modulo n_rx.
-    nic = (np.arange(n_links) % profile.n_rx) // (profile.n_rx // n_nic)
+    nic, n_nic, n_fft = _receivers(profile, n_links)
     s = np.asarray(profile.subcarriers, np.float64)
-    n_fft = 128 if profile.hardware.get("bandwidth_mhz", 20) >= 40 else 64
     phase0 = rng.uniform(0, 2 * np.pi, (f, pk, n_nic))  # [F, pk, NIC]
     sto = rng.uniform(-0.5, 0.5, (f, pk, n_nic))
     agc = 10 ** (rng.normal(0, 1.0, (f, pk, n_nic))[:, :, nic] / 20)
