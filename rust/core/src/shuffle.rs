@@ -55,7 +55,6 @@ pub fn permutation(n: usize, seed: u64) -> Result<Vec<u64>> {
         .map_err(|e| Error::Value(format!("permutation: cannot allocate {n} indices: {e}")))?;
     p.extend(0..n as u64);
     let mut rng = SplitMix64::new(seed);
-    let mut p: Vec<u64> = (0..n as u64).collect();
     for i in (1..n).rev() {
         let j = rng.below(i as u64 + 1) as usize;
         p.swap(i, j);
