@@ -16,7 +16,17 @@ from safetensors.torch import load_file
 
 from csipose.train.proof import fingerprint, key, weights_hash
 
-pytestmark = pytest.mark.usefixtures("restore_torch_threads")
+pytestmark = pytest.mark.usefixtures("restore_torch_threads", "version1_data")
+
+
+@pytest.fixture
+def version1_data(monkeypatch):
+    """The hashes were recorded on simulator VERSION 1's data: simulate it (its
+    numpy impairments, docs/simulator.md "Versions") so they keep proving what
+    they were recorded for."""
+    from csipose.data.simulate import channel
+
+    monkeypatch.setattr(channel, "NUMPY_IMPAIRMENTS", True)
 
 #: {environment: {run: (last epoch checkpoint, its hash, hash of best)}}
 GOLDEN = {
