@@ -28,6 +28,7 @@ def version1_data(monkeypatch):
 
     monkeypatch.setattr(channel, "NUMPY_IMPAIRMENTS", True)
 
+
 #: {environment: {run: (last epoch checkpoint, its hash, hash of best)}}
 GOLDEN = {
     # All three re-recorded when the load path moved to float32 (issue 17; docs/data.md states

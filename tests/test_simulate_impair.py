@@ -59,7 +59,11 @@ def _check(got, want):
 @settings(max_examples=60, deadline=None)
 @given(data=st.data())
 def test_kernel_equals_a_numpy_recomputation_from_its_draws(data):
-    p, links, k = data.draw(st.integers(0, 5)), data.draw(st.integers(1, 4)), data.draw(st.integers(1, 9))
+    p, links, k = (
+        data.draw(st.integers(0, 5)),
+        data.draw(st.integers(1, 4)),
+        data.draw(st.integers(1, 9)),
+    )
     n_nic = data.draw(st.integers(1, 3))
     parts = hnp.arrays(np.float32, (2, p, links, k), elements=st.floats(-10, 10, width=32))
     re_im = data.draw(parts)
@@ -122,7 +126,9 @@ def _digest(path) -> str:
 
 
 @pytest.mark.parametrize("numpy_impairments, version", [(True, "1"), (False, VERSION)])
-def test_default_output_of_each_version_is_pinned(tmp_path, monkeypatch, numpy_impairments, version):
+def test_default_output_of_each_version_is_pinned(
+    tmp_path, monkeypatch, numpy_impairments, version
+):
     """The hash of a small default simulation (x86-64 development machine). VERSION
     1's was recorded before domain randomisation was added and still holds with
     its numpy impairments (the benchmark's baseline). If the simulated data

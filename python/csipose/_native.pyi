@@ -28,6 +28,8 @@ __all__ = [
     "countnet_tensors",
     "get_num_threads",
     "greedy_match",
+    "impair_channel",
+    "impairment_draws",
     "joint_errors",
     "multipath_response",
     "oks",

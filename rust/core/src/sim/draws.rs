@@ -152,7 +152,10 @@ mod tests {
         assert!((s2 / nf - 1.0).abs() < 5e-3, "variance {}", s2 / nf);
         assert!((s4 / nf - 3.0).abs() < 3e-2, "fourth moment {}", s4 / nf);
         // P(|x| > TAIL) = 5.76e-4: 576 expected, sd 24.
-        assert!((480..=672).contains(&beyond), "{beyond} beyond the tail start");
+        assert!(
+            (480..=672).contains(&beyond),
+            "{beyond} beyond the tail start"
+        );
     }
 
     #[test]

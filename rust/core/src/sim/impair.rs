@@ -75,7 +75,7 @@ pub fn impair(h: &mut [f32], packets: usize, rx: &Receivers<'_>, seed: u64) -> R
             rx.nic_of_link[l], rx.nics
         )));
     }
-    if !(rx.n_fft.is_finite() && rx.n_fft > 0.0) || !rx.snr_db.is_finite() {
+    if !(rx.n_fft.is_finite() && rx.n_fft > 0.0 && rx.snr_db.is_finite()) {
         return Err(Error::Value(format!(
             "n_fft must be positive and snr_db finite, got {} and {}",
             rx.n_fft, rx.snr_db
@@ -125,7 +125,11 @@ pub fn impair(h: &mut [f32], packets: usize, rx: &Receivers<'_>, seed: u64) -> R
                 v[0] = re;
                 v[1] = im;
                 if bad < BAD_VALUE {
-                    v[0] = if bad < NAN_VALUE { f32::NAN } else { f32::INFINITY };
+                    v[0] = if bad < NAN_VALUE {
+                        f32::NAN
+                    } else {
+                        f32::INFINITY
+                    };
                     v[1] = 0.0;
                 }
                 if null {
@@ -201,16 +205,23 @@ mod tests {
         let (s, null) = ([-2.0, 1.0, 3.0], [false, true, false]);
         let rx = receivers(&[0, 1, 1], &s, &null);
         let mut h = vec![1.0f32; 2 * 3 * 3 * 2];
-        assert!(matches!(impair(&mut h[1..], 2, &rx, 1), Err(Error::Shape(m)) if m.contains("h must hold")));
+        assert!(
+            matches!(impair(&mut h[1..], 2, &rx, 1), Err(Error::Shape(m)) if m.contains("h must hold"))
+        );
         let bad_nic = receivers(&[0, 2, 1], &s, &null);
-        assert!(matches!(impair(&mut h, 2, &bad_nic, 1), Err(Error::Value(m)) if m.contains("nic_of_link[1]")));
+        assert!(
+            matches!(impair(&mut h, 2, &bad_nic, 1), Err(Error::Value(m)) if m.contains("nic_of_link[1]"))
+        );
         let short = receivers(&[0, 1, 1], &s, &null[..2]);
         assert!(matches!(impair(&mut h, 2, &short, 1), Err(Error::Shape(m)) if m.contains("null")));
         h[5] = f32::INFINITY;
         let before = h.clone();
         assert!(matches!(impair(&mut h, 2, &rx, 1), Err(Error::Value(m)) if m.contains("finite")));
-        assert_eq!(h.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                   before.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), "h untouched on error");
+        assert_eq!(
+            h.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            before.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            "h untouched on error"
+        );
         assert!(impairment_draws(1, usize::MAX / 2, 1, 1).is_err());
     }
 
