@@ -16,7 +16,7 @@ simulator (VERSION 2: Rust impairments). Both sides use the same csipose
 threads; at more than one thread the current simulator keeps that many
 sequences in flight.
 Each round simulates a small dataset into a temporary directory with each side
-in turn; medians over rounds; "vs per-packet" > 1 means faster.
+in turn; medians over rounds; "vs VERSION 1 per-packet" > 1 means faster.
 """
 
 from __future__ import annotations
