@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
-from csipose.data import StoreWriter
+from csipose.data import Store, StoreWriter
 
 CSI = {
     "layout": ["frame", "antenna", "subcarrier", "packet"],
@@ -62,3 +64,13 @@ def make_store(path, seq_lengths=(7, 5, 9), *, seed=0, invalid=(), gaps=(), wind
         )
         w.add_split("halves", {"train": [0, 2], "test": [1]}, definition="by sequence")
     return path, arrays
+
+
+def store_digest(path) -> str:
+    """sha256 over every field's name and bytes, in name order: a store's content."""
+    s = Store.open(path)
+    h = hashlib.sha256()
+    for name in sorted(s.fields):
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(np.asarray(s.array(name))).tobytes())
+    return h.hexdigest()

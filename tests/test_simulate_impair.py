@@ -4,8 +4,6 @@ distributions, and the pinned bytes of both versions' default output."""
 
 from __future__ import annotations
 
-import hashlib
-
 import hypothesis.extra.numpy as hnp
 import numpy as np
 import pytest
@@ -14,8 +12,8 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from csipose import _native
-from csipose.data import Store
 from csipose.data.simulate import VERSION, channel, simulate
+from stores import store_digest
 
 
 def _oracle(h, nic, n_nic, s, null, n_fft, snr_db, seed):
@@ -116,15 +114,6 @@ def test_bad_arguments_name_the_field():
         _native.impairment_draws(0, 2**40, 1, 2**30)
 
 
-def _digest(path) -> str:
-    s = Store.open(path)
-    h = hashlib.sha256()
-    for name in sorted(s.fields):
-        h.update(name.encode())
-        h.update(np.ascontiguousarray(np.asarray(s.array(name))).tobytes())
-    return h.hexdigest()
-
-
 @pytest.mark.parametrize("numpy_impairments, version", [(True, "1"), (False, VERSION)])
 def test_default_output_of_each_version_is_pinned(
     tmp_path, monkeypatch, numpy_impairments, version
@@ -141,4 +130,4 @@ def test_default_output_of_each_version_is_pinned(
         "1": "d84159128ab20d1679e17eed43dfbfc81a0c070a43f92d70ba22e917fba79b61",
         "2": "b77f9b08b1887221e4b9683226879a7b8142b7f417cd5293b950dd0b39110fba",
     }
-    assert _digest(out) == want[version]
+    assert store_digest(out) == want[version]

@@ -4,8 +4,6 @@ the same bytes at 1 and 2 threads, and the channel against a direct numpy sum.""
 
 from __future__ import annotations
 
-import hashlib
-
 import hypothesis.extra.numpy as hnp
 import numpy as np
 import pytest
@@ -16,17 +14,9 @@ import csipose
 from csipose import _native
 from csipose.data import Store
 from csipose.data.simulate import channel, simulate
+from stores import store_digest
 
 SMALL = {"environments": 1, "subjects": 2, "frames": 5, "sequences": 1, "progress": False}
-
-
-def _digest(path) -> str:
-    s = Store.open(path)
-    h = hashlib.sha256()
-    for name in sorted(s.fields):
-        h.update(name.encode())
-        h.update(np.ascontiguousarray(np.asarray(s.array(name))).tobytes())
-    return h.hexdigest()
 
 
 @pytest.fixture
@@ -46,7 +36,7 @@ def test_one_pass_equals_the_per_packet_path_and_ignores_threads(
         monkeypatch.setattr(channel, "PER_PACKET", per_packet)
         csipose.set_num_threads(n)
         out = simulate(tmp_path / name, profile=profile, actions=actions, seed=7, **SMALL)
-        run[name] = _digest(out)
+        run[name] = store_digest(out)
     assert run["new1"] == run["old"], "the one-pass kernel changed the simulated bytes"
     assert run["new2"] == run["new1"], "the output depends on the thread count"
 
@@ -163,7 +153,7 @@ def test_rooms_drawn_per_sequence_ignore_threads(tmp_path, threads):
                        actions=["wave", "walk"], frames=3, sequences=1, seed=3,
                        room_draw="per_sequence", progress=False)  # fmt: skip
         s = Store.open(out)
-        run[n] = (_digest(out), s.manifest["provenance"]["drawn_rooms"])
+        run[n] = (store_digest(out), s.manifest["provenance"]["drawn_rooms"])
     assert len(run[1][1]) >= 2
     assert run[2] == run[1]
 
