@@ -3,11 +3,13 @@ bindings or their wrappers (the method of tests/test_bindings_fuzz.py)."""
 
 from __future__ import annotations
 
+import hypothesis.extra.numpy as hnp
+import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
 from csipose import _native, matching, metrics
-from test_bindings_fuzz import SMALL_INTS, arrays, survives
+from test_bindings_fuzz import SMALL_INTS, VALUES, arrays, survives
 
 ANY = arrays()
 
@@ -25,6 +27,23 @@ def test_assign_bindings_never_panic(cost, partial, shapes):
     survives(matching.assign_batch, cost, partial=partial)
     survives(matching.assign_batch, [cost, cost], partial=partial)
     survives(matching.assign_batch, cost, partial=partial, sizes=shapes)
+
+
+@given(data=st.data(), partial=st.booleans())
+def test_assign_list_binding_never_panics(data, partial):
+    """Lists and tuples of anything, and of float64 matrices (which the
+    binding reads itself) with NaN, infinities and empty sides."""
+    if data.draw(st.booleans()):
+        shapes = st.tuples(st.integers(0, 4), st.integers(0, 4))
+        item = shapes.flatmap(lambda s: hnp.arrays(np.float64, s, elements=st.sampled_from(VALUES)))
+    else:
+        item = arrays()
+    items = data.draw(st.lists(item, max_size=5))
+    for costs in (items, tuple(items), data.draw(arrays())):
+        survives(_native.assign_list, costs, partial)
+        big = [getattr(c, "size", 0) > 10**5 for c in (costs, *items)]
+        if not any(big):  # a broadcast of 10^7 rows: seconds of correct copying and solving
+            survives(matching.assign_batch, costs, partial=partial)
 
 
 @given(data=st.data())

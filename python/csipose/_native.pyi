@@ -24,6 +24,7 @@ __all__ = [
     "assign",
     "assign_batch",
     "assign_general",
+    "assign_list",
     "assign_padded",
     "countnet_tensors",
     "get_num_threads",
@@ -111,6 +112,9 @@ def assign_batch(
     shapes: npt.NDArray[np.uint64],
     partial: bool = False,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...
+def assign_list(
+    costs: object, partial: bool = False
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]] | None: ...
 def assign_padded(
     costs: npt.NDArray[np.float64],
     sizes: npt.NDArray[np.int64] | None = None,

@@ -112,16 +112,13 @@ def assign_batch(costs: Any, *, partial: bool = False, sizes: Any = None) -> Ass
     if sizes is not None:
         return _assign_padded(costs, sizes, partial)
     if isinstance(costs, Sequence) and not isinstance(costs, str | bytes):
-        # float64 2-D arrays (the common case) skip the per-matrix checks, whose
-        # Python cost exceeded a small problem's solve.
-        if (
-            {type(c) for c in costs} == {np.ndarray}
-            and {c.ndim for c in costs} == {2}
-            and {c.dtype for c in costs} == {np.dtype(np.float64)}
-        ):
-            mats = costs
-        else:
-            mats = [_matrix(c, f"costs[{b}]") for b, c in enumerate(costs)]
+        # A list or tuple of C-contiguous float64 2-D arrays (the common case) is
+        # read and solved by one native call: per-matrix work in Python cost
+        # twice a small problem's solve. Anything else: None, and the checked path.
+        out = _native.assign_list(costs, bool(partial))
+        if out is not None:
+            return Assignments(*out)
+        mats = [_matrix(c, f"costs[{b}]") for b, c in enumerate(costs)]
         shapes = np.array([m.shape for m in mats], dtype=np.uint64).reshape(-1, 2)
         flat = np.concatenate([m.ravel() for m in mats]) if len(mats) else np.empty(0)
         return Assignments(*_native.assign_batch(flat, shapes, bool(partial)))
