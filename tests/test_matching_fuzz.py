@@ -47,6 +47,34 @@ def test_assign_list_binding_never_panics(data, partial):
 
 
 @given(data=st.data())
+def test_match_frames_list_bindings_never_panic(data):
+    """stack_people on lists of anything and of float arrays of near-valid
+    shapes; person_matches on FrameMatches of anything and of small int64 /
+    float64 arrays whose offsets and counts may or may not fit."""
+    if data.draw(st.booleans()):
+        shapes = st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(1, 4))
+        dtypes = st.sampled_from([np.float32, np.float64])
+        item = st.tuples(dtypes, shapes).flatmap(
+            lambda a: hnp.arrays(a[0], a[1], elements=st.sampled_from(VALUES))
+        )
+    else:
+        item = arrays()
+    with np.errstate(over="ignore"):
+        frames = data.draw(st.lists(item, max_size=5))
+    survives(_native.stack_people, frames)
+    survives(_native.stack_people, data.draw(arrays()))
+    if data.draw(st.booleans()):
+        ints = hnp.arrays(np.int64, st.integers(0, 5), elements=st.integers(-2, 6))
+        floats = hnp.arrays(np.float64, st.integers(0, 9), elements=st.sampled_from(VALUES))
+        fields = [data.draw(floats if i in (2, 8) else ints) for i in range(12)]
+    else:
+        fields = [data.draw(arrays()) for _ in range(12)]
+    flat = matching.FrameMatches(*fields, measure="distance", threshold=None, definition="d")
+    survives(_native.person_matches, flat, matching.PersonMatch)
+    survives(_native.person_matches, data.draw(arrays()), matching.PersonMatch)
+
+
+@given(data=st.data())
 def test_coco_eval_bindings_never_panic(data):
     a = [data.draw(ANY) for _ in range(8)]
     survives(_native.oks_matrices, *a[:7], bbox=a[7])

@@ -262,8 +262,22 @@ def _people(
     and true ``[sum(n_gt), K, D]`` (float32), and ``n_pred``, ``n_gt``; one K and D
     throughout (an empty frame may be ``[]``)."""
     arrays, n = [*preds, *gts], len(preds)
-    # numpy [n, K, D] arrays of one valid K, D (the common case) skip the
-    # per-array conversion and checks, which cost about as much as the matching.
+    # C-contiguous float32 / float64 frames of one valid K, D (the common case)
+    # are stacked by one native call: per-array work in Python cost about as
+    # much as the matching. Else None, and the numpy paths below.
+    stacked = _native.stack_people(arrays)
+    if stacked is not None:
+        everyone, counts = stacked
+    else:
+        everyone, counts = _numpy_people(arrays, n)
+    split = int(counts[:n].sum())
+    return everyone[:split], everyone[split:], counts[:n], counts[n:]
+
+
+def _numpy_people(arrays: list[Any], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_people`'s frames stacked by numpy: float32 ``[sum(counts), K, D]``
+    and every frame's count."""
+    # numpy [n, K, D] arrays of one valid K, D skip the per-array conversion and checks.
     kinds = {(a.shape[1:], a.dtype.kind) if type(a) is np.ndarray and a.ndim == 3 else None
              for a in arrays}  # fmt: skip
     only = kinds.pop() if len(kinds) == 1 else None
@@ -277,8 +291,7 @@ def _people(
         if people
         else np.empty((0, *kd), np.float32)
     )
-    split = int(counts[:n].sum())
-    return everyone[:split], everyone[split:], counts[:n], counts[n:]
+    return everyone, counts
 
 
 def _checked_people(
@@ -395,6 +408,13 @@ class FrameMatches:
 
     def frames(self) -> list[PersonMatch]:
         """Every frame as a :class:`PersonMatch` (one Python object per frame)."""
+        # One native call makes them (the objects of _frame, each array a copy
+        # of the frame's part): per frame in Python, slicing and filling each
+        # object cost more than the matching. None: fields made by hand that
+        # are not match_frames_flat's arrays, for _frame.
+        listed = _native.person_matches(self, PersonMatch)
+        if listed is not None:
+            return listed
         bounds = self._bounds(0, len(self))
         return [self._frame(f, bounds) for f in range(len(self))]
 
