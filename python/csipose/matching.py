@@ -99,6 +99,15 @@ class Assignments:
         return np.repeat(np.arange(len(self)), np.diff(self.offsets))
 
 
+def _assignments(rows: np.ndarray, cols: np.ndarray, offsets: np.ndarray) -> Assignments:
+    """An :class:`Assignments` filled without the frozen dataclass's ``__init__``
+    (one ``object.__setattr__`` per field, a fifth of a one-problem call); the
+    same fields, as frozen as any."""
+    out = object.__new__(Assignments)
+    vars(out).update(rows=rows, cols=cols, offsets=offsets)
+    return out
+
+
 def assign_batch(costs: Any, *, partial: bool = False, sizes: Any = None) -> Assignments:
     """Solve many assignment problems in one call (Rust, GIL released, on the thread pool).
 
@@ -111,17 +120,19 @@ def assign_batch(costs: Any, *, partial: bool = False, sizes: Any = None) -> Ass
     """
     if sizes is not None:
         return _assign_padded(costs, sizes, partial)
-    if isinstance(costs, Sequence) and not isinstance(costs, str | bytes):
+    if type(costs) in (list, tuple) or (
+        isinstance(costs, Sequence) and not isinstance(costs, str | bytes)
+    ):  # (the ABC check alone cost a third of a small call)
         # A list or tuple of C-contiguous float64 2-D arrays (the common case) is
         # read and solved by one native call: per-matrix work in Python cost
         # twice a small problem's solve. Anything else: None, and the checked path.
         out = _native.assign_list(costs, bool(partial))
         if out is not None:
-            return Assignments(*out)
+            return _assignments(*out)
         mats = [_matrix(c, f"costs[{b}]") for b, c in enumerate(costs)]
         shapes = np.array([m.shape for m in mats], dtype=np.uint64).reshape(-1, 2)
         flat = np.concatenate([m.ravel() for m in mats]) if len(mats) else np.empty(0)
-        return Assignments(*_native.assign_batch(flat, shapes, bool(partial)))
+        return _assignments(*_native.assign_batch(flat, shapes, bool(partial)))
     # A dense batch, read in place by Rust; a plain ndarray skips the conversion.
     a = costs if type(costs) is np.ndarray else _arrays.as_numpy(costs)
     if a.dtype.kind not in "fiu":
@@ -131,7 +142,7 @@ def assign_batch(costs: Any, *, partial: bool = False, sizes: Any = None) -> Ass
             f"costs must be a [B, R, C] array or a sequence of matrices, got shape {a.shape}"
         )
     flat = np.ascontiguousarray(a, dtype=np.float64)
-    return Assignments(*_native.assign_padded(flat, None, bool(partial)))
+    return _assignments(*_native.assign_padded(flat, None, bool(partial)))
 
 
 def _assign_padded(costs: Any, sizes: Any, partial: bool) -> Assignments:
@@ -149,7 +160,7 @@ def _assign_padded(costs: Any, sizes: Any, partial: bool) -> Assignments:
     # against the padding, naming the problem.
     flat = np.ascontiguousarray(a, dtype=np.float64)
     sizes64 = np.ascontiguousarray(n, dtype=np.int64)
-    return Assignments(*_native.assign_padded(flat, sizes64, bool(partial)))
+    return _assignments(*_native.assign_padded(flat, sizes64, bool(partial)))
 
 
 @dataclass(frozen=True, eq=False)

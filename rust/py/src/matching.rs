@@ -28,8 +28,16 @@ fn ints(py: Python<'_>, v: Vec<i64>) -> Ints<'_> {
 }
 
 /// A batch's rows and columns, two views of its one array of pairs (the core
-/// keeps them in one allocation; see `BatchAssignment::pairs`).
+/// keeps them in one allocation; see `BatchAssignment::pairs`), or for a
+/// small batch two numpy-owned copies (two slicing calls cost more than that).
 fn rows_and_cols<'py>(py: Python<'py>, pairs: Vec<i64>) -> PyResult<(Ints<'py>, Ints<'py>)> {
+    let (rows, cols) = pairs.split_at(pairs.len() / 2);
+    if pairs.len() <= 4096 {
+        return Ok((
+            PyArray1::from_slice(py, rows),
+            PyArray1::from_slice(py, cols),
+        ));
+    }
     let n = (pairs.len() / 2) as isize;
     let all = ints(py, pairs);
     let half = |lo: isize, hi: isize| -> PyResult<Ints<'py>> {
