@@ -9,7 +9,8 @@ in one assign_batch call, against a Python loop over scipy (and over
 csipose.matching.assign). Frames of 2-8 people: 10,000 matrices of mixed
 shapes in one assign_batch call (as a list, and padded to [B, 8, 8] with
 sizes), and 2,000 frames through match_frames (costs
-and assignments), each against a loop over scipy (with numpy costs). The
+and assignments), each against a loop over scipy (with numpy costs), for
+frames of 2-8 people and of 1-3 people. The
 per-call overhead: one 2x2 problem per call. Every implementation runs once per round, in the same
 order; the table shows the median over rounds. Before timing, every solver's
 total costs must agree with scipy's. Ratios > 1 mean csipose is faster.
@@ -117,7 +118,7 @@ def main() -> None:
     preds = [rng.random((p, 17, 2)) for p, _ in n_people]
     gts = [rng.random((g, 17, 2)) for _, g in n_people]
 
-    def scipy_frames() -> list:
+    def scipy_frames(preds: list = preds, gts: list = gts) -> list:
         out = []
         for p, g in zip(preds, gts, strict=True):
             d = np.linalg.norm(p[:, None] - g[None], axis=-1).mean(-1)
@@ -143,12 +144,30 @@ def main() -> None:
                          matching.match_frames_flat(*flat_in, cost="distance", threshold=None)),
         )  # fmt: skip
 
+    # Frames of 1-3 people (single-person data has one on a side): numpy costs
+    # + scipy loop against match_frames.
+    few = rng.integers(1, 4, (2000, 2))
+    preds13 = [rng.random((p, 17, 2)) for p, _ in few]
+    gts13 = [rng.random((g, 17, 2)) for _, g in few]
+    cases["2,000 frames of 1-3 people: numpy costs + scipy loop"] = (
+        "few", len(preds13), lambda: scipy_frames(preds13, gts13),
+    )  # fmt: skip
+    for t in sorted({1, args.threads}):
+        cases[f"2,000 frames of 1-3 people: csipose match_frames, {t} thr"] = (
+            "few", len(preds13),
+            lambda t=t: (csipose.set_num_threads(t),
+                         matching.match_frames(preds13, gts13, cost="distance", threshold=None)),
+        )  # fmt: skip
+
     # The per-call overhead: one 2x2 problem per call.
     tiny = rng.random((1, 2, 2))
     cases["per call: scipy 2x2"] = ("call", 1, lambda: linear_sum_assignment(tiny[0]))
     cases["per call: csipose assign 2x2"] = ("call", 1, lambda: matching.assign(tiny[0]))
     cases["per call: csipose assign_batch of one 2x2"] = (
         "call", 1, lambda: matching.assign_batch(tiny),
+    )  # fmt: skip
+    cases["per call: csipose assign_batch of a list of one 2x2"] = (
+        "call", 1, lambda: matching.assign_batch([tiny[0]]),
     )  # fmt: skip
 
     # The solvers must agree on every total cost before their speed means anything.
@@ -165,6 +184,10 @@ def main() -> None:
     np.testing.assert_allclose(got, ref, rtol=1e-12)
     ours = matching.match_frames(preds, gts, cost="distance", threshold=None)
     for m, (r, c), p, g in zip(ours, scipy_frames(), preds, gts, strict=True):
+        d = np.linalg.norm(p[:, None] - g[None], axis=-1).mean(-1)
+        np.testing.assert_allclose(d[m.pred, m.gt].sum(), d[r, c].sum(), rtol=1e-9)
+    few_ours = matching.match_frames(preds13, gts13, cost="distance", threshold=None)
+    for m, (r, c), p, g in zip(few_ours, scipy_frames(preds13, gts13), preds13, gts13, strict=True):
         d = np.linalg.norm(p[:, None] - g[None], axis=-1).mean(-1)
         np.testing.assert_allclose(d[m.pred, m.gt].sum(), d[r, c].sum(), rtol=1e-9)
     flat = matching.match_frames_flat(*flat_in, cost="distance", threshold=None)

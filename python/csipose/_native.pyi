@@ -2,10 +2,12 @@
 # Checked against the built module by `python -m mypy.stubtest csipose._native` (make lint).
 import os
 from collections.abc import Sequence
-from typing import Any, final
+from typing import Any, TypeVar, final
 
 import numpy as np
 import numpy.typing as npt
+
+_T = TypeVar("_T")
 
 __all__ = [
     "CheckpointError",
@@ -24,6 +26,7 @@ __all__ = [
     "assign",
     "assign_batch",
     "assign_general",
+    "assign_list",
     "assign_padded",
     "countnet_tensors",
     "get_num_threads",
@@ -36,12 +39,14 @@ __all__ = [
     "oks_matrices",
     "pair_distances",
     "permutation",
+    "person_matches",
     "sanitize_mmfi",
     "set_num_threads",
     "shadowing",
     "simd_level",
     "sparse_attention_backward",
     "sparse_attention_forward",
+    "stack_people",
     "synthesize_channel",
 ]
 
@@ -113,6 +118,13 @@ def assign_batch(
     shapes: npt.NDArray[np.uint64],
     partial: bool = False,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...
+def assign_list(
+    costs: object, partial: bool = False
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]] | None: ...
+def stack_people(
+    frames: list[object],
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]] | None: ...
+def person_matches(flat: object, cls: type[_T]) -> list[_T] | None: ...
 def assign_padded(
     costs: npt.NDArray[np.float64],
     sizes: npt.NDArray[np.int64] | None = None,

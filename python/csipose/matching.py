@@ -99,6 +99,15 @@ class Assignments:
         return np.repeat(np.arange(len(self)), np.diff(self.offsets))
 
 
+def _assignments(rows: np.ndarray, cols: np.ndarray, offsets: np.ndarray) -> Assignments:
+    """An :class:`Assignments` filled without the frozen dataclass's ``__init__``
+    (one ``object.__setattr__`` per field, a fifth of a one-problem call); the
+    same fields, as frozen as any."""
+    out = object.__new__(Assignments)
+    vars(out).update(rows=rows, cols=cols, offsets=offsets)
+    return out
+
+
 def assign_batch(costs: Any, *, partial: bool = False, sizes: Any = None) -> Assignments:
     """Solve many assignment problems in one call (Rust, GIL released, on the thread pool).
 
@@ -111,30 +120,39 @@ def assign_batch(costs: Any, *, partial: bool = False, sizes: Any = None) -> Ass
     """
     if sizes is not None:
         return _assign_padded(costs, sizes, partial)
-    if isinstance(costs, Sequence) and not isinstance(costs, str | bytes):
-        # float64 2-D arrays (the common case) skip the per-matrix checks, whose
-        # Python cost exceeded a small problem's solve.
-        if (
-            {type(c) for c in costs} == {np.ndarray}
-            and {c.ndim for c in costs} == {2}
-            and {c.dtype for c in costs} == {np.dtype(np.float64)}
-        ):
-            mats = costs
-        else:
-            mats = [_matrix(c, f"costs[{b}]") for b, c in enumerate(costs)]
+    # Exact types first: the Sequence ABC check alone cost a third of a small call.
+    if type(costs) in (list, tuple) or (
+        type(costs) is not np.ndarray
+        and isinstance(costs, Sequence)
+        and not isinstance(costs, str | bytes)
+    ):
+        # A list or tuple of C-contiguous float64 2-D arrays (the common case) is
+        # read and solved by one native call: per-matrix work in Python cost
+        # twice a small problem's solve. Anything else: None, and the checked path.
+        out = _native.assign_list(costs, bool(partial))
+        if out is not None:
+            return _assignments(*out)
+        mats = [_matrix(c, f"costs[{b}]") for b, c in enumerate(costs)]
         shapes = np.array([m.shape for m in mats], dtype=np.uint64).reshape(-1, 2)
         flat = np.concatenate([m.ravel() for m in mats]) if len(mats) else np.empty(0)
-        return Assignments(*_native.assign_batch(flat, shapes, bool(partial)))
+        return _assignments(*_native.assign_batch(flat, shapes, bool(partial)))
     # A dense batch, read in place by Rust; a plain ndarray skips the conversion.
     a = costs if type(costs) is np.ndarray else _arrays.as_numpy(costs)
-    if a.dtype.kind not in "fiu":
-        raise TypeError(f"costs must hold real numbers, got dtype {a.dtype}")
-    if a.ndim != 3:
-        raise ValueError(
-            f"costs must be a [B, R, C] array or a sequence of matrices, got shape {a.shape}"
-        )
-    flat = np.ascontiguousarray(a, dtype=np.float64)
-    return Assignments(*_native.assign_padded(flat, None, bool(partial)))
+    if a.dtype is _FLOAT64 and a.ndim == 3 and a.flags.c_contiguous:
+        flat = a  # (ascontiguousarray would return it too, at a fifth of a small call)
+    else:
+        if a.dtype.kind not in "fiu":
+            raise TypeError(f"costs must hold real numbers, got dtype {a.dtype}")
+        if a.ndim != 3:
+            raise ValueError(
+                f"costs must be a [B, R, C] array or a sequence of matrices, got shape {a.shape}"
+            )
+        flat = np.ascontiguousarray(a, dtype=np.float64)
+    return _assignments(*_native.assign_padded(flat, None, bool(partial)))
+
+
+#: numpy's native float64 descriptor (one object: an identity check is enough).
+_FLOAT64 = np.dtype(np.float64)
 
 
 def _assign_padded(costs: Any, sizes: Any, partial: bool) -> Assignments:
@@ -152,7 +170,7 @@ def _assign_padded(costs: Any, sizes: Any, partial: bool) -> Assignments:
     # against the padding, naming the problem.
     flat = np.ascontiguousarray(a, dtype=np.float64)
     sizes64 = np.ascontiguousarray(n, dtype=np.int64)
-    return Assignments(*_native.assign_padded(flat, sizes64, bool(partial)))
+    return _assignments(*_native.assign_padded(flat, sizes64, bool(partial)))
 
 
 @dataclass(frozen=True, eq=False)
@@ -265,8 +283,22 @@ def _people(
     and true ``[sum(n_gt), K, D]`` (float32), and ``n_pred``, ``n_gt``; one K and D
     throughout (an empty frame may be ``[]``)."""
     arrays, n = [*preds, *gts], len(preds)
-    # numpy [n, K, D] arrays of one valid K, D (the common case) skip the
-    # per-array conversion and checks, which cost about as much as the matching.
+    # C-contiguous float32 / float64 frames of one valid K, D (the common case)
+    # are stacked by one native call: per-array work in Python cost about as
+    # much as the matching. Else None, and the numpy paths below.
+    stacked = _native.stack_people(arrays)
+    if stacked is not None:
+        everyone, counts = stacked
+    else:
+        everyone, counts = _numpy_people(arrays, n)
+    split = int(counts[:n].sum())
+    return everyone[:split], everyone[split:], counts[:n], counts[n:]
+
+
+def _numpy_people(arrays: list[Any], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_people`'s frames stacked by numpy: float32 ``[sum(counts), K, D]``
+    and every frame's count."""
+    # numpy [n, K, D] arrays of one valid K, D skip the per-array conversion and checks.
     kinds = {(a.shape[1:], a.dtype.kind) if type(a) is np.ndarray and a.ndim == 3 else None
              for a in arrays}  # fmt: skip
     only = kinds.pop() if len(kinds) == 1 else None
@@ -280,8 +312,7 @@ def _people(
         if people
         else np.empty((0, *kd), np.float32)
     )
-    split = int(counts[:n].sum())
-    return everyone[:split], everyone[split:], counts[:n], counts[n:]
+    return everyone, counts
 
 
 def _checked_people(
@@ -398,6 +429,13 @@ class FrameMatches:
 
     def frames(self) -> list[PersonMatch]:
         """Every frame as a :class:`PersonMatch` (one Python object per frame)."""
+        # One native call makes them (the objects of _frame, each array a copy
+        # of the frame's part): per frame in Python, slicing and filling each
+        # object cost more than the matching. None: fields made by hand that
+        # are not match_frames_flat's arrays, for _frame.
+        listed = _native.person_matches(self, PersonMatch)
+        if listed is not None:
+            return listed
         bounds = self._bounds(0, len(self))
         return [self._frame(f, bounds) for f in range(len(self))]
 

@@ -14,6 +14,7 @@ mod coco_eval;
 mod countnet;
 mod data;
 mod errors;
+mod match_frames;
 mod matching;
 mod metrics;
 #[cfg(feature = "posenet")]
@@ -60,6 +61,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     attention::register(m)?;
     metrics::register(m)?;
     matching::register(m)?;
+    match_frames::register(m)?;
     coco_eval::register(m)?;
     signal::register(m)?;
     data::register(m)?;
