@@ -107,6 +107,8 @@ def test_bad_arguments_name_the_field():
         _native.impair_channel(h, np.array([0, 1, 0], np.uint32), *args[1:])
     with pytest.raises(ValueError, match=r"h must be \[packets"):
         _native.impair_channel(h[:, :2], *args)
+    with pytest.raises(ValueError, match="more than 1024 receivers"):
+        _native.impair_channel(h, args[0], 2**63, *args[2:])
     h[0, 0, 0, 0] = np.nan
     with pytest.raises(ValueError, match="finite"):
         _native.impair_channel(h, *args)

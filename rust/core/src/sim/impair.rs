@@ -20,6 +20,9 @@ pub const LOST_PACKET: f64 = 0.003;
 pub const BAD_VALUE: f64 = 2.5e-5;
 pub const NAN_VALUE: f64 = 2e-5;
 
+/// The most receivers [`impair`] takes.
+pub const MAX_RECEIVERS: usize = 1024;
+
 /// The receivers behind a channel's links.
 #[derive(Debug, Clone, Copy)]
 pub struct Receivers<'a> {
@@ -67,6 +70,13 @@ pub fn impair(h: &mut [f32], packets: usize, rx: &Receivers<'_>, seed: u64) -> R
         return Err(Error::Shape(format!(
             "null must hold one flag per subcarrier ({k}), got {}",
             rx.null.len()
+        )));
+    }
+    // Buffers are sized by it: a wild number is an error, not an abort.
+    if rx.nics > MAX_RECEIVERS {
+        return Err(Error::Value(format!(
+            "nics = {} is more than {MAX_RECEIVERS} receivers",
+            rx.nics
         )));
     }
     if let Some(l) = rx.nic_of_link.iter().position(|&n| n as usize >= rx.nics) {
@@ -151,7 +161,7 @@ pub fn impair(h: &mut [f32], packets: usize, rx: &Receivers<'_>, seed: u64) -> R
 /// `values` values each: per packet `[nics, 3]` (phase, offset, AGC), the
 /// lost-packet uniform, and per value `[values, 3]` (noise, noise, bad value).
 /// For tests that recompute the impairments from them; at most
-/// [`MAX_DRAWS`] numbers in all.
+/// [`MAX_RECEIVERS`] receivers and [`MAX_DRAWS`] numbers in all.
 pub fn impairment_draws(
     seed: u64,
     packets: usize,
@@ -163,10 +173,10 @@ pub fn impairment_draws(
         .and_then(|v| v.checked_mul(3))
         .and_then(|v| v.checked_add(1))
         .and_then(|v| v.checked_mul(packets));
-    if total.is_none_or(|t| t > MAX_DRAWS) {
+    if nics > MAX_RECEIVERS || total.is_none_or(|t| t > MAX_DRAWS) {
         return Err(Error::Value(format!(
             "impairment_draws: {packets} packets x ({nics} receivers + {values} values) \
-             are more than {MAX_DRAWS} draws"
+             are more than {MAX_DRAWS} draws or {MAX_RECEIVERS} receivers"
         )));
     }
     let mut d = Draws::new(seed);
@@ -212,6 +222,13 @@ mod tests {
         assert!(
             matches!(impair(&mut h, 2, &bad_nic, 1), Err(Error::Value(m)) if m.contains("nic_of_link[1]"))
         );
+        let many = Receivers {
+            nics: usize::MAX / 2,
+            ..rx
+        };
+        assert!(
+            matches!(impair(&mut h, 2, &many, 1), Err(Error::Value(m)) if m.contains("more than"))
+        );
         let short = receivers(&[0, 1, 1], &s, &null[..2]);
         assert!(matches!(impair(&mut h, 2, &short, 1), Err(Error::Shape(m)) if m.contains("null")));
         h[5] = f32::INFINITY;
@@ -223,6 +240,7 @@ mod tests {
             "h untouched on error"
         );
         assert!(impairment_draws(1, usize::MAX / 2, 1, 1).is_err());
+        assert!(impairment_draws(1, 0, 1 << 61, 0).is_err());
     }
 
     #[test]
