@@ -27,15 +27,21 @@ fn ints(py: Python<'_>, v: Vec<i64>) -> Ints<'_> {
     }
 }
 
-/// A batch's rows and columns, two views of its one array of pairs (the core
-/// keeps them in one allocation; see `BatchAssignment::pairs`), or for a
-/// small batch two numpy-owned copies (two slicing calls cost more than that).
-fn rows_and_cols<'py>(py: Python<'py>, pairs: Vec<i64>) -> PyResult<(Ints<'py>, Ints<'py>)> {
+/// A batch's (rows, cols, offsets): rows and cols two views of its one array
+/// of pairs (the core keeps them in one allocation; see
+/// `BatchAssignment::pairs`), or for a small batch two numpy-owned copies (two
+/// slicing calls cost more than that).
+fn batch_result<'py>(
+    py: Python<'py>,
+    out: m::BatchAssignment,
+) -> PyResult<(Ints<'py>, Ints<'py>, Ints<'py>)> {
+    let (pairs, offsets) = (out.pairs, ints(py, out.offsets));
     let (rows, cols) = pairs.split_at(pairs.len() / 2);
     if pairs.len() <= 4096 {
         return Ok((
             PyArray1::from_slice(py, rows),
             PyArray1::from_slice(py, cols),
+            offsets,
         ));
     }
     let n = (pairs.len() / 2) as isize;
@@ -44,7 +50,7 @@ fn rows_and_cols<'py>(py: Python<'py>, pairs: Vec<i64>) -> PyResult<(Ints<'py>, 
         let view = all.as_any().get_item(PySlice::new(py, lo, hi, 1))?;
         Ok(view.cast_into::<PyArray1<i64>>()?)
     };
-    Ok((half(0, n)?, half(n, 2 * n)?))
+    Ok((half(0, n)?, half(n, 2 * n)?, offsets))
 }
 
 fn mode(partial: bool) -> Mode {
@@ -133,8 +139,7 @@ fn assign_batch<'py>(
     let out = py
         .detach(|| m::assign_batch(x, &shapes, mode(partial)))
         .map_err(to_py)?;
-    let (rows, cols) = rows_and_cols(py, out.pairs)?;
-    Ok((rows, cols, ints(py, out.offsets)))
+    batch_result(py, out)
 }
 
 /// [`assign_batch`] of a list or tuple of matrices, gathered here in one
@@ -162,8 +167,7 @@ fn assign_list<'py>(
     let out = py
         .detach(|| m::assign_batch(&flat, &shapes, mode(partial)))
         .map_err(to_py)?;
-    let (rows, cols) = rows_and_cols(py, out.pairs)?;
-    Ok(Some((rows, cols, ints(py, out.offsets))))
+    batch_result(py, out).map(Some)
 }
 
 /// The values and shapes of `n` matrices, or None at the first item that is
@@ -230,8 +234,7 @@ fn assign_padded<'py>(
     let out = py
         .detach(|| m::assign_padded(x, [b, r, c], sizes.as_deref(), mode(partial)))
         .map_err(to_py)?;
-    let (rows, cols) = rows_and_cols(py, out.pairs)?;
-    Ok((rows, cols, ints(py, out.offsets)))
+    batch_result(py, out)
 }
 
 /// Mean distance over visible joints of every (prediction, true person) pair
