@@ -1,5 +1,7 @@
 //! Per-problem time of the assignment solver, Rust only (no Python call):
-//! the fixed-buffer path for small problems against the general solver, on
+//! the paths for small problems (one line; a side of 2 or 3 by search; the
+//! fixed buffers; wider-than-tall problems of 4+ rows are routed to the
+//! general solver, so they read alike) against the general solver, on
 //! the same uniform [0, 1) problems, interleaved in one process, CPU time of
 //! the thread, min over rounds (steadier than wall time or a mean on a
 //! loaded machine). One thread.
@@ -77,6 +79,12 @@ fn main() {
     let cases = [
         ("2x2", make(10_000, &|_| (2, 2))),
         ("4x4", make(10_000, &|_| (4, 4))),
+        ("2x8", make(10_000, &|_| (2, 8))),
+        ("3x8", make(10_000, &|_| (3, 8))),
+        ("8x3", make(10_000, &|_| (8, 3))),
+        ("4x8", make(10_000, &|_| (4, 8))),
+        ("7x8", make(10_000, &|_| (7, 8))),
+        ("8x5", make(10_000, &|_| (8, 5))),
         ("8x8", make(10_000, &|_| (8, 8))),
         ("mixed 2-8", make(10_000, &|b| (2 + b % 7, 2 + (b / 7) % 7))),
         ("12x12", make(2_000, &|_| (12, 12))),
@@ -87,7 +95,7 @@ fn main() {
     let only = std::env::args().nth(2);
     let mut solver = Solver::new();
     println!(
-        "case        fixed-path ns  general ns  general/fixed  (min of {rounds} interleaved rounds)"
+        "case        small-path ns  general ns  general/small  (min of {rounds} interleaved rounds)"
     );
     for (name, problems) in &cases {
         if only.as_ref().is_some_and(|o| o != name) {

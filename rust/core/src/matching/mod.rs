@@ -6,6 +6,7 @@
 
 mod batch;
 mod distance;
+mod exhaustive;
 mod lsap;
 mod small;
 

@@ -7,6 +7,8 @@
 //! through the running minimum). Anything it does not cover (a non-finite
 //! or huge cost, a larger problem) is left to the general solver.
 
+use super::exhaustive;
+
 /// Marks an unmatched row or column.
 const NONE: usize = usize::MAX;
 const INF: f64 = f64::INFINITY;
@@ -14,7 +16,7 @@ const INF: f64 = f64::INFINITY;
 /// `if c { a } else { b }` kept branch-free: the conditions here are
 /// data-dependent (see `select` in `lsap.rs`).
 #[inline(always)]
-fn pick<T>(c: bool, a: T, b: T) -> T {
+pub(super) fn pick<T>(c: bool, a: T, b: T) -> T {
     std::hint::select_unpredictable(c, a, b)
 }
 
@@ -381,7 +383,10 @@ pub(super) const MAX_SIDE: usize = 8;
 /// Solve the non-empty `n_rows x n_cols` block of `cost` (rows `stride`
 /// apart) if both sides are at most [`MAX_SIDE`] and every entry is finite
 /// with a magnitude of at most `limit`, appending the pairs to `pairs`
-/// (sorted by row); false (nothing appended) otherwise.
+/// (sorted by row); false (nothing appended) otherwise, and for problems of
+/// 4 or more rows that are wider than tall. One row or column takes its
+/// smallest entry, a smaller side of 2 or 3 the search of `exhaustive.rs`,
+/// the rest the fixed buffers.
 pub(super) fn try_solve(
     cost: &[f64],
     shape: [usize; 3],
@@ -393,6 +398,14 @@ pub(super) fn try_solve(
         false
     } else if shape[0] == 1 || shape[1] == 1 {
         one_line(cost, shape, limit, pairs)
+    } else if shape[0].min(shape[1]) <= 3 {
+        exhaustive::try_solve(cost, shape, limit, pairs)
+    } else if shape[0] < shape[1] {
+        // Wider than tall, 4 or more rows: the general solver measured 20%
+        // faster (4 x 8 146 against 186 ns, 7 x 8 315 against 375 ns, the
+        // `assign_timing` example, AVX-512 VM); taller than wide and square
+        // ones stay here (8 x 5 230 against 314, 8 x 8 405 against 435).
+        false
     } else if side <= 4 {
         copy_and_solve::<4>(cost, shape, limit, pairs)
     } else if side <= MAX_SIDE {
