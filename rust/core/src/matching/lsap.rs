@@ -503,12 +503,12 @@ impl Solver {
                 (ok, self.lex.finite())
             } else {
                 let c: &[f64] = if transpose || scale != 1.0 || stride != n_cols {
+                    // Plain loops: the flat_map of index pairs this replaces
+                    // cost a tall 8 x 5 problem more than its solve.
                     self.buf.clear();
-                    self.buf.extend(
-                        (0..nr)
-                            .flat_map(|i| (0..nc).map(move |j| (i, j)))
-                            .map(|(i, j)| at(i, j) * scale),
-                    );
+                    for i in 0..nr {
+                        self.buf.extend((0..nc).map(|j| at(i, j) * scale));
+                    }
                     &self.buf
                 } else {
                     &cost[..n_rows * n_cols]
@@ -528,20 +528,30 @@ impl Solver {
                 if transpose { "columns" } else { "rows" }
             )));
         }
-        let col4row = if mode == Mode::Partial && any_forbidden {
-            &self.lex.col4row
+        let (col4row, row4col) = if mode == Mode::Partial && any_forbidden {
+            (&self.lex.col4row, &self.lex.row4col)
         } else {
-            &self.plain.col4row
+            (&self.plain.col4row, &self.plain.row4col)
         };
-        self.pairs.extend(
-            col4row
-                .iter()
-                .enumerate()
-                .map(|(i, &j)| if transpose { (j, i) } else { (i, j) })
-                .filter(|&(r, c)| cost[r * stride + c] != f64::INFINITY),
-        );
+        let allowed = |&(r, c): &(usize, usize)| cost[r * stride + c] != f64::INFINITY;
         if transpose {
-            self.pairs.sort_unstable();
+            // The solved problem's columns are the rows, in order: no sort.
+            self.pairs.extend(
+                row4col
+                    .iter()
+                    .enumerate()
+                    .filter(|&(_, &i)| i != NONE)
+                    .map(|(r, &c)| (r, c))
+                    .filter(allowed),
+            );
+        } else {
+            self.pairs.extend(
+                col4row
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &j)| (i, j))
+                    .filter(allowed),
+            );
         }
         Ok(&self.pairs)
     }
