@@ -658,7 +658,9 @@ fn curve_block32<const K: usize>(
     };
     let scale = &mut scale[..range.len()];
     block_scales(norm, range.clone(), g, vis, (k, d), scale, acc);
-    for (f, &s) in factor.chunks_exact_mut(k).zip(scale.iter()) {
+    // The row length as a runtime value: with K known, LLVM turned this fill
+    // into AVX-512 scatters across rows.
+    for (f, &s) in factor.chunks_exact_mut(plan.batch.k()).zip(scale.iter()) {
         f.fill(grid.row_factor(s));
     }
     // k < UNSURE / (count + 1): checked where grid32 is chosen.
