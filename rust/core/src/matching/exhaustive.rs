@@ -60,6 +60,10 @@ pub(super) fn try_solve(
     } else {
         (n_rows, n_cols)
     };
+    // k >= 2 also keeps n_rows - 1 from wrapping.
+    if !(2..=3).contains(&k) {
+        return false;
+    }
     let Some(block) = cost.get(..(n_rows - 1) * stride + n_cols) else {
         return false;
     };
@@ -69,7 +73,7 @@ pub(super) fn try_solve(
             ok &= x.abs() <= limit;
         }
     }
-    if !ok || !(2..=3).contains(&k) {
+    if !ok {
         return false;
     }
     // Entry `lane` of line `line` (a row, or a column when transposed).
@@ -131,14 +135,7 @@ pub(super) fn try_solve(
 
 #[cfg(test)]
 mod tests {
-    /// splitmix64 in [0, 1).
-    fn rng(seed: &mut u64) -> f64 {
-        *seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = *seed;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        (z ^ (z >> 31)) as f64 / (u64::MAX as f64 + 1.0)
-    }
+    use crate::sim::Draws;
 
     /// The least total over every injective map of the `k` lines into `m`
     /// lanes, summed in line order as `try_solve` sums.
@@ -160,7 +157,7 @@ mod tests {
     /// with ties (small integers, signed zeros) and without.
     #[test]
     fn equals_brute_force() {
-        let mut seed = 3;
+        let mut draws = Draws::new(3);
         for trial in 0..6000 {
             let (k, m) = (2 + trial % 2, 2 + (trial / 2) % 7);
             if m < k {
@@ -172,7 +169,7 @@ mod tests {
             let ties = trial % 5 < 2;
             let cost: Vec<f64> = (0..r * stride)
                 .map(|_| {
-                    let x = rng(&mut seed);
+                    let x = draws.uniform();
                     if ties {
                         [-0.0, 0.0, 1.0, -1.0, 2.0][(x * 5.0) as usize]
                     } else {
@@ -220,6 +217,8 @@ mod tests {
         }
         assert!(!super::try_solve(&[1.0; 16], [4, 4, 4], 1e300, &mut pairs));
         assert!(!super::try_solve(&[1.0; 5], [2, 3, 3], 1e300, &mut pairs));
+        assert!(!super::try_solve(&[], [0, 3, 3], 1e300, &mut pairs));
+        assert!(!super::try_solve(&[1.0; 3], [1, 3, 3], 1e300, &mut pairs));
         assert!(pairs.is_empty());
     }
 }
