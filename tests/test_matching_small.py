@@ -1,6 +1,8 @@
-"""The fixed-buffer solver for small problems (up to 8x8, every cost finite,
+"""The paths for small problems (up to 8x8, every cost finite: one row or
+column, the search for a smaller side of 2 or 3 in
+rust/core/src/matching/exhaustive.rs, the fixed buffers of
 rust/core/src/matching/small.rs) against the general solver
-(`_native.assign_general`, which never takes that path): the same total cost
+(`_native.assign_general`, which never takes them): the same total cost
 always, the same pairs where the optimum is unique, the same errors; and,
 through the batch path, the same as scipy."""
 
