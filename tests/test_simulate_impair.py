@@ -181,13 +181,14 @@ def test_other_numpy_dispatch_changes_only_the_phase_in_its_last_bits(tmp_path):
 
     here = Store.open(_small_simulation(tmp_path / "here", False))
     env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR"}
+    # The same helper in the other process: this module, imported from its folder.
     code = (
-        "import sys; from csipose.data.simulate import simulate; "
-        "simulate(sys.argv[1], profile='mmfi', environments=2, subjects=2, "
-        "actions=['walk', 'squat'], frames=6, sequences=1, seed=5)"
+        "import sys; sys.path.insert(0, sys.argv[2]); "
+        "from test_simulate_impair import _small_simulation; "
+        "_small_simulation(sys.argv[1], False)"
     )
-    subprocess.run([sys.executable, "-c", code, str(tmp_path / "there")], env=env, check=True,
-                   capture_output=True)  # fmt: skip
+    args = [sys.executable, "-c", code, str(tmp_path / "there"), os.path.dirname(__file__)]
+    subprocess.run(args, env=env, check=True, capture_output=True)
     there = Store.open(tmp_path / "there")
     assert sorted(here.fields) == sorted(there.fields)
     for name in here.fields:
