@@ -1,6 +1,7 @@
 """PCK curves at evenly spaced thresholds (the direct-index path of
-rust/core/src/metrics/curve_grid.rs: float64 in pck_and_mpjpe, float32 in
-pck_curve, which measures no distances) against the numpy oracle, with
+rust/core/src/metrics/curve_grid.rs: float32 in pck_curve and in
+pck_and_mpjpe, which sums its float64 distances from the same loads; float64
+where per-sample distances are wanted) against the numpy oracle, with
 thresholds placed exactly on the data's own float64 distances and torso ratios."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from csipose import metrics
+from csipose import _native, metrics
 from test_metrics_properties import check_pck, skeleton_for
 
 import reference as ref
@@ -17,12 +18,21 @@ from strategies import batches
 
 
 def both_paths(pred, gt, t, norm, visible, torso=None):
-    """pck_curve (float32 index) and pck_and_mpjpe (float64 index), each checked."""
+    """pck_curve and pck_and_mpjpe (float32 index), each checked, and the
+    float64 index of a pass with per-sample distances, counted the same."""
     kw = {"skeleton": skeleton_for(gt.shape[1], torso)} if torso else {}
     want = ref.pck_counts(pred, gt, t, norm, torso=torso, visible=visible)
     check_pck(metrics.pck_curve(pred, gt, t, norm=norm, visible=visible, **kw), *want)
     curve, _ = metrics.pck_and_mpjpe(pred, gt, t, norm=norm, visible=visible, **kw)
     check_pck(curve, *want)
+    args = {"norm": norm, "thresholds": np.ascontiguousarray(t, np.float64)}
+    if torso:
+        args.update(torso=torso, floor=0.01)
+    p, g = np.ascontiguousarray(pred, np.float32), np.ascontiguousarray(gt, np.float32)
+    v = None if visible is None else np.ascontiguousarray(visible, bool)
+    per_sample = _native.joint_errors(p, g, v, per_sample=True, **args)
+    counts = _native.joint_errors(p, g, v, distances=False, **args)
+    np.testing.assert_array_equal(per_sample["correct"], counts["correct"])
 
 
 def grids_through(values: list[float], data) -> list[np.ndarray]:
@@ -94,8 +104,6 @@ def test_uneven_thresholds_fall_back_to_the_search():
 
 
 def test_curve_without_distances_reports_no_mpjpe_but_the_same_counts():
-    from csipose import _native
-
     rng = np.random.default_rng(6)
     gt = rng.uniform(0, 1, (3000, 17, 2)).astype(np.float32)
     pred = (gt + rng.normal(0, 0.05, gt.shape)).astype(np.float32)

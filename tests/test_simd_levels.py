@@ -33,10 +33,16 @@ for name, v in (("all", None), ("masked", vis)):
     out[name + "_pck"] = c.per_joint.tolist()
     out[name + "_mpjpe"] = float(m).hex()
     out[name + "_bbox"] = metrics.pck(pred, gt, threshold=0.3, norm="bbox", visible=v).value
-    # Evenly spaced curve: the direct index (float32 in pck_curve, float64 in pck_and_mpjpe).
+    # Evenly spaced curve: the direct float32 index (pck_curve; pck_and_mpjpe
+    # with its MPJPE from the same loads), and the float64 index that
+    # per-sample distances take.
     grid = np.linspace(0.0, 0.5, 101)
     out[name + "_curve32"] = metrics.pck_curve(pred, gt, grid, skeleton="coco17", visible=v).per_joint.tolist()
-    out[name + "_curve64"] = metrics.pck_and_mpjpe(pred, gt, grid, skeleton="coco17", visible=v)[0].per_joint.tolist()
+    c, m = metrics.pck_and_mpjpe(pred, gt, grid, skeleton="coco17", visible=v)
+    out[name + "_curve32_mpjpe"] = [c.per_joint.tolist(), float(m).hex()]
+    from csipose import _native
+    r = _native.joint_errors(pred, gt, v, norm="torso", torso=(5, 12), floor=0.01, thresholds=grid, per_sample=True)
+    out[name + "_curve64"] = r["correct"].tolist()
     per = metrics.mpjpe(pred, gt, visible=v, reduce=False)
     out[name + "_per_sample"] = [x.hex() for x in per[:50]]
     flags = np.ones((5000, 17)) if v is None else v

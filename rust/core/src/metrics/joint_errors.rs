@@ -11,7 +11,11 @@ use std::ops::Range;
 
 use super::batch::{PoseBatch, first_nonfinite_gt, first_nonfinite_gt_rows};
 use super::curve_grid::{Grid, Grid32, UNSURE};
+#[cfg(target_arch = "x86_64")]
+use super::distances_avx2::squares32_and_distance_lanes_2d;
 use super::samples_per_chunk;
+#[cfg(target_arch = "x86_64")]
+use super::simd::{Isa, isa};
 use super::simd::{distances, drop_full_mask, masked_sum, multiversion, squared_distances};
 use crate::threads::map_chunks_out;
 use crate::{Error, Result};
@@ -148,8 +152,10 @@ struct Plan<'a> {
     root: Option<usize>,
     /// Curves at evenly spaced thresholds: the direct bracket index.
     grid: Option<Grid>,
-    /// Its float32 form, set only when no distance is wanted (no MPJPE).
+    /// Its float32 form, set unless per-sample distances are wanted.
     grid32: Option<Grid32>,
+    /// Whether the distances are summed (the MPJPE).
+    mpjpe: bool,
 }
 
 #[derive(Default)]
@@ -336,8 +342,9 @@ fn measure(
     let strict = matches!(norm, Some(PckNorm::MmPose { .. }));
     // Evenly spaced curve thresholds take the direct index, counted by
     // histogram cells `index * k + joint` that must stay below the SKIPPED
-    // marker (beyond, the exact search counts them); without distances
-    // (pck_counts: no root, no per-sample output) in float32.
+    // marker (beyond, the exact search counts them); in float32 unless
+    // per-sample distances are wanted (an MPJPE's sum of float64 distances
+    // is then taken from the same loads).
     let cells_fit = (t + 1).saturating_mul(k) < SKIPPED as usize;
     let grid = (t >= CURVE_SEARCH_MIN && !strict && cells_fit)
         .then(|| Grid::new(&sorted))
@@ -349,7 +356,10 @@ fn measure(
         strict,
         root,
         grid,
-        grid32: grid.filter(|_| !distances).and_then(|g| g.single()),
+        grid32: grid
+            .filter(|_| per_sample.is_none())
+            .and_then(|g| g.single()),
+        mpjpe: distances,
     };
     let fast = root.is_none() && !strict;
 
@@ -360,7 +370,9 @@ fn measure(
     // Counts alone (the float32 curve) do not depend on the chunking, and each
     // chunk's kept partial holds a [threshold, joint] table of fresh memory:
     // larger chunks, still many per thread at the sizes where speed matters.
-    let chunk = samples_per_chunk(k) * if plan.grid32.is_some() { 8 } else { 1 };
+    // A sum of distances keeps every path's chunks (and so its bits).
+    let counts_only = plan.grid32.is_some() && !distances;
+    let chunk = samples_per_chunk(k) * if counts_only { 8 } else { 1 };
     let parts = map_chunks_out(n, chunk, width, out, |range, out| {
         if fast {
             fast_chunk_dispatch(&plan, range, out)
@@ -459,15 +471,27 @@ fn fast_chunk<const K: usize>(plan: &Plan<'_>, range: Range<usize>, out: &mut [f
     if curve {
         acc.first_pass = vec![0; (plan.sorted.len() + 1) * k];
     }
-    let block_entries = if plan.grid32.is_some() {
-        CURVE32_BLOCK_ENTRIES
-    } else {
-        BLOCK_ENTRIES
-    };
-    let block = (block_entries / k).max(1);
+    let block = (BLOCK_ENTRIES / k).max(1);
     // LANES spare entries: count_rows_wide reads whole runs of lanes.
     let mut q = vec![0.0; block * k + LANES];
     let mut dist = vec![0.0; block * k];
+    if let Some(grid) = plan.grid32 {
+        // Whole blocks of the float64 path, whose sums of distances these are.
+        let block32 = block * (CURVE32_BLOCK_ENTRIES / BLOCK_ENTRIES);
+        let joint: Vec<u32> = (0..block32 * k).map(|e| (e % k) as u32).collect();
+        let mut scale = vec![0.0; block32];
+        let mut q32 = vec![0.0f32; block32 * k];
+        let mut factor = vec![0.0f32; block32 * k];
+        let mut idx = vec![0u32; block32 * k];
+        for start in range.clone().step_by(block32) {
+            let rows = start..range.end.min(start + block32);
+            let bufs = (&mut scale[..], &mut q32[..], &mut factor[..], &mut idx[..]);
+            let sums = (block, &mut q[..], &mut dist[..]);
+            curve_block32::<K>(plan, &grid, rows, (bufs, sums), &joint, &mut acc);
+        }
+        acc.settle_curve(k);
+        return acc;
+    }
     let mut scale = vec![0.0; block];
     let mut brackets = vec![(0.0, 0.0); block];
     // Evenly spaced curves count by histogram cells (index * k + joint):
@@ -475,17 +499,6 @@ fn fast_chunk<const K: usize>(plan: &Plan<'_>, range: Range<usize>, out: &mut [f
     let entries = if plan.grid.is_some() { block * k } else { 0 };
     let joint: Vec<u32> = (0..entries).map(|e| (e % k) as u32).collect();
     let mut idx = vec![0u32; entries];
-    if let Some(grid) = plan.grid32 {
-        let mut q32 = vec![0.0f32; block * k];
-        let mut factor = vec![0.0f32; block * k];
-        for start in range.clone().step_by(block) {
-            let rows = start..range.end.min(start + block);
-            let bufs = (&mut scale[..], &mut q32[..], &mut factor[..], &mut idx[..]);
-            curve_block32::<K>(plan, &grid, rows, bufs, &joint, &mut acc);
-        }
-        acc.settle_curve(k);
-        return acc;
-    }
     let mut factor = vec![0.0; entries];
     for start in range.clone().step_by(block) {
         let rows = start..range.end.min(start + block);
@@ -539,9 +552,7 @@ fn fast_block<const K: usize>(
 
     let before = acc.dist_sum;
     if out.is_empty() {
-        let (s, c) = masked_sum(dist, vis);
-        acc.dist_sum += s;
-        acc.dist_count += c;
+        add_sum(dist, vis, acc);
     } else {
         for (row, o) in out.iter_mut().enumerate() {
             let (s, c) = masked_sum(&dist[row * k..(row + 1) * k], row_vis(row));
@@ -683,7 +694,7 @@ fn curve_block32<const K: usize>(
     plan: &Plan<'_>,
     grid: &Grid32,
     range: Range<usize>,
-    (scale, q32, factor, idx): Buffers32<'_>,
+    ((scale, q32, factor, idx), sums): (Buffers32<'_>, SumBuffers<'_>),
     joint: &[u32],
     acc: &mut Partial,
 ) {
@@ -697,7 +708,9 @@ fn curve_block32<const K: usize>(
     // The squares first: their contiguous loads bring the block in from
     // memory with many misses in flight, where the scales' strided loads
     // would wait on each line in turn.
-    let finite = if d == 2 {
+    let finite = if plan.mpjpe {
+        squares_and_sums(plan.batch, range.clone(), q32, sums, acc)
+    } else if d == 2 {
         Grid32::squares::<2>(p, g, q32)
     } else {
         Grid32::squares::<3>(p, g, q32)
@@ -730,6 +743,61 @@ fn curve_block32<const K: usize>(
 /// Scratch of one float32 curve block: scales (rows), squared distances,
 /// factors and histogram cells (entries).
 type Buffers32<'a> = (&'a mut [f64], &'a mut [f32], &'a mut [f32], &'a mut [u32]);
+
+/// The float64 path's block rows, and scratch for its squared distances and
+/// distances (entries of one such block).
+type SumBuffers<'a> = (usize, &'a mut [f64], &'a mut [f64]);
+
+/// Add the distances of the visible joints of `dist` to the MPJPE's sum.
+#[inline(always)]
+fn add_sum(dist: &[f64], vis: Option<&[bool]>, acc: &mut Partial) {
+    let (s, c) = masked_sum(dist, vis);
+    acc.dist_sum += s;
+    acc.dist_count += c;
+}
+
+/// [`Grid32::squares`] of the rows `range` into `q32`, with the MPJPE's sums
+/// of their float64 distances added as [`fast_block`] adds them: in its
+/// blocks of `block` rows from the chunk's start (`range` starts on one),
+/// in its lanes, so the same bits. Unmasked 2-D joints take both from the
+/// same loads in explicit AVX2 where the CPU has it. Returns whether every
+/// float32 square is finite.
+#[inline(always)]
+fn squares_and_sums(
+    batch: &PoseBatch<'_>,
+    range: Range<usize>,
+    q32: &mut [f32],
+    (block, q, dist): SumBuffers<'_>,
+    acc: &mut Partial,
+) -> bool {
+    let (k, d) = (batch.k(), batch.d());
+    let mut finite = true;
+    for start in range.clone().step_by(block) {
+        let rows = start..range.end.min(start + block);
+        let e = (rows.start - range.start) * k..(rows.end - range.start) * k;
+        let m = e.len();
+        let (p, g, vis) = batch.rows(rows);
+        let (q32, vis) = (&mut q32[e], drop_full_mask(vis));
+        #[cfg(target_arch = "x86_64")]
+        if d == 2 && vis.is_none() && isa() >= Isa::Avx2 {
+            // SAFETY: isa() reports only features the CPU has.
+            let (ok, lanes) = unsafe { squares32_and_distance_lanes_2d(p, g, q32) };
+            finite &= ok;
+            // As masked_sum sums its lanes.
+            acc.dist_sum += lanes.iter().sum::<f64>();
+            acc.dist_count += m as u64;
+            continue;
+        }
+        finite &= if d == 2 {
+            Grid32::squares::<2>(p, g, q32)
+        } else {
+            Grid32::squares::<3>(p, g, q32)
+        };
+        distances(p, g, d, &mut q[..m], &mut dist[..m]);
+        add_sum(&dist[..m], vis, acc);
+    }
+    finite
+}
 
 /// The curve of one block at evenly spaced thresholds from its float64
 /// distances: the direct index of [`Grid`] as histogram cells in flat loops
