@@ -254,21 +254,25 @@ mod tests {
     use super::super::simd::{Isa, isa, squared_distances};
     use super::*;
 
+    /// Coordinates that test the edges: signed zeros, a subnormal, the
+    /// largest floats (their squares overflow), infinity, NaN, a tiny value.
+    const SPECIAL: [f32; 8] = [
+        0.0,
+        -0.0,
+        1e-45,
+        3.4e38,
+        -3.4e38,
+        f32::INFINITY,
+        f32::NAN,
+        1e-20,
+    ];
+
     #[test]
     fn the_same_bits_as_squared_distances() {
         if isa() < Isa::Avx2 {
             return; // nothing to run on this CPU
         }
-        let special = [
-            0.0,
-            -0.0,
-            1e-45,
-            3.4e38,
-            -3.4e38,
-            f32::INFINITY,
-            f32::NAN,
-            1e-20,
-        ];
+        let special = SPECIAL;
         let n = 203; // not a multiple of 4
         let p: Vec<f32> = (0..2 * n)
             .map(|i| match i % 11 {
@@ -300,16 +304,7 @@ mod tests {
             return; // nothing to run on this CPU
         }
         let n = 523; // not a multiple of 8
-        let special = [
-            0.0,
-            -0.0,
-            1e-45,
-            3.4e38,
-            -3.4e38,
-            f32::INFINITY,
-            f32::NAN,
-            1e20,
-        ];
+        let special = SPECIAL;
         let g: Vec<f32> = (0..2 * n)
             .map(|i| ((i * 7919 % 1000) as f32 - 500.0) * [1e-3, 1.0, 3e4][i % 3])
             .collect();

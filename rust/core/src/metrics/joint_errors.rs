@@ -686,7 +686,8 @@ fn block_scales(
     }
 }
 
-/// The curve of one block without distances: float32 squared distances and
+/// The curve of one block from float32 squared distances (the MPJPE's sums
+/// of float64 distances taken from the same loads where it is measured):
 /// the direct index of [`Grid32`] in flat loops over the block; joints it
 /// cannot decide surely take the exact float64 test.
 #[inline(always)]
