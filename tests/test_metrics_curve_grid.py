@@ -23,8 +23,11 @@ def both_paths(pred, gt, t, norm, visible, torso=None):
     kw = {"skeleton": skeleton_for(gt.shape[1], torso)} if torso else {}
     want = ref.pck_counts(pred, gt, t, norm, torso=torso, visible=visible)
     check_pck(metrics.pck_curve(pred, gt, t, norm=norm, visible=visible, **kw), *want)
-    curve, _ = metrics.pck_and_mpjpe(pred, gt, t, norm=norm, visible=visible, **kw)
+    curve, m = metrics.pck_and_mpjpe(pred, gt, t, norm=norm, visible=visible, **kw)
     check_pck(curve, *want)
+    # Its MPJPE, summed beside the float32 index, keeps mpjpe()'s bits.
+    single = metrics.mpjpe(pred, gt, visible=visible)
+    assert (np.isnan(m) and np.isnan(single)) or m == single
     args = {"norm": norm, "thresholds": np.ascontiguousarray(t, np.float64)}
     if torso:
         args.update(torso=torso, floor=0.01)
@@ -93,6 +96,20 @@ def test_distances_on_and_one_float32_ulp_beside_each_threshold():
     pred[:5, 2] = gt[:5, 2]
     pred[5, 2, 0] = 3e38
     both_paths(pred, gt, t, "absolute", None)
+
+
+def test_curve_mpjpe_keeps_the_bits_of_mpjpe_across_blocks_and_chunks():
+    # 5,000 samples of 17 joints span many float32 curve blocks and several
+    # chunks; 2-D unmasked takes the explicit AVX2 sums, the rest the portable ones.
+    rng = np.random.default_rng(8)
+    t = np.linspace(0.0, 0.5, 101)
+    for d in (2, 3):
+        gt = rng.uniform(0, 3, (5000, 17, d)).astype(np.float32)
+        pred = (gt + rng.normal(0, 0.2, gt.shape)).astype(np.float32)
+        vis = rng.random((5000, 17)) > 0.2
+        for v in (None, vis):
+            _, m = metrics.pck_and_mpjpe(pred, gt, t, skeleton="coco17", visible=v)
+            assert m == metrics.mpjpe(pred, gt, visible=v), (d, v is None)
 
 
 def test_uneven_thresholds_fall_back_to_the_search():

@@ -317,14 +317,14 @@ mod tests {
         for (i, x) in bad.iter_mut().enumerate().filter(|(i, _)| i % 13 == 5) {
             *x = special[i / 13 % special.len()];
         }
-        // Each lane's own magnitude (joint e in lane e % 8): a lane summed
-        // out of place then changes the total's rounding.
-        let lanes: Vec<f32> = g
+        // Each lane its own magnitude (joint e in lane e % 8): lanes of very
+        // different sizes, summed into one total below.
+        let by_lane: Vec<f32> = g
             .iter()
             .enumerate()
             .map(|(i, x)| x + (i as f32 * 0.91).sin() * 2f32.powi(7 * ((i / 2) % 8) as i32 - 20))
             .collect();
-        for p in [&p, &bad, &lanes] {
+        for p in [&p, &bad, &by_lane] {
             for m in [n, 510, 17, 9, 8, 7, 1, 0] {
                 let (p, g) = (&p[..2 * m], &g[..2 * m]);
                 let mut want32 = vec![0f32; m];
