@@ -7,9 +7,11 @@ thresholds placed exactly on the data's own float64 distances and torso ratios."
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import csipose
 from csipose import _native, metrics
 from test_metrics_properties import check_pck, skeleton_for
 
@@ -130,7 +132,56 @@ def test_curve_without_distances_reports_no_mpjpe_but_the_same_counts():
     np.testing.assert_array_equal(full["correct"], counts["correct"])
     assert (counts["dist_sum"], counts["dist_count"]) == (0.0, 0)
     assert full["dist_count"] == 3000 * 17
-    import pytest
-
     with pytest.raises(ValueError, match="distances=False"):
         _native.joint_errors(pred, gt, None, distances=False, root=0, **kw)
+
+
+@given(
+    b=batches(dims=(2,), min_n=8, max_n=40, mask=False),
+    t0=st.floats(0, 1),
+    span=st.floats(1e-3, 10),
+    m=st.integers(8, 200),
+)
+def test_whole_groups_of_eight_2d_rows_match_the_oracle(b, t0, span, m):
+    # Unmasked 2-D joints: pck_curve counts whole groups of eight rows in one
+    # pass (rust/core/src/metrics/curve_avx2.rs where the CPU has AVX2) and
+    # the rest of a block in the flat loops.
+    t = np.linspace(t0, t0 + span, m)
+    both_paths(b.pred, b.gt, t, "absolute", None)
+    t = t / t[-1]
+    both_paths(b.pred, b.gt, t, "bbox", None)
+    both_paths(b.pred, b.gt, t, "torso", None, (0, b.gt.shape[1] - 1))
+
+
+def test_large_2d_curves_match_the_oracle_at_any_thread_count():
+    # Many blocks and chunks with a tail, zero distances, NaN and infinite
+    # predictions, and an all-true mask (dropped, so the one-pass kernel runs).
+    rng = np.random.default_rng(11)
+    n = 4003
+    gt = rng.uniform(0, 1, (n, 17, 2)).astype(np.float32)
+    pred = (gt + rng.normal(0, 0.05, gt.shape)).astype(np.float32)
+    pred[100:110] = gt[100:110]
+    pred[17, 3] = np.nan
+    pred[2000, 16, 1] = np.inf
+    t = np.linspace(0.0, 0.5, 101)
+    want = ref.pck_counts(pred, gt, t, "torso", torso=(5, 12), visible=None)
+    before = csipose.get_num_threads()
+    try:
+        for threads in (1, 2):
+            csipose.set_num_threads(threads)
+            for v in (None, np.ones((n, 17), bool)):
+                curve = metrics.pck_curve(pred, gt, t, visible=v, skeleton=skeleton_for(17, (5, 12)))
+                check_pck(curve, *want)
+    finally:
+        csipose.set_num_threads(before)
+
+
+def test_non_finite_ground_truth_deep_in_a_curve_is_named():
+    rng = np.random.default_rng(12)
+    gt = rng.uniform(0, 1, (3000, 17, 2)).astype(np.float32)
+    t = np.linspace(0.0, 0.5, 101)
+    for bad in (np.nan, np.inf):
+        g = gt.copy()
+        g[2345, 7, 1] = bad
+        with pytest.raises(ValueError, match="sample 2345, joint 7"):
+            metrics.pck_curve(gt, g, t, skeleton="coco17")

@@ -151,6 +151,17 @@ impl Grid {
 }
 
 impl Grid32 {
+    /// The constants of [`Grid32::cells`]: the offset, the two clamps and
+    /// the margin.
+    pub(super) fn constants(&self) -> (f32, f32, f32, f32) {
+        (self.offset, -0.5, self.count - 0.5, self.margin)
+    }
+
+    /// The squared float32 distances the index decides: outside, the exact test.
+    pub(super) fn square_range() -> (f32, f32) {
+        (Q32_MIN, Q32_MAX)
+    }
+
     /// The float32 factor `inv_step / s` of a row, NaN unless it is a
     /// normal float32 in [2^-100, 2^100] (its entries are then all unsure).
     #[inline(always)]
@@ -206,7 +217,10 @@ impl Grid32 {
             let f = if f > hi { hi } else { f };
             let c = f.ceil();
             let inside = (Q32_MIN..=Q32_MAX).contains(&qe);
-            let sure = inside & (c - f > m) & (f - (c - 1.0) > m);
+            // c - f lies in [0, 1) (within 2^-25 of the exact difference):
+            // sure when it is more than the margin from both ends.
+            let gap = c - f;
+            let sure = inside & (gap > m) & (gap < 1.0 - m);
             // c is an integer in [-0, t] (t < 2^23).
             let i = (c + SHIFT).to_bits().wrapping_sub(SHIFT.to_bits());
             *o = if sure {

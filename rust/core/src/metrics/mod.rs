@@ -7,6 +7,8 @@
 mod aligned;
 mod batch;
 pub mod coco_eval;
+#[cfg(target_arch = "x86_64")]
+mod curve_avx2;
 mod curve_grid;
 #[cfg(target_arch = "x86_64")]
 mod distances_avx2;
