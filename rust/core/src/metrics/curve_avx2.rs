@@ -10,7 +10,14 @@
 
 use std::ops::Range;
 
+use std::arch::x86_64::{
+    __m256d, _mm256_add_pd, _mm256_and_pd, _mm256_andnot_pd, _mm256_castps256_ps128,
+    _mm256_castsi256_pd, _mm256_cmpgt_epi64, _mm256_extractf128_ps, _mm256_set1_epi64x,
+    _mm256_setr_epi64x, _mm256_setzero_pd, _mm256_sqrt_pd, _mm256_storeu_pd,
+};
+
 use super::curve_grid::Grid32;
+use super::distances_avx2::{in_order, joint_squares};
 
 /// The entry of the group's run held by each lane: the pair sums of
 /// `_mm256_hadd_ps` come out as joints 0 1 4 5 2 3 6 7 of the run.
@@ -60,13 +67,22 @@ const PREFETCH: usize = 512;
 /// The caller counts the cells after the block: increments between the
 /// runs, run by run or group by group, took 15-20 of 32-37 ms on 1,000,000
 /// x 17 joints (one thread, AVX-512 VM) where a pass of their own takes 6.
+///
+/// With `SUMS`, the MPJPE's float64 distances of the same loads are added to
+/// `sums.0` as `fast_block` adds them: `simd::masked_sum`'s eight lanes over
+/// blocks of `sums.1` entries from the first row, each block's lane total
+/// in turn, so the same bits as `mpjpe()`. A run's lanes are entries
+/// `8 r .. 8 r + 8`, so each lands in one masked_sum lane per block (its
+/// offset in the block modulo 8): the lanes are kept in run order and
+/// rotated once per block.
 #[target_feature(enable = "avx2")]
-pub(crate) fn cells_2d(
+pub(crate) fn cells_2d<const SUMS: bool>(
     (p, g): (&[f32], &[f32]),
     (scale, mut fill): (&mut [f64], impl FnMut(Range<usize>, &mut [f64])),
     (grid, lanes): (&Grid32, &Lanes),
     open: impl Fn(usize, &[f64]) -> u32,
     cells: &mut [u32],
+    sums: (&mut f64, usize),
 ) -> bool {
     use std::arch::x86_64::{
         _CMP_EQ_OQ, _CMP_GE_OQ, _CMP_GT_OQ, _CMP_LE_OQ, _CMP_LT_OQ, _MM_FROUND_NO_EXC,
@@ -84,6 +100,7 @@ pub(crate) fn cells_2d(
     let (off, lo, hi, margin) = grid.constants();
     let (qmin, qmax) = Grid32::square_range();
     let mut nan = _mm256_setzero_ps();
+    let mut lanes_sum = RunSums::new(sums.1);
     for grp in 0..groups {
         let (rows, entries) = (8 * grp..8 * grp + 8, grp * 8 * k);
         fill(rows.clone(), &mut scale[rows.clone()]);
@@ -100,8 +117,15 @@ pub(crate) fn cells_2d(
                 let (pr, gr) = (pg.as_ptr().add(16 * run), gg.as_ptr().add(16 * run));
                 _mm_prefetch::<_MM_HINT_T0>(pr.wrapping_add(PREFETCH).cast());
                 _mm_prefetch::<_MM_HINT_T0>(gr.wrapping_add(PREFETCH).cast());
-                let d0 = _mm256_sub_ps(_mm256_loadu_ps(pr), _mm256_loadu_ps(gr));
-                let d1 = _mm256_sub_ps(_mm256_loadu_ps(pr.add(8)), _mm256_loadu_ps(gr.add(8)));
+                let (p0, p1) = (_mm256_loadu_ps(pr), _mm256_loadu_ps(pr.add(8)));
+                let (g0, g1) = (_mm256_loadu_ps(gr), _mm256_loadu_ps(gr.add(8)));
+                if SUMS {
+                    let half = |v| [_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v)];
+                    let lo = _mm256_sqrt_pd(joint_squares(half(p0), half(g0)));
+                    let hi = _mm256_sqrt_pd(joint_squares(half(p1), half(g1)));
+                    lanes_sum.add([lo, hi], sums.0);
+                }
+                let (d0, d1) = (_mm256_sub_ps(p0, g0), _mm256_sub_ps(p1, g1));
                 // x^2 + y^2 of joints 0 1 4 5 2 3 6 7 (ORDER).
                 let q = _mm256_hadd_ps(_mm256_mul_ps(d0, d0), _mm256_mul_ps(d1, d1));
                 let a = _mm256_permutevar8x32_ps(
@@ -139,7 +163,95 @@ pub(crate) fn cells_2d(
             }
         }
     }
+    if SUMS {
+        lanes_sum.flush(sums.0);
+    }
     _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_EQ_OQ>(nan, nan)) == 0xff
+}
+
+/// Float64 distance sums of [`cells_2d`]: two vectors of run lanes (as
+/// `joint_squares` leaves them: 0 2 1 3 and 4 6 5 7), the entries taken in
+/// the current block of `block` entries, and the blocks finished.
+struct RunSums {
+    acc: [__m256d; 2],
+    block: usize,
+    taken: usize,
+    blocks: usize,
+}
+
+impl RunSums {
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn new(block: usize) -> Self {
+        let zero = _mm256_setzero_pd();
+        Self {
+            acc: [zero; 2],
+            block,
+            taken: 0,
+            blocks: 0,
+        }
+    }
+
+    /// Add the distances of the next run of eight entries; a run across the
+    /// end of a block adds its first lanes (and zeros) there, then the rest
+    /// to a fresh block.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn add(&mut self, d: [__m256d; 2], total: &mut f64) {
+        let room = self.block - self.taken;
+        if room >= 8 {
+            self.acc = [
+                _mm256_add_pd(self.acc[0], d[0]),
+                _mm256_add_pd(self.acc[1], d[1]),
+            ];
+            self.taken += 8;
+            if self.taken == self.block {
+                self.flush(total);
+            }
+            return;
+        }
+        // Run lanes below `room` belong to this block.
+        let r = room as i64;
+        let before = [
+            _mm256_cmpgt_epi64(_mm256_set1_epi64x(r), _mm256_setr_epi64x(0, 2, 1, 3)),
+            _mm256_cmpgt_epi64(_mm256_set1_epi64x(r), _mm256_setr_epi64x(4, 6, 5, 7)),
+        ]
+        .map(|m| _mm256_castsi256_pd(m));
+        for v in 0..2 {
+            self.acc[v] = _mm256_add_pd(self.acc[v], _mm256_and_pd(before[v], d[v]));
+        }
+        self.flush(total);
+        // 0 + x, as masked_sum starts each lane.
+        self.acc = [0, 1].map(|v| _mm256_andnot_pd(before[v], d[v]));
+        self.taken = 8 - room;
+    }
+
+    /// Add the current block's lanes to `total` in masked_sum's order: run
+    /// lane `i` holds the block's entries at offset `i - blocks * block`
+    /// modulo 8.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn flush(&mut self, total: &mut f64) {
+        if self.taken == 0 {
+            return;
+        }
+        let mut run = [0.0f64; 8];
+        // SAFETY: two stores of four doubles into eight.
+        unsafe {
+            _mm256_storeu_pd(run.as_mut_ptr(), in_order(self.acc[0]));
+            _mm256_storeu_pd(run.as_mut_ptr().add(4), in_order(self.acc[1]));
+        }
+        let shift = (8 - self.blocks * self.block % 8) % 8;
+        let mut lanes = [0.0f64; 8];
+        for (i, x) in run.iter().enumerate() {
+            lanes[(i + shift) % 8] = *x;
+        }
+        *total += lanes.iter().sum::<f64>();
+        *self = Self {
+            blocks: self.blocks + 1,
+            ..Self::new(self.block)
+        };
+    }
 }
 
 /// The torso scales `max(|g[a] - g[b]|, floor)` of the eight rows of `g`
@@ -290,12 +402,13 @@ mod tests {
             // SAFETY: the CPU has AVX2 (checked above).
             let finite = unsafe {
                 let lanes = Lanes::new(k);
-                cells_2d(
+                cells_2d::<false>(
                     (&p, &g),
                     (&mut filled, fill),
                     (&grid, &lanes),
                     |e, _| open(e),
                     &mut cells,
+                    (&mut 0.0, 0),
                 )
             };
             let mut got = vec![0u64; want.len()];
@@ -347,6 +460,74 @@ mod tests {
             for (w, x) in want.iter().zip(&got) {
                 assert_eq!(w.to_bits(), x.to_bits(), "{a} {b}: {want:?} {got:?}");
             }
+        }
+    }
+
+    #[test]
+    fn distance_sums_are_masked_sums_block_by_block() {
+        use super::super::simd::{distances, masked_sum};
+        if isa() < Isa::Avx2 {
+            return;
+        }
+        let sorted: Vec<f64> = (0..21).map(|i| f64::from(i) * 0.05).collect();
+        let grid = super::super::curve_grid::Grid::new(&sorted)
+            .and_then(|g| g.single())
+            .unwrap();
+        for (k, rows, block_rows) in [(17, 64, 30), (3, 40, 5), (15, 48, 34), (1, 200, 13)] {
+            let m = rows * k;
+            let g: Vec<f32> = (0..2 * m)
+                .map(|i| ((i * 7919 % 1000) as f32) * 1e-3)
+                .collect();
+            let mut p: Vec<f32> = g
+                .iter()
+                .enumerate()
+                .map(|(i, x)| x + (i as f32).sin())
+                .collect();
+            p[7] = f32::NAN;
+            let (mut q, mut dist) = (vec![0.0; m], vec![0.0; m]);
+            distances(&p, &g, 2, &mut q, &mut dist);
+            // fast_block's sums: masked_sum of each block in turn.
+            let mut want = 0.0f64;
+            for b in dist.chunks(block_rows * k) {
+                want += masked_sum(b, None).0;
+            }
+            let mut got = 0.0f64;
+            let (mut scale, mut cells) = (vec![1.0; rows], vec![0u32; m]);
+            // SAFETY: the CPU has AVX2 (checked above).
+            unsafe {
+                cells_2d::<true>(
+                    (&p, &g),
+                    (&mut scale, |_: Range<usize>, _: &mut [f64]| {}),
+                    (&grid, &Lanes::new(k)),
+                    |_, _| 0,
+                    &mut cells,
+                    (&mut got, block_rows * k),
+                )
+            };
+            assert!(want.is_nan() && got.is_nan(), "NaN reaches the sum");
+            p[7] = 0.5;
+            distances(&p, &g, 2, &mut q, &mut dist);
+            let mut want = 0.0f64;
+            for b in dist.chunks(block_rows * k) {
+                want += masked_sum(b, None).0;
+            }
+            let mut got = 0.0f64;
+            // SAFETY: as above.
+            unsafe {
+                cells_2d::<true>(
+                    (&p, &g),
+                    (&mut scale, |_: Range<usize>, _: &mut [f64]| {}),
+                    (&grid, &Lanes::new(k)),
+                    |_, _| 0,
+                    &mut cells,
+                    (&mut got, block_rows * k),
+                )
+            };
+            assert_eq!(
+                want.to_bits(),
+                got.to_bits(),
+                "k {k}, blocks of {block_rows} rows"
+            );
         }
     }
 }

@@ -53,7 +53,7 @@ pub(crate) fn squared_distances_2d(p: &[f32], g: &[f32], q: &mut [f64]) -> bool 
 /// cost the OKS kernel about 1 ms in 40.)
 #[target_feature(enable = "avx2")]
 #[inline]
-fn joint_squares(
+pub(super) fn joint_squares(
     [p_lo, p_hi]: [std::arch::x86_64::__m128; 2],
     [g_lo, g_hi]: [std::arch::x86_64::__m128; 2],
 ) -> std::arch::x86_64::__m256d {
@@ -75,7 +75,7 @@ fn joint_squares(
 /// [`joint_squares`]' lanes in joint order.
 #[target_feature(enable = "avx2")]
 #[inline]
-fn in_order(s: std::arch::x86_64::__m256d) -> std::arch::x86_64::__m256d {
+pub(super) fn in_order(s: std::arch::x86_64::__m256d) -> std::arch::x86_64::__m256d {
     std::arch::x86_64::_mm256_permute4x64_pd::<0b11_01_10_00>(s)
 }
 

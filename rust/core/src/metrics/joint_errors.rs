@@ -482,8 +482,7 @@ fn fast_chunk<const K: usize>(plan: &Plan<'_>, range: Range<usize>, out: &mut [f
         let block32 = block * (CURVE32_BLOCK_ENTRIES / BLOCK_ENTRIES);
         let joint: Vec<u32> = (0..block32).flat_map(|_| 0..k as u32).collect();
         #[cfg(target_arch = "x86_64")]
-        let lanes =
-            (plan.batch.d() == 2 && !plan.mpjpe && isa() >= Isa::Avx2).then(|| Lanes::new(k));
+        let lanes = (plan.batch.d() == 2 && isa() >= Isa::Avx2).then(|| Lanes::new(k));
         let mut scale = vec![0.0; block32];
         let mut q32 = vec![0.0f32; block32 * k];
         let mut factor = vec![0.0f32; block32 * k];
@@ -494,7 +493,7 @@ fn fast_chunk<const K: usize>(plan: &Plan<'_>, range: Range<usize>, out: &mut [f
             let rows = match &lanes {
                 Some(lanes) => {
                     let bufs = (&mut scale[..], &mut idx[..]);
-                    curve_block32_2d(plan, (&grid, lanes), rows, bufs, &mut acc)
+                    curve_block32_2d(plan, (&grid, lanes), rows, bufs, block, &mut acc)
                 }
                 None => rows,
             };
@@ -759,10 +758,10 @@ fn curve_block32<const K: usize>(
 /// [`curve_block32`] of the whole groups of eight rows of `range` when their
 /// joints are 2-D and unmasked: their cells in one pass ([`cells_2d`]), then
 /// the histogram; returns the rows left to the flat loops (all of `range`
-/// when it does not apply). Not for the curve with its MPJPE: its float64
-/// distances in a pass of their own before this one (the float64 path's
-/// blocks and lanes, for `mpjpe()`'s bits) left it at 39 ms on 1,000,000 x
-/// 17 joints, as the flat loops.
+/// when it does not apply). With the MPJPE, its sums come from the same
+/// loads in the float64 path's blocks of `block` rows from the start of
+/// `range` (one on such a block), so only a `range` of whole groups takes
+/// this path then.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn curve_block32_2d(
@@ -770,6 +769,7 @@ fn curve_block32_2d(
     (grid, lanes): (&Grid32, &Lanes),
     range: Range<usize>,
     (scale, idx): (&mut [f64], &mut [u32]),
+    block: usize,
     acc: &mut Partial,
 ) -> Range<usize> {
     let (k, whole) = (plan.batch.k(), range.len() / 8 * 8);
@@ -778,7 +778,7 @@ fn curve_block32_2d(
     let Some(norm) = plan.norm else {
         return range;
     };
-    if whole == 0 || drop_full_mask(vis).is_some() {
+    if whole == 0 || drop_full_mask(vis).is_some() || (plan.mpjpe && whole != range.len()) {
         return range;
     }
     let scale = &mut scale[..whole];
@@ -810,7 +810,16 @@ fn curve_block32_2d(
     };
     let idx = &mut idx[..whole * k];
     // SAFETY: the caller made lanes only where isa() reports AVX2.
-    let finite = unsafe { cells_2d((p, g), (scale, fill), (grid, lanes), open, idx) };
+    let bufs = (scale, fill);
+    let finite = if plan.mpjpe {
+        acc.dist_count += idx.len() as u64;
+        let sums = (&mut acc.dist_sum, block * k);
+        // SAFETY: the caller made lanes only where isa() reports AVX2.
+        unsafe { cells_2d::<true>((p, g), bufs, (grid, lanes), open, idx, sums) }
+    } else {
+        // SAFETY: as above.
+        unsafe { cells_2d::<false>((p, g), bufs, (grid, lanes), open, idx, (&mut 0.0, 0)) }
+    };
     histogram_cells(&mut acc.first_pass, idx, None);
     if !finite && acc.first_bad_gt.is_none() {
         acc.first_bad_gt = first_nonfinite_gt_rows(rows.start, g, None, k, 2);
