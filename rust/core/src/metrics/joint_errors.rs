@@ -809,7 +809,6 @@ fn curve_block32_2d(
         })
     };
     let idx = &mut idx[..whole * k];
-    // SAFETY: the caller made lanes only where isa() reports AVX2.
     let bufs = (scale, fill);
     let finite = if plan.mpjpe {
         acc.dist_count += idx.len() as u64;
