@@ -66,7 +66,8 @@ const PREFETCH: usize = 512;
 ///
 /// The caller counts the cells after the block: increments between the
 /// runs, run by run or group by group, took 15-20 of 32-37 ms on 1,000,000
-/// x 17 joints (one thread, AVX-512 VM) where a pass of their own takes 6.
+/// x 17 joints (one thread, AVX-512 VM) where a pass of their own takes
+/// about 6-7 under the profiler.
 ///
 /// With `SUMS`, the MPJPE's float64 distances of the same loads are added to
 /// `sums.0` as `fast_block` adds them: `simd::masked_sum`'s eight lanes over

@@ -256,6 +256,21 @@ fn exact_index(x: f64, sorted: &[f64]) -> usize {
     }
 }
 
+/// [`exact_index`] of entry `e` of `D = d`-dimensional joints `p`, `g` at
+/// scale `s`: its float64 distance over `s`, the exact test's quotient.
+#[inline(always)]
+fn exact_entry_index(
+    (p, g): (&[f32], &[f32]),
+    d: usize,
+    e: usize,
+    s: f64,
+    sorted: &[f64],
+) -> usize {
+    let mut q = [0.0];
+    squared_distances(&p[e * d..(e + 1) * d], &g[e * d..(e + 1) * d], d, &mut q);
+    exact_index(q[0].sqrt() / s, sorted)
+}
+
 /// The first index `i` with `x <= sorted[i]` (`sorted.len()` if none), walking
 /// from `guess`; neither `x` nor a threshold is NaN, so `t < x` is `!(x <= t)`.
 #[inline(always)]
@@ -742,9 +757,7 @@ fn curve_block32<const K: usize>(
     if grid.cells((q32, factor, &joint[..m]), k32, idx) {
         // The exact float64 test for what the float32 index left open.
         settle_open_cells(idx, scale, k, |e, s| {
-            let mut q = [0.0];
-            squared_distances(&p[e * d..(e + 1) * d], &g[e * d..(e + 1) * d], d, &mut q);
-            exact_index(q[0].sqrt() / s, plan.sorted)
+            exact_entry_index((p, g), d, e, s, plan.sorted)
         });
     }
     histogram_cells(&mut acc.first_pass, idx, vis);
@@ -803,9 +816,7 @@ fn curve_block32_2d(
     }
     let open = |e: usize, scale: &[f64]| {
         open_cell(e, scale, k, |e, s| {
-            let mut q = [0.0];
-            squared_distances(&p[2 * e..2 * e + 2], &g[2 * e..2 * e + 2], 2, &mut q);
-            exact_index(q[0].sqrt() / s, plan.sorted)
+            exact_entry_index((p, g), 2, e, s, plan.sorted)
         })
     };
     let idx = &mut idx[..whole * k];
