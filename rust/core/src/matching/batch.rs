@@ -200,11 +200,24 @@ where
     let solve_range = |range: std::ops::Range<usize>, out_r: &mut [i64], out_c: &mut [i64]| {
         with_solver(|solver| {
             let mut at = 0;
-            for b in range {
+            let (mut group, mut lane_pairs) = ([None; GROUP], [(0, 0); 8]);
+            for b in range.clone() {
                 let (cost, r, c, stride) = problem(b);
-                let pairs = solver
-                    .solve_strided(cost, r, c, stride, Mode::Strict)
-                    .map_err(|e| name_problem(b, e))?;
+                let lane = (b - range.start) % GROUP;
+                if lane == 0 {
+                    group = group_columns(&problem, b, range.end);
+                }
+                let pairs = match group[lane] {
+                    Some(cols) => {
+                        for (i, pair) in lane_pairs.iter_mut().enumerate().take(r) {
+                            *pair = (i, cols[i]);
+                        }
+                        &lane_pairs[..r]
+                    }
+                    None => solver
+                        .solve_strided(cost, r, c, stride, Mode::Strict)
+                        .map_err(|e| name_problem(b, e))?,
+                };
                 let (Some(dr), Some(dc)) = (
                     out_r.get_mut(at..at + pairs.len()),
                     out_c.get_mut(at..at + pairs.len()),
@@ -234,6 +247,26 @@ where
         slot.ok_or_else(|| Error::Threads("a block was not run".into()))??;
     }
     Ok(BatchAssignment { pairs, offsets })
+}
+
+/// Problems solved together by the vector path.
+const GROUP: usize = 4;
+
+/// The columns of each row of problems `b..b + GROUP` where the vector path
+/// (`lanes.rs`: four square problems of one side from 4 to 8) answers; None
+/// for a problem the solver must take.
+fn group_columns<'a, F>(problem: &F, b: usize, end: usize) -> [Option<[usize; 8]>; GROUP]
+where
+    F: Fn(usize) -> (&'a [f64], usize, usize, usize),
+{
+    #[cfg(target_arch = "x86_64")]
+    if b + GROUP <= end {
+        let four = std::array::from_fn(|l| problem(b + l));
+        if let Some(columns) = super::lanes::solve_group(&four) {
+            return columns;
+        }
+    }
+    [None; GROUP]
 }
 
 /// A chunk's result and its slices of `rows` and `cols`.

@@ -353,7 +353,7 @@ pub struct Solver {
 /// Entries with a larger magnitude than `f64::MAX / (8 (n + 2))` are scaled
 /// down by a power of two (exact) before solving, so that sums of potentials
 /// cannot overflow.
-fn overflow_limit(n: usize) -> f64 {
+pub(super) fn overflow_limit(n: usize) -> f64 {
     f64::MAX / (8.0 * (n as f64 + 2.0))
 }
 

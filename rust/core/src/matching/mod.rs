@@ -7,6 +7,8 @@
 mod batch;
 mod distance;
 mod exhaustive;
+#[cfg(target_arch = "x86_64")]
+mod lanes;
 mod lsap;
 mod small;
 

@@ -288,7 +288,7 @@ fn row_reduction<const N: usize>(
 /// entry's magnitude is at most `limit` (which NaN and infinities fail);
 /// then solve and append the pairs, sorted by row, to `pairs`. Returns false,
 /// with `pairs` untouched, when the problem is not for this solver.
-fn copy_and_solve<const N: usize>(
+pub(super) fn copy_and_solve<const N: usize>(
     cost: &[f64],
     [n_rows, n_cols, stride]: [usize; 3],
     limit: f64,

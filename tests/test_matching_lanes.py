@@ -1,0 +1,108 @@
+"""Batches of square problems of one side from 4 to 8 take the vector path
+(four problems at once, one in each lane of AVX2 vectors:
+rust/core/src/matching/lanes.rs) where the CPU has AVX2. Every form of
+batch gives exactly the pairs each problem gets alone from `assign` (the
+fixed-buffer solver), ties and signed zeros included, whatever the batch
+length, the padding and the thread count; and scipy's total cost."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import csipose
+from csipose import matching
+from test_matching import check_assignment, tolerance
+
+scipy_optimize = pytest.importorskip("scipy.optimize")
+
+
+def problems(seed: int, b: int, n: int, kind: str) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if kind == "uniform":
+        return rng.random((b, n, n))
+    if kind == "ties":  # small integers and both zeros: many equal reduced costs
+        m = rng.integers(-2, 3, (b, n, n)).astype(np.float64)
+        m[rng.random(m.shape) < 0.2] = -0.0
+        return m
+    return np.round(rng.normal(0, 100, (b, n, n)), 1)  # ties now and then
+
+
+@pytest.fixture
+def restore_threads():
+    yield
+    csipose.set_num_threads(0)
+
+
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    b=st.integers(1, 14),
+    n=st.integers(4, 8),
+    kind=st.sampled_from(["uniform", "ties", "rounded"]),
+    pad=st.integers(0, 2),
+)
+def test_every_batch_form_gives_each_problem_its_own_pairs(seed, b, n, kind, pad):
+    costs = problems(seed, b, n, kind)
+    alone = [matching.assign(c) for c in costs]
+    padded = np.full((b, n + pad, n + pad), 7.0)
+    padded[:, :n, :n] = costs
+    sizes = np.full((b, 2), n)
+    for out in (
+        matching.assign_batch(costs),
+        matching.assign_batch(list(costs)),
+        matching.assign_batch(padded, sizes=sizes),
+    ):
+        assert len(out) == b
+        for k, (m, (rows, cols)) in enumerate(zip(costs, alone, strict=True)):
+            got_rows, got_cols = out[k]
+            np.testing.assert_array_equal(got_rows, rows)
+            np.testing.assert_array_equal(got_cols, cols)
+    for m, (rows, cols) in zip(costs, alone, strict=True):
+        check_assignment(m, rows, cols)
+        expect = scipy_optimize.linear_sum_assignment(m)
+        assert abs(m[rows, cols].sum() - m[expect].sum()) <= tolerance(m)
+
+
+def test_thread_counts_and_batches_mixing_shapes_agree(restore_threads):
+    rng = np.random.default_rng(1)
+    # Runs of four square problems between problems of other shapes.
+    shapes = [(8, 8)] * 9 + [(3, 5)] + [(6, 6)] * 4 + [(7, 4)] + [(5, 5)] * 6
+    mats = [rng.random(s) for s in shapes]
+    mats[2][3, 4] = mats[2][1, 4]  # a tie within a lane's problem
+    csipose.set_num_threads(1)
+    one = matching.assign_batch(mats)
+    csipose.set_num_threads(2)
+    two = matching.assign_batch(mats)
+    assert np.array_equal(one.rows, two.rows) and np.array_equal(one.cols, two.cols)
+    for k, m in enumerate(mats):
+        rows, cols = matching.assign(m)
+        np.testing.assert_array_equal(one[k][0], rows)
+        np.testing.assert_array_equal(one[k][1], cols)
+    many = rng.random((4099, 8, 8))
+    csipose.set_num_threads(1)
+    a = matching.assign_batch(many)
+    csipose.set_num_threads(2)
+    c = matching.assign_batch(many)
+    assert np.array_equal(a.cols, c.cols)
+    ours = many[np.arange(4099)[:, None], a.rows.reshape(-1, 8), a.cols.reshape(-1, 8)].sum(1)
+    theirs = np.array([m[scipy_optimize.linear_sum_assignment(m)].sum() for m in many])
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+
+
+@pytest.mark.parametrize("bad", [np.nan, -np.inf, np.inf, 1e307])
+def test_an_entry_the_lanes_refuse_goes_to_the_solver(bad):
+    """NaN and -inf: the solver's error, naming the problem; +inf (a
+    forbidden pair) and a huge entry: the solver's answer."""
+    costs = np.random.default_rng(2).random((8, 6, 6))
+    costs[5, 2, 3] = bad
+    if np.isnan(bad) or bad == -np.inf:
+        with pytest.raises(ValueError, match=r"problem 5: cost\[2, 3\]"):
+            matching.assign_batch(costs)
+        return
+    out = matching.assign_batch(costs)
+    for k, m in enumerate(costs):
+        rows, cols = matching.assign(m)
+        np.testing.assert_array_equal(out[k][0], rows)
+        np.testing.assert_array_equal(out[k][1], cols)
