@@ -2,8 +2,9 @@
 (four problems at once, one in each lane of AVX2 vectors:
 rust/core/src/matching/lanes.rs) where the CPU has AVX2. Every form of
 batch gives exactly the pairs each problem gets alone from `assign` (the
-fixed-buffer solver), ties and signed zeros included, whatever the batch
-length, the padding and the thread count; and scipy's total cost."""
+fixed-buffer solver), ties and signed zeros included, with or without
+`partial`, whatever the batch length, the padding and the thread count; and
+scipy's total cost."""
 
 from __future__ import annotations
 
@@ -42,17 +43,18 @@ def restore_threads():
     n=st.integers(4, 8),
     kind=st.sampled_from(["uniform", "ties", "rounded"]),
     pad=st.integers(0, 2),
+    partial=st.booleans(),
 )
-def test_every_batch_form_gives_each_problem_its_own_pairs(seed, b, n, kind, pad):
+def test_every_batch_form_gives_each_problem_its_own_pairs(seed, b, n, kind, pad, partial):
     costs = problems(seed, b, n, kind)
-    alone = [matching.assign(c) for c in costs]
+    alone = [matching.assign(c, partial=partial) for c in costs]
     padded = np.full((b, n + pad, n + pad), 7.0)
     padded[:, :n, :n] = costs
     sizes = np.full((b, 2), n)
     for out in (
-        matching.assign_batch(costs),
-        matching.assign_batch(list(costs)),
-        matching.assign_batch(padded, sizes=sizes),
+        matching.assign_batch(costs, partial=partial),
+        matching.assign_batch(list(costs), partial=partial),
+        matching.assign_batch(padded, sizes=sizes, partial=partial),
     ):
         assert len(out) == b
         for k, (m, (rows, cols)) in enumerate(zip(costs, alone, strict=True)):

@@ -1,6 +1,6 @@
 //! Many small assignment problems in one call, spread over the thread pool.
 
-use super::lsap::{Mode, with_solver};
+use super::lsap::{Mode, Solver, with_solver};
 use crate::threads::{map_chunks, split_in_place};
 use crate::{Error, Result};
 
@@ -124,15 +124,12 @@ where
                 cols: Vec::with_capacity(guess),
                 counts: Vec::with_capacity(range.len()),
             };
-            for b in range {
-                let (cost, r, c, stride) = problem(b);
-                let pairs = solver
-                    .solve_strided(cost, r, c, stride, mode)
-                    .map_err(|e| name_problem(b, e))?;
+            each_solution(solver, range, &problem, mode, |_, pairs| {
                 part.rows.extend(pairs.iter().map(|&(i, _)| i as i64));
                 part.cols.extend(pairs.iter().map(|&(_, j)| j as i64));
                 part.counts.push(pairs.len() as i64);
-            }
+                Ok(())
+            })?;
             Ok(part)
         })
     };
@@ -200,28 +197,12 @@ where
     let solve_range = |range: std::ops::Range<usize>, out_r: &mut [i64], out_c: &mut [i64]| {
         with_solver(|solver| {
             let mut at = 0;
-            let (mut group, mut lane_pairs) = ([None; GROUP], [(0, 0); 8]);
-            for b in range.clone() {
-                let (cost, r, c, stride) = problem(b);
-                let lane = (b - range.start) % GROUP;
-                if lane == 0 {
-                    group = group_columns(&problem, b, range.end);
-                }
-                let pairs = match group[lane] {
-                    Some(cols) => {
-                        for (i, pair) in lane_pairs.iter_mut().enumerate().take(r) {
-                            *pair = (i, cols[i]);
-                        }
-                        &lane_pairs[..r]
-                    }
-                    None => solver
-                        .solve_strided(cost, r, c, stride, Mode::Strict)
-                        .map_err(|e| name_problem(b, e))?,
-                };
+            each_solution(solver, range, &problem, Mode::Strict, |b, pairs| {
                 let (Some(dr), Some(dc)) = (
                     out_r.get_mut(at..at + pairs.len()),
                     out_c.get_mut(at..at + pairs.len()),
                 ) else {
+                    let (_, r, c, _) = problem(b);
                     return Err(Error::Value(format!(
                         "problem {b}: {} pairs where {} were expected",
                         pairs.len(),
@@ -232,8 +213,8 @@ where
                     (*x, *y) = (i as i64, j as i64);
                 }
                 at += pairs.len();
-            }
-            Ok(())
+                Ok(())
+            })
         })
     };
     // As map_chunks: the caller solves chunks itself and pool threads help.
@@ -247,6 +228,47 @@ where
         slot.ok_or_else(|| Error::Threads("a block was not run".into()))??;
     }
     Ok(BatchAssignment { pairs, offsets })
+}
+
+/// Solve problems `range` in order and hand each one's pairs (sorted by row)
+/// to `emit(b, pairs)`: four alike square problems at a time through the
+/// vector path where it answers, the rest through `solver`. Stops at the
+/// first error, which names its problem.
+fn each_solution<'a, F>(
+    solver: &mut Solver,
+    range: std::ops::Range<usize>,
+    problem: &F,
+    mode: Mode,
+    mut emit: impl FnMut(usize, &[(usize, usize)]) -> Result<()>,
+) -> Result<()>
+where
+    F: Fn(usize) -> (&'a [f64], usize, usize, usize),
+{
+    let (mut group, mut lane_pairs) = ([None; GROUP], [(0, 0); 8]);
+    for b in range.clone() {
+        let (cost, r, c, stride) = problem(b);
+        let lane = (b - range.start) % GROUP;
+        if lane == 0 {
+            group = group_columns(problem, b, range.end);
+        }
+        match group[lane] {
+            // An answered lane is a square problem, all finite: the same
+            // pairs in either mode.
+            Some(cols) => {
+                for (i, pair) in lane_pairs.iter_mut().enumerate().take(r) {
+                    *pair = (i, cols[i]);
+                }
+                emit(b, &lane_pairs[..r])?;
+            }
+            None => {
+                let pairs = solver
+                    .solve_strided(cost, r, c, stride, mode)
+                    .map_err(|e| name_problem(b, e))?;
+                emit(b, pairs)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Problems solved together by the vector path.
