@@ -282,7 +282,7 @@ where
     F: Fn(usize) -> (&'a [f64], usize, usize, usize),
 {
     #[cfg(target_arch = "x86_64")]
-    if b + GROUP <= end {
+    if b + GROUP <= end && super::lanes::may_take(problem(b)) {
         let four = std::array::from_fn(|l| problem(b + l));
         if let Some(columns) = super::lanes::solve_group(&four) {
             return columns;

@@ -347,6 +347,12 @@ pub(super) fn solve4<const N: usize>(
     })
 }
 
+/// Whether a group starting with this problem may go to [`solve_group`]: a
+/// cheap first test, so that batches of mixed shapes lose no time here.
+pub(super) fn may_take((_, rows, cols, _): (&[f64], usize, usize, usize)) -> bool {
+    rows == cols && (4..=8).contains(&rows)
+}
+
 /// Four problems `(costs, rows, cols, row stride)` for [`solve4`]: square,
 /// of one side from 4 to 8 and one stride, on a CPU with AVX2 (None
 /// otherwise). Each answered lane holds its problem's column of each row.
