@@ -81,20 +81,26 @@ fn float_mask(m: __m256d) -> __m256i {
     _mm256_castpd_si256(m)
 }
 
-/// The smallest of `x` in each lane (a tree: independent minima).
-#[inline]
-#[target_feature(enable = "avx2")]
-fn min_tree<const N: usize>(x: &[__m256d; N]) -> __m256d {
-    let mut m = *x;
+/// `x[0]` joined with every other `x[j]` by `join`, as a tree: independent
+/// joins, no chain through one running value.
+#[inline(always)]
+fn tree<T: Copy, const N: usize>(mut x: [T; N], join: impl Fn(T, T) -> T) -> T {
     let mut width = N;
     while width > 1 {
         let half = width.div_ceil(2);
         for j in 0..width - half {
-            m[j] = _mm256_min_pd(m[j], m[j + half]);
+            x[j] = join(x[j], x[j + half]);
         }
         width = half;
     }
-    m[0]
+    x[0]
+}
+
+/// The smallest of `x` in each lane.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn min_tree<const N: usize>(x: &[__m256d; N]) -> __m256d {
+    tree(*x, |a, b| _mm256_min_pd(a, b))
 }
 
 /// `x[j]` in each lane where the mask `at[j]` is set, at most one per lane
@@ -102,16 +108,8 @@ fn min_tree<const N: usize>(x: &[__m256d; N]) -> __m256d {
 #[inline]
 #[target_feature(enable = "avx2")]
 fn select_i<const N: usize>(x: &[__m256i; N], at: &[__m256i; N]) -> __m256i {
-    let mut m: [__m256i; N] = std::array::from_fn(|j| _mm256_and_si256(at[j], x[j]));
-    let mut width = N;
-    while width > 1 {
-        let half = width.div_ceil(2);
-        for j in 0..width - half {
-            m[j] = _mm256_or_si256(m[j], m[j + half]);
-        }
-        width = half;
-    }
-    m[0]
+    let masked: [__m256i; N] = std::array::from_fn(|j| _mm256_and_si256(at[j], x[j]));
+    tree(masked, |a, b| _mm256_or_si256(a, b))
 }
 
 /// [`select_i`] of float lanes.
@@ -386,16 +384,8 @@ pub(super) fn solve_group(
 #[cfg(test)]
 mod tests {
     use super::super::small::copy_and_solve;
+    use super::super::small::tests::rng;
     use super::*;
-
-    /// splitmix64 in [0, 1).
-    fn rng(seed: &mut u64) -> f64 {
-        *seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = *seed;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        (z ^ (z >> 31)) as f64 / (u64::MAX as f64 + 1.0)
-    }
 
     /// Every lane the vector path answers has the fixed-buffer solver's
     /// pairs: uniform costs, small integers and signed zeros (ties), rounded

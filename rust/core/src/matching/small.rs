@@ -416,11 +416,11 @@ pub(super) fn try_solve(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::super::lsap::{Mode, Solver};
 
     /// splitmix64 in [0, 1): tests need no dependency.
-    fn rng(seed: &mut u64) -> f64 {
+    pub(in super::super) fn rng(seed: &mut u64) -> f64 {
         *seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = *seed;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
