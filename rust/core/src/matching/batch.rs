@@ -288,6 +288,8 @@ where
             return columns;
         }
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (problem, b, end);
     [None; GROUP]
 }
 

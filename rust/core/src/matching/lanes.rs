@@ -16,8 +16,8 @@
 //! lane that needs more (rows still free after both passes, which the
 //! shortest augmenting paths would take; its step budget spent; an entry out
 //! of range; non-finite duals) is left to the scalar path, which solves that
-//! problem again from the start: about 4% of uniform 8x8 problems, a third
-//! of small-integer ones (the test below).
+//! problem again from the start: 6 of 8,000 uniform problems of sides 4 to 8
+//! in the test below, 28% of small-integer ones (many ties).
 
 // Rows and columns index several parallel arrays of vectors at once.
 #![allow(clippy::needless_range_loop)]
