@@ -166,7 +166,7 @@ pub(super) fn solve4<const N: usize>(
     for (i, row) in ct.iter_mut().enumerate() {
         for (j, x) in row.iter_mut().take(N).enumerate() {
             let at = i * stride + j;
-            // SAFETY of the indexing: the caller's length guarantee.
+            // Checked indexing: `solve_group` checked the lengths.
             *x = _mm256_set_pd(costs[3][at], costs[2][at], costs[1][at], costs[0][at]);
             let size = _mm256_andnot_pd(sign, *x);
             ok = _mm256_and_pd(ok, _mm256_cmp_pd::<_CMP_LE_OQ>(size, lim));
