@@ -81,35 +81,32 @@ fn float_mask(m: __m256d) -> __m256i {
     _mm256_castpd_si256(m)
 }
 
-/// `x[0]` joined with every other `x[j]` by `join`, as a tree: independent
-/// joins, no chain through one running value.
-#[inline(always)]
-fn tree<T: Copy, const N: usize>(mut x: [T; N], join: impl Fn(T, T) -> T) -> T {
+/// The smallest of `x` in each lane (a tree: independent minima).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn min_tree<const N: usize>(x: &[__m256d; N]) -> __m256d {
+    let mut m = *x;
     let mut width = N;
     while width > 1 {
         let half = width.div_ceil(2);
         for j in 0..width - half {
-            x[j] = join(x[j], x[j + half]);
+            m[j] = _mm256_min_pd(m[j], m[j + half]);
         }
         width = half;
     }
-    x[0]
-}
-
-/// The smallest of `x` in each lane.
-#[inline]
-#[target_feature(enable = "avx2")]
-fn min_tree<const N: usize>(x: &[__m256d; N]) -> __m256d {
-    tree(*x, |a, b| _mm256_min_pd(a, b))
+    m[0]
 }
 
 /// `x[j]` in each lane where the mask `at[j]` is set, at most one per lane
-/// (0 where none is): a tree of ORs, so the select waits on no chain.
+/// (0 where none is).
 #[inline]
 #[target_feature(enable = "avx2")]
 fn select_i<const N: usize>(x: &[__m256i; N], at: &[__m256i; N]) -> __m256i {
-    let masked: [__m256i; N] = std::array::from_fn(|j| _mm256_and_si256(at[j], x[j]));
-    tree(masked, |a, b| _mm256_or_si256(a, b))
+    let mut out = _mm256_setzero_si256();
+    for j in 0..N {
+        out = pick_i(at[j], x[j], out);
+    }
+    out
 }
 
 /// [`select_i`] of float lanes.
@@ -118,27 +115,6 @@ fn select_i<const N: usize>(x: &[__m256i; N], at: &[__m256i; N]) -> __m256i {
 fn select_f<const N: usize>(x: &[__m256d; N], at: &[__m256i; N]) -> __m256d {
     let xi: [__m256i; N] = std::array::from_fn(|j| _mm256_castpd_si256(x[j]));
     _mm256_castsi256_pd(select_i(&xi, at))
-}
-
-/// In each lane, the first `j` whose mask `at[j]` is set (`N` where none
-/// is): a tree, so it waits on no chain of selects.
-#[inline]
-#[target_feature(enable = "avx2")]
-fn first_set<const N: usize>(at: &[__m256i; N]) -> __m256i {
-    let mut found = *at;
-    let mut first: [__m256i; N] = std::array::from_fn(|j| _mm256_set1_epi64x(j as i64));
-    let mut step = 1;
-    // Pairs (j, j + step) at each level keep the lower index when it is set.
-    while step < N {
-        let mut j = 0;
-        while j + step < N {
-            first[j] = pick_i(found[j], first[j], first[j + step]);
-            found[j] = _mm256_or_si256(found[j], found[j + step]);
-            j += 2 * step;
-        }
-        step *= 2;
-    }
-    pick_i(found[0], first[0], _mm256_set1_epi64x(N as i64))
 }
 
 /// Solve the four `N x N` problems `costs[l]` (rows `stride` apart, `4 <= N
@@ -267,17 +243,17 @@ pub(super) fn solve4<const N: usize>(
             let u1 = min_tree(&h);
             // The first and second columns at the minimum (j2 is read on a
             // tie only, when there are two).
-            let at_min: [__m256i; N] =
-                std::array::from_fn(|j| float_mask(_mm256_cmp_pd::<_CMP_EQ_OQ>(h[j], u1)));
-            let j1 = first_set(&at_min);
+            let (mut j1, mut j2) = (zero_i, zero_i);
+            for j in (0..N).rev() {
+                let at_min = float_mask(_mm256_cmp_pd::<_CMP_EQ_OQ>(h[j], u1));
+                j2 = pick_i(at_min, j1, j2);
+                j1 = pick_i(at_min, index(j), j1);
+            }
             let at1: [__m256i; N] = std::array::from_fn(|j| eq(j1, index(j)));
             let rest: [__m256d; N] = std::array::from_fn(|j| pick_f(at1[j], inf, h[j]));
             let u2 = min_tree(&rest);
             let strict = float_mask(_mm256_cmp_pd::<_CMP_LT_OQ>(u1, u2));
             let first_owner = select_i(&row4col, &at1);
-            let others: [__m256i; N] =
-                std::array::from_fn(|j| _mm256_andnot_si256(at1[j], at_min[j]));
-            let j2 = first_set(&others);
             // A tie whose first column is taken takes the other one instead.
             let swap = _mm256_andnot_si256(strict, not(eq(first_owner, none)));
             let j1 = pick_i(swap, j2, j1);
