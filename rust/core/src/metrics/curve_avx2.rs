@@ -271,7 +271,7 @@ pub(crate) fn torso_scales_8(
     use std::arch::x86_64::{
         __m256d, _mm_set_epi32, _mm256_castpd_ps, _mm256_castps256_ps128, _mm256_cvtps_pd,
         _mm256_extractf128_ps, _mm256_hadd_pd, _mm256_i32gather_pd, _mm256_max_pd, _mm256_mul_pd,
-        _mm256_permute4x64_pd, _mm256_set1_pd, _mm256_sqrt_pd, _mm256_storeu_pd, _mm256_sub_pd,
+        _mm256_set1_pd, _mm256_sqrt_pd, _mm256_storeu_pd, _mm256_sub_pd,
     };
     if g.len() < 16 * k || out.len() < 8 || a >= k || b >= k {
         return false;
@@ -299,8 +299,7 @@ pub(crate) fn torso_scales_8(
                 _mm256_mul_pd(d, d)
             };
             // dx^2 + dy^2 of rows 0 2 1 3, put in order.
-            let q = _mm256_hadd_pd(square(a0, b0), square(a1, b1));
-            let q = _mm256_permute4x64_pd::<0b11_01_10_00>(q);
+            let q = in_order(_mm256_hadd_pd(square(a0, b0), square(a1, b1)));
             // max(NaN, floor) is floor, as f64::max.
             let s = _mm256_max_pd(_mm256_sqrt_pd(q), _mm256_set1_pd(floor));
             _mm256_storeu_pd(out.as_mut_ptr().add(4 * half), s);
