@@ -1,10 +1,10 @@
-"""Batches of square problems of one side from 4 to 8 take the vector path
-(four problems at once, one in each lane of AVX2 vectors:
-rust/core/src/matching/lanes.rs) where the CPU has AVX2. Every form of
-batch gives exactly the pairs each problem gets alone from `assign` (the
-fixed-buffer solver), ties and signed zeros included, with or without
-`partial`, whatever the batch length, the padding and the thread count; and
-scipy's total cost."""
+"""Problems of both sides from 4 to 8 take the vector path in batches (four
+problems of one shape at once, one in each lane of AVX2 vectors, gathered
+out of order: rust/core/src/matching/lanes.rs) where the CPU has AVX2.
+Every form of batch gives exactly the pairs each problem gets alone from
+`assign`, ties and signed zeros included, square, wide and tall, with or
+without `partial`, whatever the batch length, the order of shapes, the
+padding and the thread count; and scipy's total cost."""
 
 from __future__ import annotations
 
@@ -20,15 +20,15 @@ from test_matching import check_assignment, tolerance
 scipy_optimize = pytest.importorskip("scipy.optimize")
 
 
-def problems(seed: int, b: int, n: int, kind: str) -> np.ndarray:
+def problems(seed: int, b: int, shape: tuple[int, int], kind: str) -> np.ndarray:
     rng = np.random.default_rng(seed)
     if kind == "uniform":
-        return rng.random((b, n, n))
+        return rng.random((b, *shape))
     if kind == "ties":  # small integers and both zeros: many equal reduced costs
-        m = rng.integers(-2, 3, (b, n, n)).astype(np.float64)
+        m = rng.integers(-2, 3, (b, *shape)).astype(np.float64)
         m[rng.random(m.shape) < 0.2] = -0.0
         return m
-    return np.round(rng.normal(0, 100, (b, n, n)), 1)  # ties now and then
+    return np.round(rng.normal(0, 100, (b, *shape)), 1)  # ties now and then
 
 
 @pytest.fixture
@@ -40,17 +40,18 @@ def restore_threads():
 @given(
     seed=st.integers(0, 2**32 - 1),
     b=st.integers(1, 14),
-    n=st.integers(4, 8),
+    r=st.integers(4, 8),
+    c=st.integers(4, 8),
     kind=st.sampled_from(["uniform", "ties", "rounded"]),
     pad=st.integers(0, 2),
     partial=st.booleans(),
 )
-def test_every_batch_form_gives_each_problem_its_own_pairs(seed, b, n, kind, pad, partial):
-    costs = problems(seed, b, n, kind)
-    alone = [matching.assign(c, partial=partial) for c in costs]
-    padded = np.full((b, n + pad, n + pad), 7.0)
-    padded[:, :n, :n] = costs
-    sizes = np.full((b, 2), n)
+def test_every_batch_form_gives_each_problem_its_own_pairs(seed, b, r, c, kind, pad, partial):
+    costs = problems(seed, b, (r, c), kind)
+    alone = [matching.assign(m, partial=partial) for m in costs]
+    padded = np.full((b, r + pad, c + pad), 7.0)
+    padded[:, :r, :c] = costs
+    sizes = np.tile([r, c], (b, 1))
     for out in (
         matching.assign_batch(costs, partial=partial),
         matching.assign_batch(list(costs), partial=partial),
@@ -69,19 +70,28 @@ def test_every_batch_form_gives_each_problem_its_own_pairs(seed, b, n, kind, pad
 
 def test_thread_counts_and_batches_mixing_shapes_agree(restore_threads):
     rng = np.random.default_rng(1)
-    # Runs of four square problems between problems of other shapes.
+    # Shapes that come back among others (grouped out of order), runs of
+    # one shape, leftovers of fewer than four, and shapes the lanes leave.
     shapes = [(8, 8)] * 9 + [(3, 5)] + [(6, 6)] * 4 + [(7, 4)] + [(5, 5)] * 6
-    mats = [rng.random(s) for s in shapes]
-    mats[2][3, 4] = mats[2][1, 4]  # a tie within a lane's problem
-    csipose.set_num_threads(1)
-    one = matching.assign_batch(mats)
-    csipose.set_num_threads(2)
-    two = matching.assign_batch(mats)
-    assert np.array_equal(one.rows, two.rows) and np.array_equal(one.cols, two.cols)
-    for k, m in enumerate(mats):
-        rows, cols = matching.assign(m)
-        np.testing.assert_array_equal(one[k][0], rows)
-        np.testing.assert_array_equal(one[k][1], cols)
+    shapes += [(5, 7), (7, 5), (4, 8), (2, 8)] * 7 + [(6, 4), (9, 9), (6, 4)]
+    order = rng.permutation(len(shapes))
+    for kind in ("uniform", "ties"):
+        mats = [problems(k, 1, shapes[i], kind)[0] for k, i in enumerate(order)]
+        mats[2][-1, -1] = mats[2][0, -1]  # a tie within a problem
+        csipose.set_num_threads(1)
+        one = matching.assign_batch(mats)
+        csipose.set_num_threads(2)
+        two = matching.assign_batch(mats)
+        assert np.array_equal(one.rows, two.rows) and np.array_equal(one.cols, two.cols)
+        padded = np.zeros((len(mats), 9, 9))
+        for k, m in enumerate(mats):
+            padded[k, : m.shape[0], : m.shape[1]] = m
+        three = matching.assign_batch(padded, sizes=[m.shape for m in mats])
+        assert np.array_equal(one.rows, three.rows) and np.array_equal(one.cols, three.cols)
+        for k, m in enumerate(mats):
+            rows, cols = matching.assign(m)
+            np.testing.assert_array_equal(one[k][0], rows)
+            np.testing.assert_array_equal(one[k][1], cols)
     many = rng.random((4099, 8, 8))
     csipose.set_num_threads(1)
     a = matching.assign_batch(many)
@@ -91,6 +101,21 @@ def test_thread_counts_and_batches_mixing_shapes_agree(restore_threads):
     ours = many[np.arange(4099)[:, None], a.rows.reshape(-1, 8), a.cols.reshape(-1, 8)].sum(1)
     theirs = np.array([m[scipy_optimize.linear_sum_assignment(m)].sum() for m in many])
     np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+
+
+def test_the_first_error_in_problem_order_is_reported():
+    """Problems 0-4 are one shape, grouped before the scalar solver reaches
+    problem 1, whose NaN makes its lane go back; problem 1's error is
+    reported, not that of a later problem."""
+    rng = np.random.default_rng(3)
+    mats = [rng.random((5, 7)) for _ in range(5)] + [rng.random((3, 3)), rng.random((5, 7))]
+    mats[1][4, 6] = np.nan
+    mats[5][0, 0] = -np.inf
+    with pytest.raises(ValueError, match=r"problem 1: cost\[4, 6\] is NaN"):
+        matching.assign_batch(mats)
+    # Reversed, the -inf (now problem 1) comes before the grouped NaN (problem 5).
+    with pytest.raises(ValueError, match=r"problem 1: cost\[0, 0\] is -inf"):
+        matching.assign_batch(mats[::-1])
 
 
 @pytest.mark.parametrize("bad", [np.nan, -np.inf, np.inf, 1e307])

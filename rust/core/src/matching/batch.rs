@@ -231,9 +231,9 @@ where
 }
 
 /// Solve problems `range` in order and hand each one's pairs (sorted by row)
-/// to `emit(b, pairs)`: four alike square problems at a time through the
-/// vector path where it answers, the rest through `solver`. Stops at the
-/// first error, which names its problem.
+/// to `emit(b, pairs)`: those the vector path answers (`lanes.rs`: four
+/// problems of one shape at a time) from its answers, the rest through
+/// `solver`. Stops at the first error, which names its problem.
 fn each_solution<'a, F>(
     solver: &mut Solver,
     range: std::ops::Range<usize>,
@@ -244,53 +244,23 @@ fn each_solution<'a, F>(
 where
     F: Fn(usize) -> (&'a [f64], usize, usize, usize),
 {
-    let (mut group, mut lane_pairs) = ([None; GROUP], [(0, 0); 8]);
+    #[cfg(target_arch = "x86_64")]
+    let (answered, mut lane_pairs) = (super::lanes::answers(problem, range.clone()), [(0, 0); 8]);
     for b in range.clone() {
         let (cost, r, c, stride) = problem(b);
-        let lane = (b - range.start) % GROUP;
-        if lane == 0 {
-            group = group_columns(problem, b, range.end);
+        #[cfg(target_arch = "x86_64")]
+        if let Some(solved) = &answered[b - range.start] {
+            // An answered lane is all finite: the same pairs in either mode.
+            let n = super::lanes::pairs(solved, [r, c], &mut lane_pairs);
+            emit(b, &lane_pairs[..n])?;
+            continue;
         }
-        match group[lane] {
-            // An answered lane is a square problem, all finite: the same
-            // pairs in either mode.
-            Some(cols) => {
-                for (i, pair) in lane_pairs.iter_mut().enumerate().take(r) {
-                    *pair = (i, cols[i]);
-                }
-                emit(b, &lane_pairs[..r])?;
-            }
-            None => {
-                let pairs = solver
-                    .solve_strided(cost, r, c, stride, mode)
-                    .map_err(|e| name_problem(b, e))?;
-                emit(b, pairs)?;
-            }
-        }
+        let pairs = solver
+            .solve_strided(cost, r, c, stride, mode)
+            .map_err(|e| name_problem(b, e))?;
+        emit(b, pairs)?;
     }
     Ok(())
-}
-
-/// Problems solved together by the vector path.
-const GROUP: usize = 4;
-
-/// The columns of each row of problems `b..b + GROUP` where the vector path
-/// (`lanes.rs`: four square problems of one side from 4 to 8) answers; None
-/// for a problem the solver must take.
-fn group_columns<'a, F>(problem: &F, b: usize, end: usize) -> [Option<[usize; 8]>; GROUP]
-where
-    F: Fn(usize) -> (&'a [f64], usize, usize, usize),
-{
-    #[cfg(target_arch = "x86_64")]
-    if b + GROUP <= end && super::lanes::may_take(problem(b)) {
-        let four = std::array::from_fn(|l| problem(b + l));
-        if let Some(columns) = super::lanes::solve_group(&four) {
-            return columns;
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (problem, b, end);
-    [None; GROUP]
 }
 
 /// A chunk's result and its slices of `rows` and `cols`.
