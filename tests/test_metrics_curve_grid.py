@@ -101,17 +101,23 @@ def test_distances_on_and_one_float32_ulp_beside_each_threshold():
 
 
 def test_curve_mpjpe_keeps_the_bits_of_mpjpe_across_blocks_and_chunks():
-    # 5,000 samples of 17 joints span many float32 curve blocks and several
-    # chunks; 2-D unmasked takes the explicit AVX2 sums, the rest the portable ones.
+    # 20,000 samples of 17 joints span many float32 curve blocks and several
+    # of its chunks, each eight of mpjpe's (summed apart); 2-D unmasked takes
+    # the explicit AVX2 sums, the rest the portable ones; at 1 and 2 threads.
     rng = np.random.default_rng(8)
     t = np.linspace(0.0, 0.5, 101)
-    for d in (2, 3):
-        gt = rng.uniform(0, 3, (5000, 17, d)).astype(np.float32)
-        pred = (gt + rng.normal(0, 0.2, gt.shape)).astype(np.float32)
-        vis = rng.random((5000, 17)) > 0.2
-        for v in (None, vis):
-            _, m = metrics.pck_and_mpjpe(pred, gt, t, skeleton="coco17", visible=v)
-            assert m == metrics.mpjpe(pred, gt, visible=v), (d, v is None)
+    try:
+        for threads in (1, 2):
+            csipose.set_num_threads(threads)
+            for d in (2, 3):
+                gt = rng.uniform(0, 3, (20_000, 17, d)).astype(np.float32)
+                pred = (gt + rng.normal(0, 0.2, gt.shape)).astype(np.float32)
+                vis = rng.random((20_000, 17)) > 0.2
+                for v in (None, vis):
+                    _, m = metrics.pck_and_mpjpe(pred, gt, t, skeleton="coco17", visible=v)
+                    assert m == metrics.mpjpe(pred, gt, visible=v), (threads, d, v is None)
+    finally:
+        csipose.set_num_threads(0)
 
 
 def test_uneven_thresholds_fall_back_to_the_search():
