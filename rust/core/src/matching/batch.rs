@@ -98,7 +98,13 @@ pub fn assign_padded(
             )));
         }
     }
-    solve_each(n, per, mode, |b| {
+    // Chunks sized by the entries solved, not the padding: as many problems
+    // per chunk as the same batch as a list, and as many of a shape for the
+    // vector lanes to group.
+    let entries = sizes.map_or(per, |s| {
+        s.iter().map(|&[r, c]| r * c).sum::<usize>() / n.max(1)
+    });
+    solve_each(n, entries, mode, |b| {
         let [r, c] = sizes.map_or([rows, cols], |s| s[b]);
         (&costs[b * per..(b + 1) * per], r, c, cols)
     })
