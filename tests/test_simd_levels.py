@@ -47,12 +47,18 @@ for name, v in (("all", None), ("masked", vis)):
     out[name + "_per_sample"] = [x.hex() for x in per[:50]]
     flags = np.ones((5000, 17)) if v is None else v
     out[name + "_oks"] = metrics.oks(pred, gt, visible=flags, area="keypoint_bbox").tolist()
-# Assignment batches: square ones of side 4-8 go through the vector lanes
-# on AVX2, the scalar solver on the baseline build; the same pairs.
+# Assignment batches: problems with sides 4-8 go through the vector lanes
+# on AVX2 (tall ones transposed), the scalar solvers on the baseline build;
+# the same pairs.
 from csipose import matching
-for side, costs in ((8, np.round(rng.normal(0, 3, (401, 8, 8)))), (5, rng.random((103, 5, 5)))):
+for name, costs in (
+    ("8x8", np.round(rng.normal(0, 3, (401, 8, 8)))),
+    ("5x5", rng.random((103, 5, 5))),
+    ("7x5", np.round(rng.normal(0, 3, (101, 7, 5)))),
+    ("4x6", rng.random((99, 4, 6))),
+):
     b = matching.assign_batch(costs)
-    out[f"assign_{side}"] = [b.rows.tolist(), b.cols.tolist()]
+    out[f"assign_{name}"] = [b.rows.tolist(), b.cols.tolist()]
 # The float32 load path (no FMA in any build): the same bits everywhere.
 import pathlib, tempfile
 from csipose import signal

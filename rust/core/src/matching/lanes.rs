@@ -124,9 +124,10 @@ fn select_f<const N: usize>(x: &[__m256d; N], at: &[__m256i; N]) -> __m256d {
     _mm256_castsi256_pd(select_i(&xi, at))
 }
 
-/// Solve the four `R x N` problems `costs[l]` (`4 <= R <= N <= 8`; rows
-/// `stride` apart, or with `transposed`, the problems' columns, which are
-/// `stride` apart) whose entries all have a magnitude of at most `limit`.
+/// Solve the four `R x N` problems `costs[l]` (`4 <= R <= N <= 8`; entry
+/// `(i, j)` at `i * stride + j`, or with `transposed`, a taller problem
+/// stored `N x R`, at `j * stride + i`) whose entries all have a magnitude
+/// of at most `limit`.
 /// Returns each lane's columns, or None for a lane the scalar path must
 /// solve.
 ///

@@ -500,7 +500,8 @@ thread_local! {
 /// fresh set per chunk (about 100 KiB for a curve with its MPJPE, zeroed or
 /// filled, over a thousand chunks on 1,000,000 samples) took 6 of 36 ms.
 /// Every buffer is written before it is read, so none is cleared between
-/// chunks; `joint` holds `e % k` for the `k` it was filled for.
+/// chunks, but for `q`'s spare lanes, zeroed as fresh buffers were;
+/// `joint` holds `e % k` for the `k` it was filled for.
 #[derive(Default)]
 struct Scratch {
     q: Vec<f64>,
@@ -552,6 +553,9 @@ fn fast_chunk<const K: usize>(
     let block = (BLOCK_ENTRIES / k).max(1);
     // LANES spare entries: count_rows_wide reads whole runs of lanes.
     let q = sized(&mut scratch.q, block * k + LANES);
+    // Another joint count's distances may lie there: count_rows_wide would
+    // find them unsure and settle every row of the block.
+    q[block * k..].fill(0.0);
     let dist = sized(&mut scratch.dist, block * k);
     if let Some(grid) = plan.grid32 {
         // Whole blocks of the float64 path, whose sums of distances these are.
