@@ -403,7 +403,7 @@ const AHEAD: usize = 16;
 /// Ask for the cache lines of `x`: a group's problems are read out of order,
 /// where the hardware prefetchers cannot follow (without it, a padded batch
 /// of mixed shapes read from memory gained nothing from the grouping:
-/// 0.23-0.24 us a problem in `benches/bench_matching.py`, 0.20-0.21 with it).
+/// 0.23-0.24 us a problem in `benches/bench_matching.py`, 0.20-0.23 with it).
 #[inline]
 fn prefetch(x: &[f64]) {
     use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
