@@ -10,14 +10,10 @@
 
 use std::ops::Range;
 
-use std::arch::x86_64::{
-    __m256d, _mm256_add_pd, _mm256_and_pd, _mm256_andnot_pd, _mm256_castps256_ps128,
-    _mm256_castsi256_pd, _mm256_cmpgt_epi64, _mm256_extractf128_ps, _mm256_set1_epi64x,
-    _mm256_setr_epi64x, _mm256_setzero_pd, _mm256_sqrt_pd, _mm256_storeu_pd,
-};
+use std::arch::x86_64::{_mm256_castps256_ps128, _mm256_extractf128_ps, _mm256_sqrt_pd};
 
 use super::curve_grid::Grid32;
-use super::distances_avx2::{in_order, joint_squares};
+use super::distances_avx2::{RunSums, in_order, joint_squares};
 
 /// The entry of the group's run held by each lane: the pair sums of
 /// `_mm256_hadd_ps` come out as joints 0 1 4 5 2 3 6 7 of the run.
@@ -170,96 +166,13 @@ pub(crate) fn cells_2d<const SUMS: bool>(
     _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_EQ_OQ>(nan, nan)) == 0xff
 }
 
-/// Float64 distance sums of [`cells_2d`]: two vectors of run lanes (as
-/// `joint_squares` leaves them: 0 2 1 3 and 4 6 5 7), the entries taken in
-/// the current block of `block` entries, and the blocks finished.
-struct RunSums {
-    acc: [__m256d; 2],
-    block: usize,
-    taken: usize,
-    blocks: usize,
-}
-
-impl RunSums {
-    #[target_feature(enable = "avx2")]
-    #[inline]
-    fn new(block: usize) -> Self {
-        let zero = _mm256_setzero_pd();
-        Self {
-            acc: [zero; 2],
-            block,
-            taken: 0,
-            blocks: 0,
-        }
-    }
-
-    /// Add the distances of the next run of eight entries; a run across the
-    /// end of a block adds its first lanes (and zeros) there, then the rest
-    /// to a fresh block.
-    #[target_feature(enable = "avx2")]
-    #[inline]
-    fn add(&mut self, d: [__m256d; 2], total: &mut f64) {
-        let room = self.block - self.taken;
-        if room >= 8 {
-            self.acc = [
-                _mm256_add_pd(self.acc[0], d[0]),
-                _mm256_add_pd(self.acc[1], d[1]),
-            ];
-            self.taken += 8;
-            if self.taken == self.block {
-                self.flush(total);
-            }
-            return;
-        }
-        // Run lanes below `room` belong to this block.
-        let r = room as i64;
-        let before = [
-            _mm256_cmpgt_epi64(_mm256_set1_epi64x(r), _mm256_setr_epi64x(0, 2, 1, 3)),
-            _mm256_cmpgt_epi64(_mm256_set1_epi64x(r), _mm256_setr_epi64x(4, 6, 5, 7)),
-        ]
-        .map(|m| _mm256_castsi256_pd(m));
-        for v in 0..2 {
-            self.acc[v] = _mm256_add_pd(self.acc[v], _mm256_and_pd(before[v], d[v]));
-        }
-        self.flush(total);
-        // 0 + x, as masked_sum starts each lane.
-        self.acc = [0, 1].map(|v| _mm256_andnot_pd(before[v], d[v]));
-        self.taken = 8 - room;
-    }
-
-    /// Add the current block's lanes to `total` in masked_sum's order: run
-    /// lane `i` holds the block's entries at offset `i - blocks * block`
-    /// modulo 8.
-    #[target_feature(enable = "avx2")]
-    #[inline]
-    fn flush(&mut self, total: &mut f64) {
-        if self.taken == 0 {
-            return;
-        }
-        let mut run = [0.0f64; 8];
-        // SAFETY: two stores of four doubles into eight.
-        unsafe {
-            _mm256_storeu_pd(run.as_mut_ptr(), in_order(self.acc[0]));
-            _mm256_storeu_pd(run.as_mut_ptr().add(4), in_order(self.acc[1]));
-        }
-        let shift = (8 - self.blocks * self.block % 8) % 8;
-        let mut lanes = [0.0f64; 8];
-        for (i, x) in run.iter().enumerate() {
-            lanes[(i + shift) % 8] = *x;
-        }
-        *total += lanes.iter().sum::<f64>();
-        *self = Self {
-            blocks: self.blocks + 1,
-            ..Self::new(self.block)
-        };
-    }
-}
-
 /// The torso scales `max(|g[a] - g[b]|, floor)` of the eight rows of `g`
 /// (rows of `k` 2-D joints, `a, b < k`) into `out`, as `torso_scales`
 /// computes them (the same float64 operations): each joint's x, y pair read
-/// as one 64-bit lane by four gathers, where the scalar loop took about a
-/// tenth of [`cells_2d`]'s time. `false` (nothing written) unless `g`
+/// as one 64-bit load, two rows to a vector, where the scalar loop took
+/// about a tenth of [`cells_2d`]'s time, and four gathers 16.2-16.5 ms
+/// against 15.3-15.5 for these loads in PCK + MPJPE (1,000,000 x 17 joints,
+/// one thread, AVX-512 VM). `false` (nothing written) unless `g`
 /// holds eight rows, `out` eight values and `a, b < k`.
 #[target_feature(enable = "avx2")]
 pub(crate) fn torso_scales_8(
@@ -269,29 +182,25 @@ pub(crate) fn torso_scales_8(
     out: &mut [f64],
 ) -> bool {
     use std::arch::x86_64::{
-        __m256d, _mm_set_epi32, _mm256_castpd_ps, _mm256_castps256_ps128, _mm256_cvtps_pd,
-        _mm256_extractf128_ps, _mm256_hadd_pd, _mm256_i32gather_pd, _mm256_max_pd, _mm256_mul_pd,
-        _mm256_set1_pd, _mm256_sqrt_pd, _mm256_storeu_pd, _mm256_sub_pd,
+        __m256d, _mm_castpd_ps, _mm_load_sd, _mm_loadh_pd, _mm256_cvtps_pd, _mm256_hadd_pd,
+        _mm256_max_pd, _mm256_mul_pd, _mm256_set1_pd, _mm256_sqrt_pd, _mm256_storeu_pd,
+        _mm256_sub_pd,
     };
     if g.len() < 16 * k || out.len() < 8 || a >= k || b >= k {
         return false;
     }
-    let base = g.as_ptr().cast::<f64>();
+    let base = g.as_ptr();
     for half in 0..2 {
         // SAFETY: pair (row, joint) starts at float 2 (row k + joint) < 16 k - 1
         // for rows below 8 and joints below k; `out` holds 8 values.
         unsafe {
-            let rows = |j: usize| {
-                let at = |r: usize| ((4 * half + r) * k + j) as i32;
-                _mm_set_epi32(at(3), at(2), at(1), at(0))
-            };
-            // x y of four rows as eight floats, then as float64 in two halves.
+            // x y of rows 4 half + 0, 1 and + 2, 3 of joint j, as float64.
             let pairs = |j: usize| {
-                let v = _mm256_castpd_ps(_mm256_i32gather_pd::<8>(base, rows(j)));
-                (
-                    _mm256_cvtps_pd(_mm256_castps256_ps128(v)),
-                    _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(v)),
-                )
+                let at = |r: usize| base.add(2 * ((4 * half + r) * k + j)).cast::<f64>();
+                let two = |r: usize| {
+                    _mm256_cvtps_pd(_mm_castpd_ps(_mm_loadh_pd(_mm_load_sd(at(r)), at(r + 1))))
+                };
+                (two(0), two(2))
             };
             let ((a0, a1), (b0, b1)) = (pairs(a), pairs(b));
             let square = |x: __m256d, y: __m256d| {

@@ -5,6 +5,12 @@
 //! [`super::simd::squared_distances`] (dx*dx + dy*dy in float64), so the
 //! same bits.
 
+use std::arch::x86_64::{
+    __m256d, _mm256_add_pd, _mm256_and_pd, _mm256_andnot_pd, _mm256_castsi256_pd,
+    _mm256_cmpgt_epi64, _mm256_set1_epi64x, _mm256_setr_epi64x, _mm256_setzero_pd,
+    _mm256_storeu_pd,
+};
+
 use super::simd::square;
 
 /// `q[e] = (p_x - g_x)^2 + (p_y - g_y)^2` of joint `e`, for the joints that
@@ -247,6 +253,93 @@ pub(crate) fn squares32_and_distance_lanes_2d(
         lanes[l] += square::<2>(pe, ge).sqrt();
     }
     (finite, lanes)
+}
+
+/// Float64 distance sums of runs of eight entries (`curve_avx2::cells_2d`,
+/// `pck_avx2::pck_2d`) in `simd::masked_sum`'s lanes over blocks of entries,
+/// as `fast_block` sums them: two vectors of run lanes (as
+/// `joint_squares` leaves them: 0 2 1 3 and 4 6 5 7), the entries taken in
+/// the current block of `block` entries, and the blocks finished.
+pub(crate) struct RunSums {
+    acc: [__m256d; 2],
+    block: usize,
+    taken: usize,
+    blocks: usize,
+}
+
+impl RunSums {
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub(crate) fn new(block: usize) -> Self {
+        let zero = _mm256_setzero_pd();
+        Self {
+            acc: [zero; 2],
+            block,
+            taken: 0,
+            blocks: 0,
+        }
+    }
+
+    /// Add the distances of the next run of eight entries; a run across the
+    /// end of a block adds its first lanes (and zeros) there, then the rest
+    /// to a fresh block.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub(crate) fn add(&mut self, d: [__m256d; 2], total: &mut f64) {
+        let room = self.block - self.taken;
+        if room >= 8 {
+            self.acc = [
+                _mm256_add_pd(self.acc[0], d[0]),
+                _mm256_add_pd(self.acc[1], d[1]),
+            ];
+            self.taken += 8;
+            if self.taken == self.block {
+                self.flush(total);
+            }
+            return;
+        }
+        // Run lanes below `room` belong to this block.
+        let r = room as i64;
+        let before = [
+            _mm256_cmpgt_epi64(_mm256_set1_epi64x(r), _mm256_setr_epi64x(0, 2, 1, 3)),
+            _mm256_cmpgt_epi64(_mm256_set1_epi64x(r), _mm256_setr_epi64x(4, 6, 5, 7)),
+        ]
+        .map(|m| _mm256_castsi256_pd(m));
+        for v in 0..2 {
+            self.acc[v] = _mm256_add_pd(self.acc[v], _mm256_and_pd(before[v], d[v]));
+        }
+        self.flush(total);
+        // 0 + x, as masked_sum starts each lane.
+        self.acc = [0, 1].map(|v| _mm256_andnot_pd(before[v], d[v]));
+        self.taken = 8 - room;
+    }
+
+    /// Add the current block's lanes to `total` in masked_sum's order: run
+    /// lane `i` holds the block's entries at offset `i - blocks * block`
+    /// modulo 8.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub(crate) fn flush(&mut self, total: &mut f64) {
+        if self.taken == 0 {
+            return;
+        }
+        let mut run = [0.0f64; 8];
+        // SAFETY: two stores of four doubles into eight.
+        unsafe {
+            _mm256_storeu_pd(run.as_mut_ptr(), in_order(self.acc[0]));
+            _mm256_storeu_pd(run.as_mut_ptr().add(4), in_order(self.acc[1]));
+        }
+        let shift = (8 - self.blocks * self.block % 8) % 8;
+        let mut lanes = [0.0f64; 8];
+        for (i, x) in run.iter().enumerate() {
+            lanes[(i + shift) % 8] = *x;
+        }
+        *total += lanes.iter().sum::<f64>();
+        *self = Self {
+            blocks: self.blocks + 1,
+            ..Self::new(self.block)
+        };
+    }
 }
 
 #[cfg(test)]

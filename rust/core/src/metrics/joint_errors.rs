@@ -15,6 +15,8 @@ use super::curve_avx2::{Lanes, cells_2d, torso_scales_8};
 use super::curve_grid::{Grid, Grid32, UNSURE};
 #[cfg(target_arch = "x86_64")]
 use super::distances_avx2::squares32_and_distance_lanes_2d;
+#[cfg(target_arch = "x86_64")]
+use super::pck_avx2::{RunRows, limits, pck_2d};
 use super::samples_per_chunk;
 #[cfg(target_arch = "x86_64")]
 use super::simd::{Isa, isa};
@@ -514,6 +516,10 @@ struct Scratch {
     factor32: Vec<f32>,
     joint: (usize, Vec<u32>),
     first_pass: Vec<u64>,
+    /// [`pck_chunk_2d`]'s run tables (for their `k`) and counts.
+    #[cfg(target_arch = "x86_64")]
+    runs: Option<RunRows>,
+    counts: Vec<[i32; 8]>,
 }
 
 /// The first `n` values of `v`, grown (with default values) if shorter.
@@ -551,6 +557,13 @@ fn fast_chunk<const K: usize>(
         acc.first_pass = hist;
     }
     let block = (BLOCK_ENTRIES / k).max(1);
+    // A few thresholds of unmasked 2-D rows: one pass (curves: t > 4).
+    #[cfg(target_arch = "x86_64")]
+    let range = if out.is_empty() {
+        pck_chunk_2d(plan, range, block, scratch, &mut acc)
+    } else {
+        range
+    };
     // LANES spare entries: count_rows_wide reads whole runs of lanes.
     let q = sized(&mut scratch.q, block * k + LANES);
     // Another joint count's distances may lie there: count_rows_wide would
@@ -628,6 +641,104 @@ fn fast_chunk<const K: usize>(
         scratch.first_pass = std::mem::take(&mut acc.first_pass);
     }
     acc
+}
+
+/// The PCK (at most four thresholds, torso or absolute) and MPJPE of the
+/// unmasked 2-D rows at the start of `range` in one pass
+/// ([`pck_avx2::pck_2d`](super::pck_avx2::pck_2d)); returns the rows left
+/// to the flat loops (all of `range` where it does not apply). With the
+/// MPJPE, it takes whole blocks of `block` rows, so the flat loops' blocks
+/// after them start where [`fast_block`]'s would, and the sums keep their bits.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn pck_chunk_2d(
+    plan: &Plan<'_>,
+    range: Range<usize>,
+    block: usize,
+    scratch: &mut Scratch,
+    acc: &mut Partial,
+) -> Range<usize> {
+    let (k, t) = (plan.batch.k(), plan.sorted.len());
+    if plan.batch.d() != 2 || isa() < Isa::Avx2 || t > 4 || plan.grid.is_some() {
+        return range;
+    }
+    // Some(None): absolute thresholds (every scale 1).
+    let torso = match plan.norm {
+        None => None,
+        Some(PckNorm::Torso { a, b, floor }) => Some(Some((*a, *b, *floor))),
+        Some(PckNorm::Absolute) => Some(None),
+        Some(_) => return range,
+    };
+    let unit = if plan.mpjpe {
+        8 * block / gcd(8, block)
+    } else {
+        8
+    };
+    let taken = range.len() / unit * unit;
+    let rows = range.start..range.start + taken;
+    let (p, g, vis) = plan.batch.rows(rows.clone());
+    if taken == 0 || drop_full_mask(vis).is_some() {
+        return range;
+    }
+    if scratch.runs.as_ref().is_none_or(|r| r.k() != k) {
+        scratch.runs = RunRows::new(k);
+    }
+    let Some(runs) = &scratch.runs else {
+        return range;
+    };
+    let counts = sized(&mut scratch.counts, t * k);
+    counts.fill([0; 8]);
+    let fill = |row: usize, out: &mut [f64; 8]| match torso {
+        Some(Some(torso)) => {
+            let g = &g[row * 2 * k..(row + 8) * 2 * k];
+            // SAFETY: pck_2d runs only where isa() reports AVX2 (above).
+            if !unsafe { torso_scales_8(g, k, torso, out) } {
+                torso_scales::<2>(g, k, torso, out);
+            }
+        }
+        _ => out.fill(1.0),
+    };
+    let before = acc.dist_sum;
+    let sums = (&mut acc.dist_sum, block * k);
+    macro_rules! pass {
+        ($t:literal) => {{
+            let lim: [(f64, f64, f64); $t] = std::array::from_fn(|i| limits(plan.sorted[i]));
+            // SAFETY: isa() reports AVX2 (checked above).
+            unsafe {
+                if plan.mpjpe {
+                    pck_2d::<$t, true>((p, g), fill, runs, &lim, counts, sums)
+                } else {
+                    pck_2d::<$t, false>((p, g), fill, runs, &lim, counts, sums)
+                }
+            }
+        }};
+    }
+    let (groups, finite) = match t {
+        0 => pass!(0),
+        1 => pass!(1),
+        2 => pass!(2),
+        3 => pass!(3),
+        _ => pass!(4),
+    };
+    debug_assert_eq!(groups * 8, taken);
+    runs.add_counts(counts, &mut acc.correct);
+    if torso.is_some() {
+        acc.scored_samples += taken as u64;
+    }
+    acc.dist_count += (taken * k) as u64;
+    let finite = if plan.mpjpe {
+        (acc.dist_sum - before).is_finite()
+    } else {
+        finite
+    };
+    if !finite && acc.first_bad_gt.is_none() {
+        acc.first_bad_gt = first_nonfinite_gt_rows(rows.start, g, None, k, 2);
+    }
+    rows.end..range.end
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 /// Scratch of one block: squared distances, distances (entries), scales and

@@ -16,6 +16,8 @@ mod distances_avx2;
 mod exp_avx2;
 mod joint_errors;
 mod oks;
+#[cfg(target_arch = "x86_64")]
+mod pck_avx2;
 mod procrustes;
 pub mod simd;
 
