@@ -557,7 +557,7 @@ fn fast_chunk<const K: usize>(
         acc.first_pass = hist;
     }
     let block = (BLOCK_ENTRIES / k).max(1);
-    // A few thresholds of unmasked 2-D rows: one pass (curves: t > 4).
+    // Fewer thresholds than a curve's, unmasked 2-D rows: one pass.
     #[cfg(target_arch = "x86_64")]
     let range = if out.is_empty() {
         pck_chunk_2d(plan, range, block, scratch, &mut acc)
@@ -643,7 +643,7 @@ fn fast_chunk<const K: usize>(
     acc
 }
 
-/// The PCK (at most four thresholds, torso or absolute) and MPJPE of the
+/// The PCK (fewer thresholds than a curve's, torso or absolute) and MPJPE of the
 /// unmasked 2-D rows at the start of `range` in one pass
 /// ([`pck_avx2::pck_2d`](super::pck_avx2::pck_2d)); returns the rows left
 /// to the flat loops (all of `range` where it does not apply). With the
@@ -659,7 +659,7 @@ fn pck_chunk_2d(
     acc: &mut Partial,
 ) -> Range<usize> {
     let (k, t) = (plan.batch.k(), plan.sorted.len());
-    if plan.batch.d() != 2 || isa() < Isa::Avx2 || t > 4 || plan.grid.is_some() {
+    if plan.batch.d() != 2 || isa() < Isa::Avx2 || t >= CURVE_SEARCH_MIN || plan.grid.is_some() {
         return range;
     }
     // Some(None): absolute thresholds (every scale 1).
@@ -718,7 +718,10 @@ fn pck_chunk_2d(
         1 => pass!(1),
         2 => pass!(2),
         3 => pass!(3),
-        _ => pass!(4),
+        4 => pass!(4),
+        5 => pass!(5),
+        6 => pass!(6),
+        _ => pass!(7),
     };
     debug_assert_eq!(groups * 8, taken);
     runs.add_counts(counts, &mut acc.correct);

@@ -1,9 +1,10 @@
-//! PCK at a few thresholds with the MPJPE's sums, for unmasked 2-D joints,
-//! in one pass with explicit AVX2: each run of eight joints goes from its
-//! coordinates to its counts in registers. The flat loops of `fast_block`
-//! stored the squares and the distances of a block, then read them back for
-//! the sums, the brackets and the counts, with no load in flight meanwhile
-//! (0.6-0.8 of the time to read the inputs once, on top of that read).
+//! PCK at one to seven thresholds (fewer than a curve's) with the MPJPE's
+//! sums, for unmasked 2-D joints, in one pass with explicit AVX2: each run
+//! of eight joints goes from its coordinates to its counts in registers.
+//! The flat loops of `fast_block` stored the squares and the distances of a
+//! block, then read them back for the sums, the brackets and the counts,
+//! with no load in flight meanwhile (0.6-0.8 of the time to read the inputs
+//! once, on top of that read).
 //!
 //! Each entry's float64 square `q` is `joint_squares`' (the bits of
 //! `fast_block`'s), and its root is summed in `fast_block`'s blocks
@@ -11,9 +12,13 @@
 //! `sqrt(q) / s <= t` is bracketed as `bounds` brackets it, with the row's
 //! scale folded into one factor: `x = q * (1 / s^2)` against
 //! `t^2 (1 -+ 1e-12)`. The few roundings of `x` (about 4.4e-16 each) are far
-//! inside that margin, so an entry outside the bracket is decided as the
-//! exact test decides it, and an entry inside it (or any NaN) takes the exact
-//! test itself.
+//! inside that margin; with `s` and `t` in `[1e-150, 1e150]` the factor and
+//! the bracket are normal numbers, and an `x` that underflows or overflows
+//! lies far on its side of the bracket. So an entry outside the bracket is
+//! decided as the exact test decides it. The exact test itself takes the entries inside
+//! the bracket, every entry of a row whose scale is out of that range (or
+//! skipped), and every entry at a threshold out of it. A NaN square passes
+//! neither side of the bracket and fails, as the exact test fails it.
 
 use std::arch::x86_64::{
     __m256d, _mm256_blendv_pd, _mm256_castpd_ps, _mm256_castps_si256, _mm256_castsi256_pd,
@@ -79,7 +84,10 @@ impl RunRows {
     }
 }
 
-/// Floats ahead of a run that it prefetches, in each slice (as the curve's).
+/// Floats ahead of a run that it prefetches, in each slice (as the curve's):
+/// PCK@0.2 + MPJPE on 1,000,000 x 17 joints took 16.6-16.8 ms without it,
+/// 15.2-15.5 with it (1,024 and 2,048 ahead: no better; one thread,
+/// AVX-512 VM).
 const PREFETCH: usize = 512;
 
 /// The bracket of one threshold `t` in `x = q / s^2`: `x <= lo` surely
@@ -397,6 +405,7 @@ mod tests {
             run::<3, false>(k, [0.0, 0.25, 0.3]);
             // Thresholds without a bracket: negative, tiny and huge.
             run::<4, true>(k, [-1.0, 1e-200, 0.5, 1e200]);
+            run::<7, true>(k, [0.05, 0.1, 0.2, 0.25, 0.3, 0.5, 1.0]);
             run::<0, true>(k, []);
         }
     }
