@@ -142,8 +142,10 @@ fn factors(scale: &[f64; 8], inv: &mut [f64; 9]) -> bool {
 /// against 15.5-15.7, one thread, AVX-512 VM.)
 /// With `SUMS`, the entries' float64 distances are added to `sums.0` as
 /// `fast_block` adds them in blocks of `sums.1` entries from the first row
-/// ([`RunSums`]). Returns the groups taken and, without `SUMS`, whether every
-/// square is finite (with them, the sum tells).
+/// ([`RunSums`]). Returns the groups taken and, without `SUMS`, whether the
+/// sum of the squares is finite (false for any NaN or infinite square, and
+/// for an overflow, where the caller's scan finds nothing); with them, the
+/// sum of the roots tells.
 ///
 /// A group with an entry inside its bracket, or a row without a factor,
 /// goes through [`settle_group`] after its runs: a check per group, where a
@@ -165,7 +167,7 @@ pub(crate) fn pck_2d<const T: usize, const SUMS: bool>(
     let groups = (p.len() / (16 * k))
         .min(g.len() / (16 * k))
         .min(if counts.len() >= T * k { usize::MAX } else { 0 });
-    let mut nan = _mm256_setzero_pd();
+    let mut squares = _mm256_setzero_pd();
     let mut lanes_sum = RunSums::new(sums.1);
     let bounds = limits.map(|(lo, hi, _)| (_mm256_set1_pd(lo), _mm256_set1_pd(hi)));
     let (mut scale, mut inv) = ([0.0; 8], [0.0; 9]);
@@ -204,8 +206,8 @@ pub(crate) fn pck_2d<const T: usize, const SUMS: bool>(
                 if SUMS {
                     lanes_sum.add([_mm256_sqrt_pd(q[0]), _mm256_sqrt_pd(q[1])], sums.0);
                 } else {
-                    let z = _mm256_add_pd(_mm256_sub_pd(q[0], q[0]), _mm256_sub_pd(q[1], q[1]));
-                    nan = _mm256_add_pd(nan, z);
+                    // Squares are >= 0: a NaN or infinite one makes the sum so.
+                    squares = _mm256_add_pd(squares, _mm256_add_pd(q[0], q[1]));
                 }
                 let (a, b) = (
                     _mm256_set1_pd(*this_inv.get_unchecked(first)),
@@ -239,7 +241,10 @@ pub(crate) fn pck_2d<const T: usize, const SUMS: bool>(
     if SUMS {
         lanes_sum.flush(sums.0);
     }
-    let finite = _mm256_movemask_pd(_mm256_cmp_pd::<_CMP_EQ_OQ>(nan, nan)) == 0b1111;
+    // s - s is 0 for a finite sum, NaN otherwise (an overflow of finite
+    // squares too: the caller's scan then finds nothing).
+    let z = _mm256_sub_pd(squares, squares);
+    let finite = _mm256_movemask_pd(_mm256_cmp_pd::<_CMP_EQ_OQ>(z, z)) == 0b1111;
     (groups, finite)
 }
 
@@ -354,13 +359,13 @@ mod tests {
         let mut got = vec![0u64; T * k];
         rows_table.add_counts(&counts, &mut got);
         assert_eq!(got, want, "k {k}, thresholds {limits_t:?}");
+        let clean: Vec<f32> = p
+            .iter()
+            .map(|x| if x.is_finite() { *x } else { 0.0 })
+            .collect();
         if SUMS {
             // NaN predictions make both sums NaN: compare without them too.
             assert_eq!(sum.is_nan(), want_sum.is_nan());
-            let clean: Vec<f32> = p
-                .iter()
-                .map(|x| if x.is_finite() { *x } else { 0.0 })
-                .collect();
             let mut s = 0.0;
             let mut c = vec![[0i32; 8]; T * k];
             // SAFETY: as above.
@@ -389,6 +394,12 @@ mod tests {
             );
         } else {
             assert!(!finite, "the NaN predictions are reported");
+            let mut c = vec![[0i32; 8]; T * k];
+            // SAFETY: as above.
+            let (_, clean_finite) = unsafe {
+                pck_2d::<T, SUMS>((&clean, &g), fill, &rows_table, &lim, &mut c, (&mut 0.0, 1))
+            };
+            assert!(clean_finite, "finite squares are not reported");
         }
         let _ = m;
     }
