@@ -3,7 +3,8 @@
 //! joint's squares, where the autovectorised loop deinterlaced with four
 //! shuffles per eight floats. The same operations per joint as
 //! [`super::simd::squared_distances`] (dx*dx + dy*dy in float64), so the
-//! same bits.
+//! same bits; and [`RunSums`], the one-pass kernels' sums of their roots in
+//! the order the flat loops sum them.
 
 use std::arch::x86_64::{
     __m256d, _mm256_add_pd, _mm256_and_pd, _mm256_andnot_pd, _mm256_castsi256_pd,

@@ -519,6 +519,7 @@ struct Scratch {
     /// [`pck_chunk_2d`]'s run tables (for their `k`) and counts.
     #[cfg(target_arch = "x86_64")]
     runs: Option<RunRows>,
+    #[cfg(target_arch = "x86_64")]
     counts: Vec<[i32; 8]>,
 }
 
