@@ -660,14 +660,14 @@ fn pck_chunk_2d(
     acc: &mut Partial,
 ) -> Range<usize> {
     let (k, t) = (plan.batch.k(), plan.sorted.len());
-    if plan.batch.d() != 2 || isa() < Isa::Avx2 || t >= CURVE_SEARCH_MIN || plan.grid.is_some() {
+    // Curves (t >= CURVE_SEARCH_MIN) take the grid or the search.
+    if plan.batch.d() != 2 || isa() < Isa::Avx2 || t >= CURVE_SEARCH_MIN {
         return range;
     }
-    // Some(None): absolute thresholds (every scale 1).
+    // None: no PCK, or absolute thresholds (every scale 1).
     let torso = match plan.norm {
-        None => None,
-        Some(PckNorm::Torso { a, b, floor }) => Some(Some((*a, *b, *floor))),
-        Some(PckNorm::Absolute) => Some(None),
+        Some(PckNorm::Torso { a, b, floor }) => Some((*a, *b, *floor)),
+        None | Some(PckNorm::Absolute) => None,
         Some(_) => return range,
     };
     let unit = if plan.mpjpe {
@@ -690,14 +690,12 @@ fn pck_chunk_2d(
     let counts = sized(&mut scratch.counts, t * k);
     counts.fill([0; 8]);
     let fill = |row: usize, out: &mut [f64; 8]| match torso {
-        Some(Some(torso)) => {
+        Some(torso) => {
             let g = &g[row * 2 * k..(row + 8) * 2 * k];
             // SAFETY: pck_2d runs only where isa() reports AVX2 (above).
-            if !unsafe { torso_scales_8(g, k, torso, out) } {
-                torso_scales::<2>(g, k, torso, out);
-            }
+            unsafe { torso_scales_2d(g, k, torso, out) };
         }
-        _ => out.fill(1.0),
+        None => out.fill(1.0),
     };
     let before = acc.dist_sum;
     let sums = (&mut acc.dist_sum, block * k);
@@ -726,7 +724,7 @@ fn pck_chunk_2d(
     };
     debug_assert_eq!(groups * 8, taken);
     runs.add_counts(counts, &mut acc.correct);
-    if torso.is_some() {
+    if plan.norm.is_some() {
         acc.scored_samples += taken as u64;
     }
     acc.dist_count += (taken * k) as u64;
@@ -1001,9 +999,7 @@ fn curve_block32_2d(
         if let Some(torso) = torso {
             let g = &g[r.start * 2 * k..r.end * 2 * k];
             // SAFETY: the caller made lanes only where isa() reports AVX2.
-            if !unsafe { torso_scales_8(g, k, torso, out) } {
-                torso_scales::<2>(g, k, torso, out);
-            }
+            unsafe { torso_scales_2d(g, k, torso, out) };
         }
     };
     match torso {
@@ -1239,6 +1235,21 @@ fn torso_scales<const D: usize>(
             q += x * x;
         }
         *sc = q.sqrt().max(floor);
+    }
+}
+
+/// [`torso_scales`] of the eight 2-D rows of `g` into `out`, in AVX2 lanes
+/// ([`torso_scales_8`]) where its checks pass.
+///
+/// # Safety
+///
+/// The CPU has AVX2.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn torso_scales_2d(g: &[f32], k: usize, torso: (usize, usize, f64), out: &mut [f64]) {
+    // SAFETY: the caller's.
+    if !unsafe { torso_scales_8(g, k, torso, out) } {
+        torso_scales::<2>(g, k, torso, out);
     }
 }
 
