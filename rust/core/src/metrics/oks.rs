@@ -407,6 +407,97 @@ mod tests {
         assert!((out[0] - expect).abs() < 1e-15);
     }
 
+    /// One sample's OKS by the kernel's steps, one at a time: squares,
+    /// keypoint box (or the given area), weights, exp, `plain_sum`, 1 / k.
+    fn by_steps(p: &[f32], g: &[f32], inv_var: &[f64], area: Option<f64>) -> f64 {
+        let k = inv_var.len();
+        let area = area.unwrap_or_else(|| labelled_box_area(g, None, k));
+        let a = 1.0 / (2.0 * (area + f64::EPSILON));
+        let terms: Vec<f64> = (0..k)
+            .map(|j| {
+                let q = super::super::simd::square::<2>(&p[2 * j..], &g[2 * j..]);
+                exp_neg::<true>(q * (inv_var[j] * a))
+            })
+            .collect();
+        plain_sum(&terms) * (1.0 / k as f64)
+    }
+
+    #[test]
+    fn every_labelled_sample_has_the_bits_of_the_steps() {
+        #[cfg(target_arch = "x86_64")]
+        if isa() < Isa::Avx2 {
+            return; // the baseline build's exp has no FMA, so other bits
+        }
+        let wave = |i: usize, f: f32| (i as f32 * f).sin();
+        for k in [1usize, 2, 3, 4, 5, 8, 15, 17, 31, 32, 33] {
+            for n in [0usize, 1, 3, 4, 5, 9, 13] {
+                let gt: Vec<f32> = (0..n * k * 2).map(|i| 3.0 * wave(i, 0.71)).collect();
+                let mut pred: Vec<f32> = gt
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &x)| x + 0.4 * wave(i, 1.37))
+                    .collect();
+                let mut gt = gt;
+                // Sample 1: a NaN and an infinite prediction; sample 2: every
+                // joint at one point (a zero box); sample 4: exact predictions
+                // and signed zeros.
+                if n > 1 {
+                    pred[2 * k] = f32::NAN;
+                    pred[2 * k + 2 * k - 1] = f32::INFINITY;
+                }
+                if n > 2 {
+                    gt[4 * k..6 * k].fill(0.5);
+                }
+                if n > 4 {
+                    pred[8 * k..10 * k].copy_from_slice(&gt[8 * k..10 * k]);
+                    gt[8 * k] = -0.0;
+                    pred[8 * k + 1] = -0.0;
+                }
+                let sigmas: Vec<f64> = (0..k).map(|j| 0.025 + 0.01 * j as f64).collect();
+                let inv_var: Vec<f64> = sigmas
+                    .iter()
+                    .map(|s| 1.0 / ((2.0 * s) * (2.0 * s)))
+                    .collect();
+                let given: Vec<f64> = (0..n).map(|i| [0.0, 2.5, 1e-9, 40.0][i % 4]).collect();
+                let b = PoseBatch::new(&pred, &gt, None, [n, k, 2]).unwrap();
+                for area in [OksArea::KeypointBBox, OksArea::Given(&given)] {
+                    let mut got = vec![0.0; n];
+                    oks(&b, &sigmas, area, None, &mut got).unwrap();
+                    for (i, g) in got.iter().enumerate() {
+                        let a = match area {
+                            OksArea::Given(a) => Some(a[i]),
+                            OksArea::KeypointBBox => None,
+                        };
+                        let w = 2 * k;
+                        let want = by_steps(
+                            &pred[i * w..(i + 1) * w],
+                            &gt[i * w..(i + 1) * w],
+                            &inv_var,
+                            a,
+                        );
+                        assert_eq!(
+                            g.to_bits(),
+                            want.to_bits(),
+                            "k {k} n {n} sample {i}: {g} {want}"
+                        );
+                    }
+                }
+                // A non-finite ground truth is named, in the first or the last sample.
+                for bad in [0, n.saturating_sub(1)] {
+                    if n == 0 {
+                        continue;
+                    }
+                    let mut gt = gt.clone();
+                    gt[bad * 2 * k + 1] = f32::NAN;
+                    let b = PoseBatch::new(&pred, &gt, None, [n, k, 2]).unwrap();
+                    let e = oks(&b, &sigmas, OksArea::KeypointBBox, None, &mut vec![0.0; n]);
+                    let msg = format!("{}", e.unwrap_err());
+                    assert!(msg.contains(&format!("sample {bad}, joint 0")), "{msg}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn unlabelled_gt_needs_a_bbox() {
         let gt = [0.0f32; 4];
