@@ -182,9 +182,8 @@ pub(crate) fn torso_scales_8(
     out: &mut [f64],
 ) -> bool {
     use std::arch::x86_64::{
-        __m256d, _mm_castpd_ps, _mm_load_sd, _mm_loadh_pd, _mm256_cvtps_pd, _mm256_hadd_pd,
-        _mm256_max_pd, _mm256_mul_pd, _mm256_set1_pd, _mm256_sqrt_pd, _mm256_storeu_pd,
-        _mm256_sub_pd,
+        __m256d, _mm_castpd_ps, _mm_setr_pd, _mm256_cvtps_pd, _mm256_hadd_pd, _mm256_max_pd,
+        _mm256_mul_pd, _mm256_set1_pd, _mm256_sqrt_pd, _mm256_storeu_pd, _mm256_sub_pd,
     };
     if g.len() < 16 * k || out.len() < 8 || a >= k || b >= k {
         return false;
@@ -196,10 +195,14 @@ pub(crate) fn torso_scales_8(
         unsafe {
             // x y of rows 4 half + 0, 1 and + 2, 3 of joint j, as float64.
             let pairs = |j: usize| {
-                let at = |r: usize| base.add(2 * ((4 * half + r) * k + j)).cast::<f64>();
-                let two = |r: usize| {
-                    _mm256_cvtps_pd(_mm_castpd_ps(_mm_loadh_pd(_mm_load_sd(at(r)), at(r + 1))))
+                // One unaligned 64-bit read per pair: a float32 slice is only
+                // sure to be 4-byte aligned (`_mm_load_sd` reads an aligned f64).
+                let pair = |r: usize| {
+                    let at = base.add(2 * ((4 * half + r) * k + j)).cast::<u64>();
+                    f64::from_bits(std::ptr::read_unaligned(at))
                 };
+                let two =
+                    |r: usize| _mm256_cvtps_pd(_mm_castpd_ps(_mm_setr_pd(pair(r), pair(r + 1))));
                 (two(0), two(2))
             };
             let ((a0, a1), (b0, b1)) = (pairs(a), pairs(b));
@@ -363,11 +366,20 @@ mod tests {
                 let y = f64::from(r[2 * a + 1]) - f64::from(r[2 * b + 1]);
                 *w = (0.0 + x * x + y * y).sqrt().max(floor);
             }
-            let mut got = vec![-1.0; 8];
-            // SAFETY: the CPU has AVX2 (checked above).
-            assert!(unsafe { torso_scales_8(&g, k, (a, b, floor), &mut got) });
-            for (w, x) in want.iter().zip(&got) {
-                assert_eq!(w.to_bits(), x.to_bits(), "{a} {b}: {want:?} {got:?}");
+            // Also from a float32 slice 4 bytes past an 8-byte boundary (a
+            // numpy view can start there): the 64-bit pair loads are unaligned.
+            let mut shifted = vec![0.0f32; g.len() + 2];
+            let at = (shifted.as_ptr().align_offset(8) / 4 + 1) % 2;
+            shifted[at..at + g.len()].copy_from_slice(&g);
+            let odd = &shifted[at..at + g.len()];
+            assert_eq!(odd.as_ptr() as usize % 8, 4);
+            for gs in [&g[..], odd] {
+                let mut got = vec![-1.0; 8];
+                // SAFETY: the CPU has AVX2 (checked above).
+                assert!(unsafe { torso_scales_8(gs, k, (a, b, floor), &mut got) });
+                for (w, x) in want.iter().zip(&got) {
+                    assert_eq!(w.to_bits(), x.to_bits(), "{a} {b}: {want:?} {got:?}");
+                }
             }
         }
     }
