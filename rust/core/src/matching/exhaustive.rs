@@ -44,6 +44,45 @@ fn smallest<const K: usize>(m: usize, line: impl Fn(usize) -> f64) -> ([f64; K],
     (v, at)
 }
 
+/// The lane of each of two lines from each line's two smallest values `v`
+/// and their lanes `at` ([`smallest`]): different first choices are
+/// optimal; else one line takes its second.
+#[inline(always)]
+pub(super) fn choose2(v: [[f64; 2]; 2], at: [[usize; 2]; 2]) -> [usize; 2] {
+    let ([va, vb], [ja, jb]) = (v, at);
+    let second_b = va[0] + vb[1] <= va[1] + vb[0];
+    let (j, l) = pick(
+        ja[0] != jb[0],
+        (ja[0], jb[0]),
+        pick(second_b, (ja[0], jb[1]), (ja[1], jb[0])),
+    );
+    [j, l]
+}
+
+/// The lane of each of three lines from each line's three smallest:
+/// each of the first two lines' three at distinct lanes, then the third
+/// line's first free one; nine totals, their minimum, the first lane at it.
+#[inline(always)]
+pub(super) fn choose3(v: [[f64; 3]; 3], at: [[usize; 3]; 3]) -> [usize; 3] {
+    let ([va, vb, vc], [ja, jb, jc]) = (v, at);
+    let mut t = [INF; 9];
+    let mut third = [0usize; 9];
+    for (s, (slot, q)) in t.iter_mut().zip(&mut third).enumerate() {
+        let (j, l) = (ja[s / 3], jb[s % 3]);
+        let used = |q: usize| usize::from((q == j) | (q == l));
+        let free = used(jc[0]) * (1 + used(jc[1]));
+        *q = jc[free];
+        *slot = if j == l {
+            INF
+        } else {
+            va[s / 3] + vb[s % 3] + vc[free]
+        };
+    }
+    let best = t.iter().fold(INF, |m, &x| lo(m, x));
+    let s = t.iter().position(|&x| x == best).unwrap_or(0);
+    [ja[s / 3], jb[s % 3], third[s]]
+}
+
 /// Solve the `n_rows x n_cols` block (rows `stride` apart; smaller side 2
 /// or 3) if every entry's magnitude is at most `limit` (which NaN and
 /// infinities fail), appending the pairs sorted by row. False, with `pairs`
@@ -83,36 +122,13 @@ pub(super) fn try_solve(
     if k == 2 {
         let (va, ja) = smallest::<2>(m, at(0));
         let (vb, jb) = smallest::<2>(m, at(1));
-        // Different first choices are optimal; else one line takes its second.
-        let second_b = va[0] + vb[1] <= va[1] + vb[0];
-        let (j, l) = pick(
-            ja[0] != jb[0],
-            (ja[0], jb[0]),
-            pick(second_b, (ja[0], jb[1]), (ja[1], jb[0])),
-        );
+        let [j, l] = choose2([va, vb], [ja, jb]);
         found[..2].copy_from_slice(&[(0, j), (1, l)]);
     } else {
         let (va, ja) = smallest::<3>(m, at(0));
         let (vb, jb) = smallest::<3>(m, at(1));
         let (vc, jc) = smallest::<3>(m, at(2));
-        // Each of a's and b's three at distinct lanes, then c's first free
-        // one: nine totals, their minimum, the first lane at it.
-        let mut t = [INF; 9];
-        let mut third = [0usize; 9];
-        for (s, (slot, q)) in t.iter_mut().zip(&mut third).enumerate() {
-            let (j, l) = (ja[s / 3], jb[s % 3]);
-            let used = |q: usize| usize::from((q == j) | (q == l));
-            let free = used(jc[0]) * (1 + used(jc[1]));
-            *q = jc[free];
-            *slot = if j == l {
-                INF
-            } else {
-                va[s / 3] + vb[s % 3] + vc[free]
-            };
-        }
-        let best = t.iter().fold(INF, |m, &x| lo(m, x));
-        let s = t.iter().position(|&x| x == best).unwrap_or(0);
-        let (j, l, q) = (ja[s / 3], jb[s % 3], third[s]);
+        let [j, l, q] = choose3([va, vb, vc], [ja, jb, jc]);
         found = [(0, j), (1, l), (2, q)];
     }
     let found = &mut found[..k];

@@ -367,9 +367,9 @@ where
     if crate::metrics::simd::isa() < crate::metrics::simd::Isa::Avx2 {
         return out;
     }
-    // Problems waiting for three more of their shape (rows, cols from 4 to 8).
-    let mut waiting = [[0usize; LANES]; 25];
-    let mut count = [0usize; 25];
+    // Problems waiting for three more of their shape (rows, cols from 2 to 8).
+    let mut waiting = [[0usize; LANES]; 49];
+    let mut count = [0usize; 49];
     for b in range.clone() {
         if b + AHEAD < range.end {
             let (cost, r, c, stride) = problem(b + AHEAD);
@@ -381,7 +381,7 @@ where
         if !may_take(p) {
             continue;
         }
-        let key = (p.1 - 4) * 5 + (p.2 - 4);
+        let key = (p.1 - 2) * 7 + (p.2 - 2);
         waiting[key][count[key]] = b;
         count[key] += 1;
         if count[key] == LANES {
@@ -416,13 +416,13 @@ fn prefetch(x: &[f64]) {
 
 /// Whether problems of this shape go to [`solve_group`].
 pub(super) fn may_take((_, rows, cols, _): (&[f64], usize, usize, usize)) -> bool {
-    (4..=8).contains(&rows) && (4..=8).contains(&cols)
+    (2..=8).contains(&rows) && (2..=8).contains(&cols)
 }
 
-/// Four problems `(costs, rows, cols, row stride)` for [`solve4`]: of one
-/// shape and stride, both sides from 4 to 8, on a CPU with AVX2 (None
-/// otherwise). A problem taller than wide is solved transposed, as the
-/// scalar solvers do. Each answered lane holds the column of each row of the
+/// Four problems `(costs, rows, cols, row stride)` for [`solve4`], or with
+/// a smaller side of 2 or 3 for `search_lanes::search4`: of one shape and
+/// stride, both sides from 2 to 8, on a CPU with AVX2 (None otherwise). A
+/// problem taller than wide is solved transposed, as the scalar solvers do. Each answered lane holds the column of each row of the
 /// solved problem; [`pairs`] turns it into the problem's pairs.
 pub(super) fn solve_group(
     problems: &[(&[f64], usize, usize, usize); LANES],
@@ -440,6 +440,10 @@ pub(super) fn solve_group(
     let costs = problems.map(|p| p.0);
     let (short, long, transposed) = (r.min(c), r.max(c), c < r);
     let limit = overflow_limit(short);
+    if short <= 3 {
+        // SAFETY: isa() reports only features the CPU has.
+        return Some(unsafe { super::search_lanes::search4(costs, [r, c, stride], limit) });
+    }
     macro_rules! solve {
         ($($r:literal x $n:literal),*) => {
             match (short, long) {
@@ -469,12 +473,12 @@ pub(super) fn pairs(
         for (j, &i) in solved.iter().enumerate().take(cols) {
             col_of[usize::from(i)] = j;
         }
+        // Written at every row and kept by the count, not a branch: which
+        // rows are matched is data, and the branch mispredicted.
         let mut n = 0;
         for (i, &j) in col_of.iter().enumerate().take(rows) {
-            if j != usize::MAX {
-                out[n] = (i, j);
-                n += 1;
-            }
+            out[n.min(7)] = (i, j);
+            n += usize::from(j != usize::MAX);
         }
         n
     } else {

@@ -10,6 +10,8 @@ mod exhaustive;
 #[cfg(target_arch = "x86_64")]
 mod lanes;
 mod lsap;
+#[cfg(target_arch = "x86_64")]
+mod search_lanes;
 mod small;
 
 pub use batch::{BatchAssignment, assign_batch, assign_padded};
