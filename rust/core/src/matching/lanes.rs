@@ -414,16 +414,20 @@ fn prefetch(x: &[f64]) {
     }
 }
 
-/// Whether problems of this shape go to [`solve_group`].
+/// Whether problems of this shape go to [`solve_group`]: sides from 2 to 8,
+/// the longer at least 4 (2 x 3 and smaller searches took longer grouped
+/// than alone). `&`, not `&&`: one branch on the answer instead of one per
+/// test, which batches of mixed small shapes mispredicted.
 pub(super) fn may_take((_, rows, cols, _): (&[f64], usize, usize, usize)) -> bool {
-    (2..=8).contains(&rows) && (2..=8).contains(&cols)
+    (2..=8).contains(&rows) & (2..=8).contains(&cols) & (rows.max(cols) >= 4)
 }
 
 /// Four problems `(costs, rows, cols, row stride)` for [`solve4`], or with
 /// a smaller side of 2 or 3 for `search_lanes::search4`: of one shape and
-/// stride, both sides from 2 to 8, on a CPU with AVX2 (None otherwise). A
-/// problem taller than wide is solved transposed, as the scalar solvers do. Each answered lane holds the column of each row of the
-/// solved problem; [`pairs`] turns it into the problem's pairs.
+/// stride, a shape [`may_take`] takes, on a CPU with AVX2 (None otherwise).
+/// A problem taller than wide is solved transposed, as the scalar solvers
+/// do. Each answered lane holds the column of each row of the solved
+/// problem; [`pairs`] turns it into the problem's pairs.
 pub(super) fn solve_group(
     problems: &[(&[f64], usize, usize, usize); LANES],
 ) -> Option<[Option<Columns>; LANES]> {
