@@ -48,7 +48,7 @@ pub(super) type Columns = [u8; 8];
 /// Select `a` where the lanes of `m` are set, else `b` (integer lanes).
 #[inline]
 #[target_feature(enable = "avx2")]
-fn pick_i(m: __m256i, a: __m256i, b: __m256i) -> __m256i {
+pub(super) fn pick_i(m: __m256i, a: __m256i, b: __m256i) -> __m256i {
     _mm256_castpd_si256(_mm256_blendv_pd(
         _mm256_castsi256_pd(b),
         _mm256_castsi256_pd(a),
@@ -84,7 +84,7 @@ fn not(a: __m256i) -> __m256i {
 
 #[inline]
 #[target_feature(enable = "avx2")]
-fn float_mask(m: __m256d) -> __m256i {
+pub(super) fn float_mask(m: __m256d) -> __m256i {
     _mm256_castpd_si256(m)
 }
 
@@ -494,7 +494,7 @@ pub(super) fn pairs(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::super::lsap::{Mode, Solver};
     use super::super::small::tests::rng;
     use super::*;
@@ -518,29 +518,7 @@ mod tests {
             let (r, c) = (4 + trial % 5, 4 + (trial / 5) % 5);
             let stride = c + trial % 3;
             let kind = (trial / 25) % 3;
-            let mut problems: Vec<Vec<f64>> = (0..LANES)
-                .map(|_| {
-                    (0..r * stride)
-                        .map(|_| {
-                            let x = rng(&mut seed);
-                            match kind {
-                                0 => x * 200.0 - 100.0,
-                                1 => match (x * 6.0) as u32 {
-                                    0 => -0.0,
-                                    1 => 0.0,
-                                    k => f64::from(k) - 3.0,
-                                },
-                                _ => (x * 1e6).round() / 1e3,
-                            }
-                        })
-                        .collect()
-                })
-                .collect();
-            if trial % 7 == 0 {
-                let bad = [f64::NAN, f64::INFINITY, -f64::INFINITY, 1e307][trial % 4];
-                let at = (trial / 7) % (r * c);
-                problems[trial % LANES][(at / c) * stride + at % c] = bad;
-            }
+            let problems = four_problems(&mut seed, [r, c, stride], kind, trial);
             let group: [(&[f64], usize, usize, usize); LANES] =
                 std::array::from_fn(|l| (&problems[l][..], r, c, stride));
             let got = solve_group(&group).expect("an AVX2 CPU and alike problems");
@@ -562,5 +540,41 @@ mod tests {
             "{answered:?} of {lanes:?}"
         );
         eprintln!("{answered:?} of {lanes:?}");
+    }
+
+    /// Four `r x c` problems at row stride `stride` for one group: `kind` 0
+    /// uniform, 1 small integers and signed zeros (ties), 2 rounded; when
+    /// `trial` is a multiple of 7, one lane gets a NaN, an infinity or a huge
+    /// entry.
+    pub(in super::super) fn four_problems(
+        seed: &mut u64,
+        [r, c, stride]: [usize; 3],
+        kind: usize,
+        trial: usize,
+    ) -> Vec<Vec<f64>> {
+        let mut problems: Vec<Vec<f64>> = (0..LANES)
+            .map(|_| {
+                (0..r * stride)
+                    .map(|_| {
+                        let x = rng(seed);
+                        match kind {
+                            0 => x * 200.0 - 100.0,
+                            1 => match (x * 6.0) as u32 {
+                                0 => -0.0,
+                                1 => 0.0,
+                                k => f64::from(k) - 3.0,
+                            },
+                            _ => (x * 1e6).round() / 1e3,
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        if trial.is_multiple_of(7) {
+            let bad = [f64::NAN, f64::INFINITY, -f64::INFINITY, 1e307][trial % 4];
+            let at = (trial / 7) % (r * c);
+            problems[trial % LANES][(at / c) * stride + at % c] = bad;
+        }
+        problems
     }
 }

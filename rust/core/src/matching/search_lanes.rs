@@ -8,14 +8,13 @@
 //! lanes, and `exhaustive::choose2` / `choose3` then make the same choice.
 
 use std::arch::x86_64::{
-    __m256d, __m256i, _CMP_LE_OQ, _CMP_LT_OQ, _mm256_and_pd, _mm256_andnot_pd, _mm256_blendv_pd,
-    _mm256_castpd_si256, _mm256_castsi256_pd, _mm256_cmp_pd, _mm256_max_pd, _mm256_min_pd,
-    _mm256_movemask_pd, _mm256_set1_epi64x, _mm256_set1_pd, _mm256_setr_pd, _mm256_storeu_pd,
-    _mm256_storeu_si256,
+    __m256d, _CMP_LE_OQ, _CMP_LT_OQ, _mm256_and_pd, _mm256_andnot_pd, _mm256_castsi256_pd,
+    _mm256_cmp_pd, _mm256_max_pd, _mm256_min_pd, _mm256_movemask_pd, _mm256_set1_epi64x,
+    _mm256_set1_pd, _mm256_setr_pd, _mm256_storeu_pd, _mm256_storeu_si256,
 };
 
 use super::exhaustive::{choose2, choose3};
-use super::lanes::{Columns, LANES};
+use super::lanes::{Columns, LANES, float_mask, pick_i};
 
 /// The four problems `costs` (`rows x cols`, rows `stride` apart; the
 /// smaller side 2 or 3, the longer at most 8; the caller checked that each
@@ -69,10 +68,11 @@ fn search<const K: usize>(
             let below: [__m256d; K] =
                 std::array::from_fn(|s| _mm256_cmp_pd::<_CMP_LT_OQ>(x, vl[s]));
             for s in (1..K).rev() {
-                al[s] = pick(below[s - 1], al[s - 1], pick(below[s], jv, al[s]));
+                let (up, here) = (float_mask(below[s - 1]), float_mask(below[s]));
+                al[s] = pick_i(up, al[s - 1], pick_i(here, jv, al[s]));
                 vl[s] = _mm256_min_pd(vl[s], _mm256_max_pd(vl[s - 1], x));
             }
-            al[0] = pick(below[0], jv, al[0]);
+            al[0] = pick_i(float_mask(below[0]), jv, al[0]);
             vl[0] = _mm256_min_pd(vl[0], x);
         }
     }
@@ -116,17 +116,6 @@ fn search<const K: usize>(
     })
 }
 
-/// Select `a` where the lanes of `m` are set, else `b` (integer lanes).
-#[inline]
-#[target_feature(enable = "avx2")]
-fn pick(m: __m256d, a: __m256i, b: __m256i) -> __m256i {
-    _mm256_castpd_si256(_mm256_blendv_pd(
-        _mm256_castsi256_pd(b),
-        _mm256_castsi256_pd(a),
-        m,
-    ))
-}
-
 /// The first `N` of a line's `K` values (`N == K` where it is called).
 fn first<const N: usize, T: Copy + Default>(x: &[T]) -> [T; N] {
     std::array::from_fn(|i| x.get(i).copied().unwrap_or_default())
@@ -135,16 +124,16 @@ fn first<const N: usize, T: Copy + Default>(x: &[T]) -> [T; N] {
 #[cfg(test)]
 mod tests {
     use super::super::exhaustive::try_solve;
+    use super::super::lanes::tests::four_problems;
     use super::super::lanes::{pairs, solve_group};
     use super::super::lsap::overflow_limit;
-    use super::super::small::tests::rng;
     use super::*;
 
     /// Every lane has the pairs of `exhaustive::try_solve`, and a lane goes
     /// back exactly where it returns false: every shape with a smaller side
     /// of 2 or 3 and a longer one from 4 to 8, both orientations, rows at a
-    /// stride, uniform costs, small integers with signed zeros (ties), a NaN,
-    /// an infinity or an entry above the limit in one lane; through
+    /// stride, uniform, small-integer with signed zeros (ties) and rounded
+    /// costs, a NaN, an infinity or an entry above the limit in one lane; through
     /// `lanes::solve_group` as batches reach it.
     #[test]
     fn lanes_equal_the_scalar_search() {
@@ -161,26 +150,7 @@ mod tests {
             }
             let (r, c) = if trial % 3 == 0 { (m, k) } else { (k, m) };
             let stride = c + trial % 3;
-            let ties = trial % 5 < 2;
-            let mut problems: Vec<Vec<f64>> = (0..LANES)
-                .map(|_| {
-                    (0..r * stride)
-                        .map(|_| {
-                            let x = rng(&mut seed);
-                            if ties {
-                                [-0.0, 0.0, 1.0, -1.0, 2.0][(x * 5.0) as usize]
-                            } else {
-                                x * 200.0 - 100.0
-                            }
-                        })
-                        .collect()
-                })
-                .collect();
-            if trial % 7 == 0 {
-                let bad = [f64::NAN, f64::INFINITY, -f64::INFINITY, 1e307][trial % 4];
-                let at = (trial / 7) % (r * c);
-                problems[trial % LANES][(at / c) * stride + at % c] = bad;
-            }
+            let problems = four_problems(&mut seed, [r, c, stride], trial / 14 % 3, trial);
             let group: [(&[f64], usize, usize, usize); LANES] =
                 std::array::from_fn(|l| (&problems[l][..], r, c, stride));
             let got = solve_group(&group);
