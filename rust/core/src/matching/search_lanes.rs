@@ -1,8 +1,8 @@
 //! Four problems of one shape whose smaller side is 2 or 3 (and the longer
-//! from 4 to 8), one in each lane of AVX2 vectors: the search of `exhaustive.rs` with each line's smallest
-//! entries kept for the four problems at once. The running minima are most
-//! of a search (a 3 x 8 took 75 ns alone): compares and selects, each one
-//! here for four problems. They are the same operations as
+//! from 4 to 8), one in each lane of AVX2 vectors: the search of
+//! `exhaustive.rs` with each line's smallest entries kept for the four
+//! problems at once. The running minima are most of a search (a 3 x 8 took
+//! 75 ns alone): compares and selects, each one here for four problems. They are the same operations as
 //! `exhaustive::smallest` (`minpd` / `maxpd` pick as its `lo` / `hi` do,
 //! ties and signed zeros included), so every lane finds the same values and
 //! lanes, and `exhaustive::choose2` / `choose3` then make the same choice.
@@ -17,7 +17,7 @@ use super::exhaustive::{choose2, choose3};
 use super::lanes::{Columns, LANES, float_mask, pick_i};
 
 /// The four problems `costs` (`rows x cols`, rows `stride` apart; the
-/// smaller side 2 or 3, the longer at most 8; the caller checked that each
+/// smaller side 2 or 3, the longer up to 8; the caller checked that each
 /// slice holds its block) solved as `exhaustive::try_solve` solves each:
 /// per lane, the lane of each line of the smaller side (a row, or a column
 /// of a problem taller than wide, as the lanes of `lanes.rs` hold a
