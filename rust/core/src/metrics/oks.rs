@@ -437,13 +437,12 @@ mod tests {
         let wave = |i: usize, f: f32| (i as f32 * f).sin();
         for k in [1usize, 2, 3, 4, 5, 8, 15, 17, 31, 32, 33] {
             for n in [0usize, 1, 3, 4, 5, 9, 13] {
-                let gt: Vec<f32> = (0..n * k * 2).map(|i| 3.0 * wave(i, 0.71)).collect();
+                let mut gt: Vec<f32> = (0..n * k * 2).map(|i| 3.0 * wave(i, 0.71)).collect();
                 let mut pred: Vec<f32> = gt
                     .iter()
                     .enumerate()
                     .map(|(i, &x)| x + 0.4 * wave(i, 1.37))
                     .collect();
-                let mut gt = gt;
                 // Sample 1: a NaN and an infinite prediction; sample 2: every
                 // joint at one point (a zero box); sample 4: exact predictions
                 // and signed zeros.
